@@ -1,0 +1,53 @@
+// Errors raised by pflow. Every error about user input names the offending field and its value.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace pflow {
+
+// Bad user input: a parameter, config field or file content. `field` is the parameter name
+// (or JSON path), `value` its printed value, `why` what is wrong with it.
+class InputError : public std::runtime_error {
+ public:
+  InputError(std::string field, std::string value, const std::string& why)
+      : std::runtime_error(field + " = " + value + ": " + why),
+        field_(std::move(field)),
+        value_(std::move(value)),
+        why_(why) {}
+  const std::string& field() const { return field_; }
+  const std::string& value() const { return value_; }
+  const std::string& why() const { return why_; }
+  // The same error with its field placed under a JSON path: "sde" + "beta_min".
+  InputError under(const std::string& path) const {
+    return InputError(path + "." + field_, value_, why_);
+  }
+
+ private:
+  std::string field_;
+  std::string value_;
+  std::string why_;
+};
+
+// A numerical failure (non-finite state, failed factorisation, integrator gave up).
+class NumericalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+template <class T>
+std::string to_text(const T& v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+// Throws InputError(field, value, why) unless `ok`.
+template <class T>
+void require(bool ok, const std::string& field, const T& value, const std::string& why) {
+  if (!ok) throw InputError(field, to_text(value), why);
+}
+
+}  // namespace pflow

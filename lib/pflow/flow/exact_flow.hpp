@@ -1,0 +1,169 @@
+// Exact PF-ODE flow maps x_s -> x_t for Gaussian (and Dirac) data (MATH.md sec. 2).
+//
+// * Scalar SDEs (closed form): with S0 = U diag(s_i) U^T and C_t = alpha_t^2 S0 + sigma_t^2 I
+//   (all C_t commute), x_t = alpha_t mu + C_t^{1/2} C_s^{-1/2} (x_s - alpha_s mu).
+// * Matrix SDEs: any R with dR/dt = (F + D C^{-1}) R and R R^T = C at one time keeps R R^T = C,
+//   and x_t - m_t = R_t R_s^{-1} (x_s - m_s). R is integrated forwards in time from the earlier
+//   of s, t (backwards is ill-conditioned), starting at the Cholesky factor there; the map does
+//   not depend on that choice.
+// * 2x2 blocks (CLD): R = L Rot(theta), L = chol(C), with theta' = -(L^{-1} A L)_{01},
+//   A = F + D C^{-1} (derived in analytic/blurring_and_flow.py), so R_t R_s^{-1} =
+//   L_t Rot(theta_t - theta_s) L_s^{-1} by one scalar quadrature per block: an independent path.
+#pragma once
+
+#include <Eigen/Eigenvalues>
+
+#include "pflow/flow/pf_ode.hpp"
+
+namespace pflow {
+
+// The Gaussian (or Dirac) data of a one-component target, checked.
+template <class Scalar>
+void require_single_gaussian(const GaussianMixture<Scalar>& data) {
+  require(data.components() == 1, "target", data.kind(),
+          "has no exact flow map (needs one Gaussian component; use the reference solver)");
+}
+
+// Marginal mean m_t and covariance C_t of one-component data, spectral coordinates.
+template <class Scalar>
+std::pair<Mat<Scalar>, BlockMatrix<Scalar>> gaussian_marginal(const LinearSde<Scalar>& sde,
+                                                              const GaussianMixture<Scalar>& data,
+                                                              const Scalar& t) {
+  const BlockMatrix<Scalar> psi = sde.transition(t, Scalar(0));
+  const Mat<Scalar> mean = psi.apply(sde.lift_data(data.means()));
+  const BlockMatrix<Scalar> cov =
+      (psi * sde.lift_covariance(data.cov(0)) * psi.transpose() + sde.covariance(t)).symmetrized();
+  return {mean, cov};
+}
+
+// Closed form for scalar SDEs.
+template <class Scalar>
+Mat<Scalar> exact_flow_scalar(const ScalarSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                              const Mat<Scalar>& xs, const Scalar& s, const Scalar& t) {
+  using std::sqrt;
+  require_single_gaussian(data);
+  const Mat<Scalar> s0 = data.cov(0).to_dense();
+  Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(s0);
+  const Mat<Scalar>& u = eig.eigenvectors();
+  const Scalar at = sde.alpha(t), as = sde.alpha(s), st = sde.sigma(t), ss = sde.sigma(s);
+  Vec<Scalar> gain(s0.rows());
+  for (Eigen::Index i = 0; i < gain.size(); ++i) {
+    const Scalar ev = std::max<Scalar>(eig.eigenvalues()(i), Scalar(0));
+    gain(i) = sqrt((at * at * ev + st * st) / (as * as * ev + ss * ss));
+  }
+  const Mat<Scalar> mu = data.means();
+  const Mat<Scalar> centred = xs.colwise() - (as * mu).col(0);
+  return (u * gain.asDiagonal() * u.transpose() * centred).colwise() + (at * mu).col(0);
+}
+
+namespace detail {
+
+// Expands `x` to the layout of `like` (shared -> per group, anything -> dense).
+template <class Scalar>
+BlockMatrix<Scalar> conform(const BlockMatrix<Scalar>& x, const BlockMatrix<Scalar>& like) {
+  if (x.groups() == like.groups() && x.block_size() == like.block_size()) {
+    if (x.is_shared() == like.is_shared()) return x;
+    std::vector<Mat<Scalar>> blocks(like.groups(), x.block(0));
+    return BlockMatrix<Scalar>::per_group(std::move(blocks));
+  }
+  return x.as_dense();
+}
+
+template <class Scalar>
+BlockMatrix<Scalar> pf_matrix(const LinearSde<Scalar>& sde, const BlockMatrix<Scalar>& cov,
+                              const Scalar& t) {
+  // A = F + D C^{-1}
+  return sde.drift(t) + sde.diffusion(t).scaled(ratio<Scalar>(1, 2)) * cov.inverse();
+}
+
+}  // namespace detail
+
+// R at time hi from R(lo) = chol(C(lo)) by the forward R-ODE dR/dt = (F + D C^{-1}) R; then
+// R R^T = C(hi). Spectral coordinates, in C's block structure.
+template <class Scalar>
+BlockMatrix<Scalar> r_ode_factor(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                                 const Scalar& lo, const Scalar& hi,
+                                 const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  const BlockMatrix<Scalar> r0 = gaussian_marginal(sde, data, lo).second.cholesky();
+  const int nb = r0.stored_blocks(), b = r0.block_size(), bb = b * b;
+  auto pack = [&](const BlockMatrix<Scalar>& r) {
+    Vec<Scalar> v(nb * bb);
+    for (int k = 0; k < nb; ++k)
+      Eigen::Map<Mat<Scalar>>(v.data() + k * bb, b, b) = r.stored_block(k);
+    return v;
+  };
+  auto unpack = [&](const Vec<Scalar>& v) {
+    BlockMatrix<Scalar> r = r0;
+    for (int k = 0; k < nb; ++k)
+      r.stored_block(k) = Eigen::Map<const Mat<Scalar>>(v.data() + k * bb, b, b);
+    return r;
+  };
+  Vec<Scalar> state = pack(r0);
+  auto rhs = [&](const Vec<Scalar>& v, const Scalar& r) {
+    const BlockMatrix<Scalar> cov = gaussian_marginal(sde, data, r).second;
+    return pack(detail::conform(detail::pf_matrix(sde, cov, r) * unpack(v), r0));
+  };
+  integrate_bulirsch_stoer<Scalar>(rhs, state, lo, hi, tol);
+  return unpack(state);
+}
+
+// The linear map R_t R_s^{-1} (spectral coordinates) by the forward R-ODE.
+template <class Scalar>
+BlockMatrix<Scalar> flow_propagator_r_ode(const LinearSde<Scalar>& sde,
+                                          const GaussianMixture<Scalar>& data, const Scalar& s,
+                                          const Scalar& t) {
+  const Scalar lo = std::min(s, t), hi = std::max(s, t);
+  const BlockMatrix<Scalar> r_lo = gaussian_marginal(sde, data, lo).second.cholesky();
+  const BlockMatrix<Scalar> r_hi = r_ode_factor(sde, data, lo, hi);
+  // Forward in time (s < t): R_t R_s^{-1} = R_hi R_lo^{-1}; backward: the inverse pair.
+  return s <= t ? r_hi * r_lo.inverse() : r_lo * r_hi.inverse();
+}
+
+// The map R_t R_s^{-1} by the rotation-angle quadrature, for 2x2 blocks.
+template <class Scalar>
+BlockMatrix<Scalar> flow_propagator_rotation(const LinearSde<Scalar>& sde,
+                                             const GaussianMixture<Scalar>& data, const Scalar& s,
+                                             const Scalar& t, int panels = 32, int points = 24) {
+  using std::cos;
+  using std::sin;
+  const BlockMatrix<Scalar> ls = gaussian_marginal(sde, data, s).second.cholesky();
+  const BlockMatrix<Scalar> lt = gaussian_marginal(sde, data, t).second.cholesky();
+  require(ls.block_size() == 2, "sde", sde.name(),
+          "the rotation-angle form needs 2x2 blocks (block size " + to_text(ls.block_size()) + ")");
+  const auto [nodes, weights] = gauss_legendre<Scalar>(points);
+  const int nb = ls.stored_blocks();
+  std::vector<Scalar> theta(nb, Scalar(0));
+  const Scalar h = (t - s) / panels;
+  for (int p = 0; p < panels; ++p)
+    for (int i = 0; i < points; ++i) {
+      const Scalar r = s + h * p + h / 2 * (1 + nodes[i]);
+      const BlockMatrix<Scalar> cov = gaussian_marginal(sde, data, r).second;
+      const BlockMatrix<Scalar> l = cov.cholesky();
+      const BlockMatrix<Scalar> m =
+          detail::conform(l.inverse() * detail::pf_matrix(sde, cov, r) * l, ls);
+      for (int k = 0; k < nb; ++k) theta[k] -= weights[i] * h / 2 * m.stored_block(k)(0, 1);
+    }
+  BlockMatrix<Scalar> rot = ls;
+  for (int k = 0; k < nb; ++k) {
+    Mat<Scalar> q(2, 2);
+    q << cos(theta[k]), -sin(theta[k]), sin(theta[k]), cos(theta[k]);
+    rot.stored_block(k) = q;
+  }
+  return detail::conform(lt * rot * ls.inverse(), ls);
+}
+
+// x_t from x_s (D x n) for Gaussian data: the closed form for scalar SDEs, the R-ODE otherwise.
+template <class Scalar>
+Mat<Scalar> exact_flow_map(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                           const Mat<Scalar>& xs, const Scalar& s, const Scalar& t) {
+  require_single_gaussian(data);
+  if (const auto* scalar = dynamic_cast<const ScalarSde<Scalar>*>(&sde))
+    return exact_flow_scalar(*scalar, data, xs, s, t);
+  const Mat<Scalar> ms = gaussian_marginal(sde, data, s).first;
+  const Mat<Scalar> mt = gaussian_marginal(sde, data, t).first;
+  const BlockMatrix<Scalar> map = flow_propagator_r_ode(sde, data, s, t);
+  const Mat<Scalar> zs = sde.to_spectral(xs);
+  return sde.from_spectral(map.apply(zs.colwise() - ms.col(0)).colwise() + mt.col(0));
+}
+
+}  // namespace pflow

@@ -1,0 +1,54 @@
+// The probability-flow ODE dx/dt = F(t) x - D(t) grad log p_t(x), D = G G^T / 2 (MATH.md sec. 2),
+// and its 50-digit reference solution for any Gaussian-mixture target.
+#pragma once
+
+#include "pflow/core/odeint.hpp"
+#include "pflow/sde/kernel_numeric.hpp"
+#include "pflow/target/marginal.hpp"
+
+namespace pflow {
+
+// Right-hand side of the PF-ODE at time t for states x (D x n).
+template <class Scalar>
+Mat<Scalar> pf_ode_rhs(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                       const Mat<Scalar>& x, const Scalar& t) {
+  const Marginal<Scalar> marginal(sde, data, t);
+  return sde.apply(sde.drift(t), x) -
+         sde.apply(sde.diffusion(t).scaled(ratio<Scalar>(1, 2)), marginal.score(x));
+}
+
+// Reference tolerance: 1e-32 in mp50 (the issue asks for 1e-30 or tighter), 1e-14 in double.
+template <class Scalar>
+Scalar reference_tolerance() {
+  if constexpr (std::is_same_v<Scalar, double>) {
+    return 1e-14;
+  } else {
+    return Scalar("1e-32");
+  }
+}
+
+struct ReferenceStats {
+  long evaluations = 0;  // right-hand-side evaluations, all particles
+};
+
+// Integrates the PF-ODE from t_start to t_end with Bulirsch-Stoer, particle by particle (so the
+// result of a particle does not depend on the others). x: D x n states at t_start.
+template <class Scalar>
+Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                           const Mat<Scalar>& x, const Scalar& t_start, const Scalar& t_end,
+                           const Scalar& tol = reference_tolerance<Scalar>(),
+                           ReferenceStats* stats = nullptr) {
+  Mat<Scalar> out = x;
+  for (Eigen::Index j = 0; j < x.cols(); ++j) {
+    Vec<Scalar> state = x.col(j);
+    auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
+      return pf_ode_rhs<Scalar>(sde, data, s, t).col(0);
+    };
+    const long evals = integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
+    if (stats) stats->evaluations += evals;
+    out.col(j) = state;
+  }
+  return out;
+}
+
+}  // namespace pflow

@@ -1,0 +1,273 @@
+#include "pflow/sde/factory.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "pflow/sde/blurring.hpp"
+#include "pflow/sde/cld.hpp"
+#include "pflow/sde/linear_sde.hpp"
+#include "pflow/sde/scalar_sdes.hpp"
+
+namespace pflow {
+
+using nlohmann::json;
+
+const std::vector<SdeInfo>& sde_catalogue() {
+  static const std::vector<SdeInfo> catalogue = {
+      {"vp-linear", "beta_min = 0.1, beta_max = 20", "Ho et al. 2020; Song et al. 2021 (VP SDE)"},
+      {"vp-cosine", "s = 0.008", "Nichol & Dhariwal 2021, eq. 17"},
+      {"sub-vp", "beta_min = 0.1, beta_max = 20", "Song et al. 2021, eq. 29"},
+      {"ve", "sigma_min = 0.01, sigma_max = 50", "Song et al. 2021, eq. 30"},
+      {"edm", "sigma_min = 0.002, sigma_max = 80", "Karras et al. 2022, table 1"},
+      {"cld", "beta = 4, M = 0.25, gamma = 0.04 (Gamma = 2 sqrt(M))", "Dockhorn et al. 2022"},
+      {"blurring", "shape = [C, H, W], beta_min = 0.1, beta_max = 20, blur_sigma_max = 1",
+       "Hoogeboom & Salimans 2022"},
+      {"linear", "Fbar (D x D), Gbar (D x m), beta_min = 1, beta_max = 1, Sigma0 = 0",
+       "F = beta(t) Fbar, G G^T = beta(t) Gbar Gbar^T; Van Loan 1978"},
+  };
+  return catalogue;
+}
+
+std::string closest_name(const std::string& word, const std::vector<std::string>& options) {
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j)
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::string best;
+  size_t best_d = std::max<size_t>(3, word.size() / 2) + 1;
+  for (const auto& o : options) {
+    const size_t d = distance(word, o);
+    if (d < best_d) best_d = d, best = o;
+  }
+  return best;
+}
+
+namespace {
+
+// Reads fields of one JSON object, checking types and rejecting unknown keys.
+class Fields {
+ public:
+  Fields(const json& j, std::string path, std::vector<std::string> allowed)
+      : j_(j), path_(std::move(path)), allowed_(std::move(allowed)) {
+    require(j.is_object(), path_, j.dump(), "must be a JSON object");
+    for (const auto& [key, value] : j.items()) {
+      if (std::find(allowed_.begin(), allowed_.end(), key) != allowed_.end()) continue;
+      const std::string hint = closest_name(key, allowed_);
+      throw InputError(path_ + "." + key, value.dump(),
+                       "unknown key" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                           "; valid keys: " + join(allowed_));
+    }
+  }
+  std::string at(const std::string& key) const { return path_ + "." + key; }
+  bool has(const std::string& key) const { return j_.contains(key); }
+
+  template <class Scalar>
+  Scalar number(const std::string& key, std::optional<double> fallback = std::nullopt) const {
+    if (!has(key)) {
+      if (fallback) return from_double<Scalar>(*fallback);
+      throw InputError(at(key), "(missing)", "is required");
+    }
+    return number_of<Scalar>(j_.at(key), at(key));
+  }
+  int integer(const std::string& key) const {
+    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
+    const json& v = j_.at(key);
+    require(v.is_number_integer(), at(key), v.dump(), "must be an integer");
+    return v.get<int>();
+  }
+  template <class Scalar>
+  Vec<Scalar> vector(const std::string& key) const {
+    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
+    return vector_of<Scalar>(j_.at(key), at(key));
+  }
+  template <class Scalar>
+  Mat<Scalar> matrix(const std::string& key) const {
+    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
+    return matrix_of<Scalar>(j_.at(key), at(key));
+  }
+  const json& raw(const std::string& key) const { return j_.at(key); }
+
+  template <class Scalar>
+  static Scalar number_of(const json& v, const std::string& where) {
+    require(v.is_number(), where, v.dump(), "must be a number");
+    const double d = v.get<double>();
+    require(std::isfinite(d), where, v.dump(), "must be finite");
+    return from_double<Scalar>(d);
+  }
+  template <class Scalar>
+  static Vec<Scalar> vector_of(const json& v, const std::string& where) {
+    require(v.is_array() && !v.empty(), where, v.dump(), "must be a non-empty array of numbers");
+    Vec<Scalar> out(v.size());
+    for (size_t i = 0; i < v.size(); ++i)
+      out(i) = number_of<Scalar>(v[i], where + "[" + std::to_string(i) + "]");
+    return out;
+  }
+  // A matrix as an array of rows.
+  template <class Scalar>
+  static Mat<Scalar> matrix_of(const json& v, const std::string& where) {
+    require(v.is_array() && !v.empty() && v[0].is_array(), where, v.dump(),
+            "must be a non-empty array of rows");
+    const size_t cols = v[0].size();
+    Mat<Scalar> out(v.size(), cols);
+    for (size_t r = 0; r < v.size(); ++r) {
+      const std::string row = where + "[" + std::to_string(r) + "]";
+      require(v[r].is_array() && v[r].size() == cols, row, v[r].dump(),
+              "must be an array of " + std::to_string(cols) + " numbers like row 0");
+      for (size_t c = 0; c < cols; ++c)
+        out(r, c) = number_of<Scalar>(v[r][c], row + "[" + std::to_string(c) + "]");
+    }
+    return out;
+  }
+
+ private:
+  static std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  }
+  const json& j_;
+  std::string path_;
+  std::vector<std::string> allowed_;
+};
+
+std::string type_of(const json& config, const std::string& path,
+                    const std::vector<std::string>& types) {
+  require(config.is_object(), path, config.dump(), "must be a JSON object");
+  require(config.contains("type"), path + ".type", "(missing)", "is required");
+  const json& t = config.at("type");
+  require(t.is_string(), path + ".type", t.dump(), "must be a string");
+  const std::string name = t.get<std::string>();
+  if (std::find(types.begin(), types.end(), name) == types.end()) {
+    const std::string hint = closest_name(name, types);
+    std::string all;
+    for (const auto& x : types) all += (all.empty() ? "" : ", ") + x;
+    throw InputError(path + ".type", t.dump(),
+                     "unknown type" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                         "; valid types: " + all);
+  }
+  return name;
+}
+
+}  // namespace
+
+template <class Scalar>
+std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
+                                            const std::string& path) {
+  std::vector<std::string> types;
+  for (const auto& info : sde_catalogue()) types.push_back(info.name);
+  const std::string type = type_of(config, path, types);
+  auto check_dim = [&](int d, const std::string& field) {
+    require(data_dim <= 0 || d == data_dim, path + "." + field, d,
+            "does not match the data dimension " + to_text(data_dim));
+  };
+  auto wrap = [&](auto&& build) -> std::unique_ptr<LinearSde<Scalar>> {
+    try {
+      return build();
+    } catch (const InputError& e) {
+      throw e.under(path);  // parameter errors are reported at their JSON path
+    }
+  };
+  if (type == "vp-linear" || type == "sub-vp") {
+    Fields f(config, path, {"type", "beta_min", "beta_max"});
+    const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
+    return wrap([&]() -> std::unique_ptr<LinearSde<Scalar>> {
+      if (type == "vp-linear") return std::make_unique<VpLinear<Scalar>>(b0, b1, data_dim);
+      return std::make_unique<SubVp<Scalar>>(b0, b1, data_dim);
+    });
+  }
+  if (type == "vp-cosine") {
+    Fields f(config, path, {"type", "s"});
+    const Scalar s = f.number<Scalar>("s", 0.008);
+    return wrap([&] { return std::make_unique<VpCosine<Scalar>>(s, data_dim); });
+  }
+  if (type == "ve" || type == "edm") {
+    const bool ve = type == "ve";
+    Fields f(config, path, {"type", "sigma_min", "sigma_max"});
+    const Scalar lo = f.number<Scalar>("sigma_min", ve ? 0.01 : 0.002);
+    const Scalar hi = f.number<Scalar>("sigma_max", ve ? 50.0 : 80.0);
+    return wrap([&]() -> std::unique_ptr<LinearSde<Scalar>> {
+      if (ve) return std::make_unique<Ve<Scalar>>(lo, hi, data_dim);
+      return std::make_unique<Edm<Scalar>>(lo, hi, data_dim);
+    });
+  }
+  if (type == "cld") {
+    Fields f(config, path, {"type", "beta", "M", "gamma"});
+    const Scalar beta = f.number<Scalar>("beta", 4.0), m = f.number<Scalar>("M", 0.25);
+    const Scalar gamma = f.number<Scalar>("gamma", 0.04);
+    return wrap([&] { return std::make_unique<Cld<Scalar>>(beta, m, gamma, data_dim); });
+  }
+  if (type == "blurring") {
+    Fields f(config, path, {"type", "shape", "beta_min", "beta_max", "blur_sigma_max"});
+    require(f.has("shape"), f.at("shape"), "(missing)", "is required: [channels, height, width]");
+    const json& shape = f.raw("shape");
+    require(shape.is_array() && shape.size() == 3 &&
+                std::all_of(shape.begin(), shape.end(),
+                            [](const json& v) { return v.is_number_integer() && v.get<int>() > 0; }),
+            f.at("shape"), shape.dump(), "must be [channels, height, width] of positive integers");
+    const int c = shape[0], h = shape[1], w = shape[2];
+    check_dim(c * h * w, "shape");
+    const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
+    const Scalar blur = f.number<Scalar>("blur_sigma_max", 1.0);
+    return wrap([&] { return std::make_unique<Blurring<Scalar>>(b0, b1, blur, c, h, w); });
+  }
+  // linear
+  Fields f(config, path, {"type", "Fbar", "Gbar", "beta_min", "beta_max", "Sigma0"});
+  const Mat<Scalar> fbar = f.matrix<Scalar>("Fbar"), gbar = f.matrix<Scalar>("Gbar");
+  check_dim(static_cast<int>(fbar.rows()), "Fbar");
+  const Mat<Scalar> sigma0 = f.has("Sigma0") ? f.matrix<Scalar>("Sigma0") : Mat<Scalar>();
+  const Scalar b0 = f.number<Scalar>("beta_min", 1.0), b1 = f.number<Scalar>("beta_max", 1.0);
+  return wrap([&] { return std::make_unique<GenericLinear<Scalar>>(fbar, gbar, b0, b1, sigma0); });
+}
+
+template <class Scalar>
+GaussianMixture<Scalar> make_target(const json& config, const std::string& path) {
+  const std::string type = type_of(config, path, {"dirac", "gaussian", "gmm"});
+  auto wrap = [&](auto&& build) {
+    try {
+      return build();
+    } catch (const InputError& e) {
+      throw e.under(path);
+    }
+  };
+  if (type == "dirac") {
+    Fields f(config, path, {"type", "point"});
+    const Vec<Scalar> point = f.vector<Scalar>("point");
+    return wrap([&] { return GaussianMixture<Scalar>::dirac(point); });
+  }
+  if (type == "gaussian") {
+    Fields f(config, path, {"type", "mean", "cov"});
+    const Vec<Scalar> mean = f.vector<Scalar>("mean");
+    const Mat<Scalar> cov = f.matrix<Scalar>("cov");
+    return wrap([&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
+  }
+  Fields f(config, path, {"type", "weights", "means", "covs", "diag_covs"});
+  const Vec<Scalar> weights = f.vector<Scalar>("weights");
+  const Mat<Scalar> means_rows = f.matrix<Scalar>("means");  // K rows of d
+  const Mat<Scalar> means = means_rows.transpose();
+  require(f.has("covs") != f.has("diag_covs"), path, config.dump(),
+          "needs exactly one of 'covs' and 'diag_covs'");
+  if (f.has("diag_covs")) {
+    const Mat<Scalar> diag = f.matrix<Scalar>("diag_covs").transpose();
+    return wrap([&] { return GaussianMixture<Scalar>::gmm_diagonal(weights, means, diag); });
+  }
+  const json& covs = f.raw("covs");
+  require(covs.is_array(), f.at("covs"), covs.dump(), "must be an array of matrices");
+  std::vector<Mat<Scalar>> list;
+  for (size_t k = 0; k < covs.size(); ++k)
+    list.push_back(Fields::matrix_of<Scalar>(covs[k], f.at("covs") + "[" + std::to_string(k) + "]"));
+  return wrap([&] { return GaussianMixture<Scalar>::gmm(weights, means, list); });
+}
+
+template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);
+template std::unique_ptr<LinearSde<mp50>> make_sde<mp50>(const json&, int, const std::string&);
+template GaussianMixture<double> make_target<double>(const json&, const std::string&);
+template GaussianMixture<mp50> make_target<mp50>(const json&, const std::string&);
+
+}  // namespace pflow

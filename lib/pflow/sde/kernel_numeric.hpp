@@ -1,0 +1,162 @@
+// Independent numerical paths to the perturbation kernel (MATH.md sec. 1 and 5):
+//  * the Lyapunov ODE dSigma/dt = F Sigma + Sigma F^T + G G^T and dPsi/dt = F Psi, integrated
+//    with Bulirsch-Stoer;
+//  * variation of constants, Sigma(t) = Psi(t,0) Sigma_0 Psi(t,0)^T
+//    + int_0^t Psi(t,r) G G^T(r) Psi(t,r)^T dr, by composite Gauss-Legendre quadrature;
+//  * Van Loan's block exponential is in sde.hpp (it is also the primary path of the generic SDE);
+//  * the frozen-time equilibrium Sigma_eq and circulating part Q = -F Sigma_eq - D.
+// All are computed block by block in the SDE's structure.
+#pragma once
+
+#include <vector>
+
+#include "pflow/core/odeint.hpp"
+#include "pflow/sde/sde.hpp"
+
+namespace pflow {
+
+namespace detail {
+
+// Number of distinct blocks needed to represent F, G G^T and Sigma_0 together.
+template <class Scalar>
+int distinct_blocks(const LinearSde<Scalar>& sde, const Scalar& t) {
+  const bool shared = sde.drift(t).is_shared() && sde.diffusion(t).is_shared() &&
+                      sde.initial_covariance().is_shared();
+  return shared ? 1 : sde.groups();
+}
+
+template <class Scalar>
+BlockMatrix<Scalar> assemble(const LinearSde<Scalar>& sde, std::vector<Mat<Scalar>> blocks) {
+  if (blocks.size() == 1) return BlockMatrix<Scalar>::shared(sde.groups(), std::move(blocks[0]));
+  return BlockMatrix<Scalar>::per_group(std::move(blocks));
+}
+
+}  // namespace detail
+
+// Default ODE tolerances: 1e-15 in double, 1e-40 in mp50.
+template <class Scalar>
+Scalar default_ode_tolerance() {
+  if constexpr (std::is_same_v<Scalar, double>) {
+    return 1e-15;
+  } else {
+    return Scalar("1e-40");
+  }
+}
+
+// Psi(t, s) by integrating dPsi/dr = F(r) Psi from r = s to r = t.
+template <class Scalar>
+BlockMatrix<Scalar> ode_transition(const LinearSde<Scalar>& sde, const Scalar& t, const Scalar& s,
+                                   const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  const int nb = detail::distinct_blocks(sde, s), b = sde.block_size();
+  Vec<Scalar> state(nb * b * b);
+  for (int k = 0; k < nb; ++k)
+    Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b) = Mat<Scalar>::Identity(b, b);
+  auto rhs = [&](const Vec<Scalar>& x, const Scalar& r) {
+    const BlockMatrix<Scalar> f = sde.drift(r);
+    Vec<Scalar> dx(x.size());
+    for (int k = 0; k < nb; ++k) {
+      Eigen::Map<Mat<Scalar>>(dx.data() + k * b * b, b, b) =
+          f.block(k) * Eigen::Map<const Mat<Scalar>>(x.data() + k * b * b, b, b);
+    }
+    return dx;
+  };
+  integrate_bulirsch_stoer<Scalar>(rhs, state, s, t, tol);
+  std::vector<Mat<Scalar>> blocks(nb);
+  for (int k = 0; k < nb; ++k) blocks[k] = Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b);
+  return detail::assemble(sde, std::move(blocks));
+}
+
+// Sigma(t) by integrating the Lyapunov ODE from Sigma(0) = Sigma_0.
+template <class Scalar>
+BlockMatrix<Scalar> ode_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
+                                   const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  const int nb = detail::distinct_blocks(sde, Scalar(0)), b = sde.block_size();
+  const BlockMatrix<Scalar> sigma0 = sde.initial_covariance();
+  Vec<Scalar> state(nb * b * b);
+  for (int k = 0; k < nb; ++k)
+    Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b) = sigma0.block(k);
+  auto rhs = [&](const Vec<Scalar>& x, const Scalar& r) {
+    const BlockMatrix<Scalar> f = sde.drift(r), q = sde.diffusion(r);
+    Vec<Scalar> dx(x.size());
+    for (int k = 0; k < nb; ++k) {
+      Eigen::Map<const Mat<Scalar>> sig(x.data() + k * b * b, b, b);
+      Eigen::Map<Mat<Scalar>>(dx.data() + k * b * b, b, b) =
+          f.block(k) * sig + sig * f.block(k).transpose() + q.block(k);
+    }
+    return dx;
+  };
+  integrate_bulirsch_stoer<Scalar>(rhs, state, Scalar(0), t, tol);
+  std::vector<Mat<Scalar>> blocks(nb);
+  for (int k = 0; k < nb; ++k) blocks[k] = Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b);
+  return detail::assemble(sde, std::move(blocks)).symmetrized();
+}
+
+// Gauss-Legendre nodes and weights on [-1, 1] by Newton's method on P_n, in any precision.
+template <class Scalar>
+std::pair<std::vector<Scalar>, std::vector<Scalar>> gauss_legendre(int n) {
+  using std::abs;
+  using std::cos;
+  std::vector<Scalar> nodes(n), weights(n);
+  for (int i = 0; i < n; ++i) {
+    Scalar x = cos(pi<Scalar>() * (4 * i + 3) / (4 * n + 2));  // Tricomi's initial guess
+    Scalar dp = 0;
+    for (int it = 0; it < 100; ++it) {
+      Scalar p0 = 1, p1 = x;  // three-term recurrence for P_n(x) and P_{n-1}(x)
+      for (int k = 2; k <= n; ++k) {
+        Scalar p2 = ((2 * k - 1) * x * p1 - (k - 1) * p0) / k;
+        p0 = p1;
+        p1 = p2;
+      }
+      dp = n * (x * p1 - p0) / (x * x - 1);
+      const Scalar dx = p1 / dp;
+      x -= dx;
+      if (abs(dx) <= eps<Scalar>()) break;
+    }
+    nodes[i] = x;
+    weights[i] = 2 / ((1 - x * x) * dp * dp);
+  }
+  return {nodes, weights};
+}
+
+// Sigma(t) by variation of constants with the SDE's transition Psi and composite Gauss-Legendre
+// quadrature (`panels` panels of `points` nodes).
+template <class Scalar>
+BlockMatrix<Scalar> quadrature_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
+                                          int panels = 16, int points = 24) {
+  const auto [nodes, weights] = gauss_legendre<Scalar>(points);
+  const BlockMatrix<Scalar> psi_t0 = sde.transition(t, Scalar(0));
+  BlockMatrix<Scalar> total = psi_t0 * sde.initial_covariance() * psi_t0.transpose();
+  const Scalar h = t / panels;
+  for (int p = 0; p < panels; ++p) {
+    const Scalar mid = h * p + h / 2;
+    for (int i = 0; i < points; ++i) {
+      const Scalar r = mid + h / 2 * nodes[i];
+      const BlockMatrix<Scalar> psi = sde.transition(t, r);
+      total = total + (psi * sde.diffusion(r) * psi.transpose()).scaled(weights[i] * h / 2);
+    }
+  }
+  return total.symmetrized();
+}
+
+// Frozen-time equilibrium: F Sigma_eq + Sigma_eq F^T + G G^T = 0, and the circulating part
+// Q = -F Sigma_eq - D with D = G G^T / 2 (MATH.md sec. 5). Throws NumericalError when F has no
+// stable equilibrium (F = 0 for VE and EDM).
+template <class Scalar>
+struct Equilibrium {
+  BlockMatrix<Scalar> covariance;  // Sigma_eq
+  BlockMatrix<Scalar> circulation;  // Q
+};
+
+template <class Scalar>
+Equilibrium<Scalar> frozen_equilibrium(const LinearSde<Scalar>& sde, const Scalar& t) {
+  const BlockMatrix<Scalar> f = sde.drift(t), q = sde.diffusion(t);
+  const int nb = (f.is_shared() && q.is_shared()) ? 1 : sde.groups();
+  std::vector<Mat<Scalar>> cov(nb), circ(nb);
+  for (int k = 0; k < nb; ++k) {
+    cov[k] = solve_lyapunov<Scalar>(f.block(k), q.block(k));
+    circ[k] = -f.block(k) * cov[k] - q.block(k) / 2;
+  }
+  return {detail::assemble(sde, std::move(cov)), detail::assemble(sde, std::move(circ))};
+}
+
+}  // namespace pflow

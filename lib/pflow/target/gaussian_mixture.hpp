@@ -1,0 +1,133 @@
+// Data distributions with analytic scores: `dirac`, `gaussian` and `gmm` (MATH.md sec. 3).
+//
+// All three are Gaussian mixtures sum_k w_k N(mu_k, S_k): a Dirac is one component with
+// S = 0, a Gaussian one component. Covariances keep their structure (zero, diagonal or full),
+// which decides the structure of the marginal covariances under an SDE.
+//
+//   auto data = GaussianMixture<double>::gmm(weights, means, covs);   // means: d x K
+//   Marginal<double> p(sde, data, 0.5);  // p_t at t = 0.5
+//   Mat<double> s = p.score(x);          // x: D x n, particles as columns
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <Eigen/Cholesky>
+
+#include "pflow/core/block_matrix.hpp"
+#include "pflow/target/random.hpp"
+
+namespace pflow {
+
+template <class Scalar>
+class GaussianMixture {
+ public:
+  static GaussianMixture dirac(const Vec<Scalar>& point) {
+    GaussianMixture g("dirac", Vec<Scalar>::Ones(1), point);
+    g.covs_.push_back(BlockMatrix<Scalar>::zero(g.dim(), 1));
+    return g;
+  }
+  static GaussianMixture gaussian(const Vec<Scalar>& mean, const Mat<Scalar>& cov) {
+    GaussianMixture g("gaussian", Vec<Scalar>::Ones(1), mean);
+    g.covs_.push_back(checked_cov(cov, g.dim(), "cov"));
+    return g;
+  }
+  // means: d x K; covs: K full d x d matrices.
+  static GaussianMixture gmm(const Vec<Scalar>& weights, const Mat<Scalar>& means,
+                             const std::vector<Mat<Scalar>>& covs) {
+    GaussianMixture g("gmm", weights, means);
+    require(static_cast<Eigen::Index>(covs.size()) == weights.size(), "covs", covs.size(),
+            "needs one covariance per weight (" + to_text(weights.size()) + ")");
+    for (size_t k = 0; k < covs.size(); ++k)
+      g.covs_.push_back(checked_cov(covs[k], g.dim(), "covs[" + to_text(k) + "]"));
+    return g;
+  }
+  // means: d x K; diag_covs: d x K (column k is the diagonal of S_k).
+  static GaussianMixture gmm_diagonal(const Vec<Scalar>& weights, const Mat<Scalar>& means,
+                                      const Mat<Scalar>& diag_covs) {
+    GaussianMixture g("gmm", weights, means);
+    require(diag_covs.cols() == weights.size() && diag_covs.rows() == g.dim(), "diag_covs",
+            to_text(diag_covs.rows()) + "x" + to_text(diag_covs.cols()),
+            "must be " + to_text(g.dim()) + "x" + to_text(weights.size()));
+    for (Eigen::Index k = 0; k < diag_covs.cols(); ++k) {
+      for (Eigen::Index i = 0; i < diag_covs.rows(); ++i)
+        require(diag_covs(i, k) > 0, "diag_covs[" + to_text(k) + "][" + to_text(i) + "]",
+                diag_covs(i, k), "must be positive");
+      g.covs_.push_back(BlockMatrix<Scalar>::diagonal(diag_covs.col(k)));
+    }
+    return g;
+  }
+
+  const std::string& kind() const { return kind_; }
+  int dim() const { return static_cast<int>(means_.rows()); }
+  int components() const { return static_cast<int>(weights_.size()); }
+  const Vec<Scalar>& weights() const { return weights_; }
+  const Mat<Scalar>& means() const { return means_; }
+  const BlockMatrix<Scalar>& cov(int k) const { return covs_[k]; }
+
+  // n samples of the data (d x n).
+  Mat<Scalar> sample(int n, Rng& rng) const {
+    Mat<Scalar> out(dim(), n);
+    for (int j = 0; j < n; ++j) {
+      const int k = pick_component(rng);
+      const Mat<Scalar> z = rng.normal_matrix<Scalar>(dim(), 1);
+      const bool degenerate = covs_[k].max_abs() == Scalar(0);
+      out.col(j) = means_.col(k) + (degenerate ? Mat<Scalar>::Zero(dim(), 1)
+                                                : covs_[k].cholesky().apply(z));
+    }
+    return out;
+  }
+  int pick_component(Rng& rng) const {
+    const double u = rng.uniform();
+    double acc = 0;
+    for (int k = 0; k < components(); ++k) {
+      acc += to_double(weights_(k));
+      if (u < acc) return k;
+    }
+    return components() - 1;
+  }
+
+ private:
+  GaussianMixture(std::string kind, const Vec<Scalar>& weights, const Mat<Scalar>& means)
+      : kind_(std::move(kind)), weights_(weights), means_(means) {
+    using std::abs;
+    require(means.rows() > 0, "means", "[]", "must not be empty");
+    require(means.cols() == weights.size(), "means", to_text(means.cols()) + " columns",
+            "needs one mean per weight (" + to_text(weights.size()) + ")");
+    Scalar total = 0;
+    for (Eigen::Index k = 0; k < weights.size(); ++k) {
+      require(weights(k) > 0, "weights[" + to_text(k) + "]", weights(k), "must be positive");
+      total += weights(k);
+    }
+    require(abs(total - 1) <= Scalar(1e-12), "weights", "sum " + to_text(total),
+            "must sum to 1 (within 1e-12)");
+  }
+
+  static BlockMatrix<Scalar> checked_cov(const Mat<Scalar>& cov, int d, const std::string& field) {
+    using std::abs;
+    require(cov.rows() == d && cov.cols() == d, field,
+            to_text(cov.rows()) + "x" + to_text(cov.cols()),
+            "must be " + to_text(d) + "x" + to_text(d) + " to match the mean");
+    const Scalar asym = (cov - cov.transpose()).cwiseAbs().maxCoeff();
+    require(asym <= Scalar(1e-12) * (1 + cov.cwiseAbs().maxCoeff()), field,
+            "asymmetry " + to_text(asym), "must be symmetric");
+    Eigen::LLT<Mat<Scalar>> llt(cov);
+    require(llt.info() == Eigen::Success, field, to_text(cov.row(0)) + " ...",
+            "must be positive definite (Cholesky failed)");
+    // Keep structure: a multiple of the identity stays shared, a diagonal stays diagonal.
+    const Vec<Scalar> diag = cov.diagonal();
+    if ((cov - Mat<Scalar>(diag.asDiagonal())).cwiseAbs().maxCoeff() == Scalar(0)) {
+      if ((diag.array() == diag(0)).all())
+        return BlockMatrix<Scalar>::shared(d, Mat<Scalar>::Constant(1, 1, diag(0)));
+      return BlockMatrix<Scalar>::diagonal(diag);
+    }
+    return BlockMatrix<Scalar>::dense(cov);
+  }
+
+  std::string kind_;
+  Vec<Scalar> weights_;
+  Mat<Scalar> means_;
+  std::vector<BlockMatrix<Scalar>> covs_;
+};
+
+}  // namespace pflow

@@ -1,0 +1,146 @@
+// The marginal p_t of Gaussian-mixture data under a linear SDE, with its analytic score and the
+// eps / x0 / v predictions (MATH.md sec. 3).
+//
+// p_t = sum_k w_k N(m_k, C_k), m_k = Psi(t,0) lift(mu_k), C_k = Psi lift(S_k) Psi^T + Sigma(t),
+// score = -sum_k gamma_k C_k^{-1} (x - m_k), gamma = softmax_k(log w_k + log N(x; m_k, C_k)).
+// Factorisations are made once per t (in the constructor), never per particle.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "pflow/sde/scalar_sdes.hpp"
+#include "pflow/target/gaussian_mixture.hpp"
+
+namespace pflow {
+
+template <class Scalar>
+class Marginal {
+ public:
+  Marginal(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data, const Scalar& t)
+      : sde_(&sde), data_(&data), t_(t) {
+    using std::log;
+    require(data.dim() == sde.data_dim(), "target dimension", data.dim(),
+            "does not match the SDE's data dimension " + to_text(sde.data_dim()));
+    psi_ = sde.transition(t, Scalar(0));
+    sigma_ = sde.covariance(t);
+    const Mat<Scalar> means = sde.lift_data(data.means());
+    for (int k = 0; k < data.components(); ++k) {
+      Component c;
+      c.log_weight = log(data.weights()(k));
+      c.mean = psi_.apply(means.col(k));
+      const BlockMatrix<Scalar> cov =
+          (psi_ * sde.lift_covariance(data.cov(k)) * psi_.transpose() + sigma_).symmetrized();
+      try {
+        c.chol = cov.cholesky();
+        c.log_det = cov.logdet_spd();
+      } catch (const NumericalError&) {
+        throw InputError("t", to_text(t),
+                         "the marginal covariance of component " + to_text(k) + " of the " +
+                             data.kind() + " target is singular here (sigma(t) = 0?)");
+      }
+      c.chol_inv = c.chol.inverse();
+      comps_.push_back(std::move(c));
+    }
+  }
+
+  const Scalar& time() const { return t_; }
+  const BlockMatrix<Scalar>& transition() const { return psi_; }  // Psi(t, 0), spectral
+  const BlockMatrix<Scalar>& covariance() const { return sigma_; }  // Sigma(t), spectral
+
+  // log p_t(x) for each column of x (D x n).
+  Vec<Scalar> log_density(const Mat<Scalar>& x) const {
+    return evaluate(sde_->to_spectral(x)).log_density;
+  }
+  // grad_x log p_t(x), D x n.
+  Mat<Scalar> score(const Mat<Scalar>& x) const {
+    return sde_->from_spectral(evaluate(sde_->to_spectral(x)).score);
+  }
+  // Noise prediction eps = -K^T score with K K^T = Sigma(t) (K = lower Cholesky factor;
+  // K = sigma(t) for scalar SDEs).
+  Mat<Scalar> eps(const Mat<Scalar>& x) const {
+    const Mat<Scalar> s = evaluate(sde_->to_spectral(x)).score;
+    return sde_->from_spectral(-noise_factor().transpose().apply(s));
+  }
+  // Tweedie: E[Psi lift(x0) | x_t] = x + Sigma score, so x0_hat = data part of
+  // Psi^{-1} (x + Sigma score); d x n.
+  Mat<Scalar> x0(const Mat<Scalar>& x) const {
+    const Mat<Scalar> z = sde_->to_spectral(x);
+    const Mat<Scalar> s = evaluate(z).score;
+    return sde_->data_part(psi_.inverse().apply(z + sigma_.apply(s)));
+  }
+  // v = alpha eps - sigma x0_hat (Salimans & Ho 2022); defined for scalar SDEs.
+  Mat<Scalar> v(const Mat<Scalar>& x) const {
+    const auto* scalar = dynamic_cast<const ScalarSde<Scalar>*>(sde_);
+    if (!scalar)
+      throw InputError("prediction", "v",
+                       "is defined for scalar SDEs only, not for " + sde_->name());
+    return scalar->alpha(t_) * eps(x) - scalar->sigma(t_) * x0(x);
+  }
+  BlockMatrix<Scalar> noise_factor() const { return sigma_.cholesky(); }
+
+  // n samples of p_t (D x n).
+  Mat<Scalar> sample(int n, Rng& rng) const {
+    Mat<Scalar> z(sde_->state_dim(), n);
+    for (int j = 0; j < n; ++j) {
+      const int k = data_->pick_component(rng);
+      z.col(j) = comps_[k].mean +
+                 comps_[k].chol.apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
+    }
+    return sde_->from_spectral(z);
+  }
+
+ private:
+  struct Component {
+    Scalar log_weight;
+    Mat<Scalar> mean;  // D x 1, spectral
+    BlockMatrix<Scalar> chol, chol_inv;
+    Scalar log_det;
+  };
+  struct Evaluation {
+    Vec<Scalar> log_density;
+    Mat<Scalar> score;
+  };
+
+  // Log-sum-exp over components of log w_k + log N(z; m_k, C_k), and the score, in spectral
+  // coordinates.
+  Evaluation evaluate(const Mat<Scalar>& z) const {
+    using std::exp;
+    using std::log;
+    const Eigen::Index n = z.cols(), dim = z.rows();
+    const int kk = static_cast<int>(comps_.size());
+    const Scalar log_2pi = log(2 * pi<Scalar>());
+    Mat<Scalar> log_terms(kk, n);
+    std::vector<Mat<Scalar>> whitened(kk);
+    for (int k = 0; k < kk; ++k) {
+      const Component& c = comps_[k];
+      whitened[k] = c.chol_inv.apply(z.colwise() - c.mean.col(0));
+      const Vec<Scalar> sq = whitened[k].colwise().squaredNorm().transpose();
+      for (Eigen::Index j = 0; j < n; ++j)
+        log_terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi) / 2;
+    }
+    Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n)};
+    Mat<Scalar> resp(kk, n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      const Scalar top = log_terms.col(j).maxCoeff();
+      Scalar total = 0;
+      for (int k = 0; k < kk; ++k) total += exp(log_terms(k, j) - top);
+      out.log_density(j) = top + log(total);
+      for (int k = 0; k < kk; ++k) resp(k, j) = exp(log_terms(k, j) - out.log_density(j));
+    }
+    for (int k = 0; k < kk; ++k) {
+      // C^{-1} (z - m) = L^{-T} L^{-1} (z - m)
+      const Mat<Scalar> precision_times = comps_[k].chol_inv.transpose().apply(whitened[k]);
+      out.score -= precision_times * resp.row(k).asDiagonal();
+    }
+    return out;
+  }
+
+  const LinearSde<Scalar>* sde_;
+  const GaussianMixture<Scalar>* data_;
+  Scalar t_;
+  BlockMatrix<Scalar> psi_, sigma_;
+  std::vector<Component> comps_;
+};
+
+}  // namespace pflow
