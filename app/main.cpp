@@ -18,8 +18,8 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
   for (const auto& name : sdes) {
     if (std::find(known.begin(), known.end(), name) == known.end()) {
       const std::string hint = pflow::closest_name(name, known);
-      throw pflow::InputError("--sde", name,
-                              "unknown SDE" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+      throw pflow::InputError(
+          "--sde", name, "unknown SDE" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
   }
   const pflow::VerifyOptions options{sdes};
@@ -35,8 +35,9 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
   for (const auto& r : rows) failed += !r.pass();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "\n" << rows.size() - failed << " passed, " << failed << " failed ("
-            << std::fixed << std::setprecision(1) << seconds << " s)\n";
+  std::cout << "\n"
+            << rows.size() - failed << " passed, " << failed << " failed (" << std::fixed
+            << std::setprecision(1) << seconds << " s)\n";
   std::cout << "error = max |a - b| / max(1, max |b|) over the time grid, particles and entries\n";
   return failed == 0 ? 0 : 1;
 }

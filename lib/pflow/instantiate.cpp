@@ -7,15 +7,15 @@
 
 namespace pflow {
 
-#define PFLOW_INSTANTIATE(S)          \
-  template class BlockMatrix<S>;      \
-  template class VpLinear<S>;         \
-  template class VpCosine<S>;         \
-  template class SubVp<S>;            \
-  template class Ve<S>;               \
-  template class Edm<S>;              \
-  template class Cld<S>;              \
-  template class Blurring<S>;         \
+#define PFLOW_INSTANTIATE(S)     \
+  template class BlockMatrix<S>; \
+  template class VpLinear<S>;    \
+  template class VpCosine<S>;    \
+  template class SubVp<S>;       \
+  template class Ve<S>;          \
+  template class Edm<S>;         \
+  template class Cld<S>;         \
+  template class Blurring<S>;    \
   template class GenericLinear<S>;
 
 PFLOW_INSTANTIATE(double)

@@ -1,9 +1,11 @@
 // Errors raised by pflow. Every error about user input names the offending field and its value.
 #pragma once
 
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace pflow {
 
@@ -36,11 +38,19 @@ class NumericalError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Prints a value for an error message; doubles in their shortest round-trip form (0.9, not
+// 0.90000000000000002).
 template <class T>
 std::string to_text(const T& v) {
   std::ostringstream os;
-  os.precision(17);
-  os << v;
+  if constexpr (std::is_floating_point_v<T>) {
+    char buf[64];
+    const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    return std::string(buf, end);
+  } else {
+    os.precision(20);
+    os << v;
+  }
   return os.str();
 }
 

@@ -60,7 +60,8 @@ class Cld : public LinearSde<Scalar> {
     const Scalar g2 = g * g, g3 = g2 * g, g4 = g2 * g2, b2 = b * b;
     const Scalar xx = m * (sxx + (1 / m - 1) + 4 * b / g * (sxx - 1) + 4 * b2 / g2 * (sxx - 2) +
                            16 * b2 / g4 * svv);
-    const Scalar xv = m * (-sxx * b + 4 * b / g2 * svv - 2 * b2 / g * (sxx - 2) - 8 * b2 / g3 * svv);
+    const Scalar xv =
+        m * (-sxx * b + 4 * b / g2 * svv - 2 * b2 / g * (sxx - 2) - 8 * b2 / g3 * svv);
     const Scalar vv = m * (g2 / 4 * (1 / m - 1) + g * b - 4 * b / g * svv + 4 * b2 / g2 * svv +
                            svv + b2 * (sxx - 2));
     Mat<Scalar> out(2, 2);
@@ -81,9 +82,7 @@ class Cld : public LinearSde<Scalar> {
     u.topRows(this->data_dim()) = x0;
     return u;
   }
-  Mat<Scalar> data_part(const Mat<Scalar>& u) const override {
-    return u.topRows(this->data_dim());
-  }
+  Mat<Scalar> data_part(const Mat<Scalar>& u) const override { return u.topRows(this->data_dim()); }
   // S -> [[S, 0], [0, 0]] keeping S's structure where it is diagonal.
   BlockMatrix<Scalar> lift_covariance(const BlockMatrix<Scalar>& s0) const override {
     if (s0.block_size() == 1 && s0.groups() == this->data_dim()) {

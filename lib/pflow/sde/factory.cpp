@@ -30,15 +30,18 @@ const std::vector<SdeInfo>& sde_catalogue() {
 
 std::string closest_name(const std::string& word, const std::vector<std::string>& options) {
   auto distance = [](const std::string& a, const std::string& b) {
-    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-      cur[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j)
-        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-      std::swap(prev, cur);
-    }
-    return prev[b.size()];
+    // Optimal string alignment distance: edits and adjacent transpositions ("cdl" -> "cld").
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
+      for (size_t j = 1; j <= b.size(); ++j) {
+        d[i][j] =
+            std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    return d[a.size()][b.size()];
   };
   std::string best;
   size_t best_d = std::max<size_t>(3, word.size() / 2) + 1;
@@ -207,10 +210,11 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     Fields f(config, path, {"type", "shape", "beta_min", "beta_max", "blur_sigma_max"});
     require(f.has("shape"), f.at("shape"), "(missing)", "is required: [channels, height, width]");
     const json& shape = f.raw("shape");
-    require(shape.is_array() && shape.size() == 3 &&
-                std::all_of(shape.begin(), shape.end(),
-                            [](const json& v) { return v.is_number_integer() && v.get<int>() > 0; }),
-            f.at("shape"), shape.dump(), "must be [channels, height, width] of positive integers");
+    require(
+        shape.is_array() && shape.size() == 3 &&
+            std::all_of(shape.begin(), shape.end(),
+                        [](const json& v) { return v.is_number_integer() && v.get<int>() > 0; }),
+        f.at("shape"), shape.dump(), "must be [channels, height, width] of positive integers");
     const int c = shape[0], h = shape[1], w = shape[2];
     check_dim(c * h * w, "shape");
     const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
@@ -261,7 +265,8 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
   require(covs.is_array(), f.at("covs"), covs.dump(), "must be an array of matrices");
   std::vector<Mat<Scalar>> list;
   for (size_t k = 0; k < covs.size(); ++k)
-    list.push_back(Fields::matrix_of<Scalar>(covs[k], f.at("covs") + "[" + std::to_string(k) + "]"));
+    list.push_back(
+        Fields::matrix_of<Scalar>(covs[k], f.at("covs") + "[" + std::to_string(k) + "]"));
   return wrap([&] { return GaussianMixture<Scalar>::gmm(weights, means, list); });
 }
 

@@ -1,7 +1,8 @@
 // Building SDEs and targets from JSON (the config interface), with every field validated.
 //
 //   make_sde<double>({"type": "vp-linear", "beta_min": 0.1, "beta_max": 20}, 2, "sde")
-//   make_target<double>({"type": "gmm", "weights": [...], "means": [[...]], "covs": [...]}, "target")
+//   make_target<double>({"type": "gmm", "weights": [...], "means": [[...]], "covs": [...]},
+//   "target")
 //
 // Errors are InputError naming the JSON path ("sde.beta_min") and the offending value; unknown
 // keys get the closest valid name suggested.

@@ -118,21 +118,52 @@ std::pair<std::vector<Scalar>, std::vector<Scalar>> gauss_legendre(int n) {
   return {nodes, weights};
 }
 
-// Sigma(t) by variation of constants with the SDE's transition Psi and composite Gauss-Legendre
-// quadrature (`panels` panels of `points` nodes).
+// Sigma(t) by variation of constants with the SDE's transition Psi and adaptive Gauss-Legendre
+// quadrature: a panel is bisected until its 24-point rule agrees with the rule on its halves
+// (the integrand of vp-cosine near T has a pole just beyond t = 1, which fixed panels resolve
+// only to ~1e-14).
 template <class Scalar>
 BlockMatrix<Scalar> quadrature_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
-                                          int panels = 16, int points = 24) {
+                                          int points = 24) {
   const auto [nodes, weights] = gauss_legendre<Scalar>(points);
   const BlockMatrix<Scalar> psi_t0 = sde.transition(t, Scalar(0));
-  BlockMatrix<Scalar> total = psi_t0 * sde.initial_covariance() * psi_t0.transpose();
-  const Scalar h = t / panels;
-  for (int p = 0; p < panels; ++p) {
-    const Scalar mid = h * p + h / 2;
+  const BlockMatrix<Scalar> start = psi_t0 * sde.initial_covariance() * psi_t0.transpose();
+  auto panel = [&](const Scalar& a, const Scalar& b) {
+    const Scalar h = b - a;
+    BlockMatrix<Scalar> sum = BlockMatrix<Scalar>::zero(sde.groups(), sde.block_size());
     for (int i = 0; i < points; ++i) {
-      const Scalar r = mid + h / 2 * nodes[i];
+      const Scalar r = a + h / 2 * (1 + nodes[i]);
       const BlockMatrix<Scalar> psi = sde.transition(t, r);
-      total = total + (psi * sde.diffusion(r) * psi.transpose()).scaled(weights[i] * h / 2);
+      sum = sum + (psi * sde.diffusion(r) * psi.transpose()).scaled(weights[i] * h / 2);
+    }
+    return sum;
+  };
+  const Scalar tol = eps<Scalar>() * 16;
+  BlockMatrix<Scalar> total = start;
+  // Depth-first bisection over a stack of (a, b, whole-panel estimate, depth).
+  struct Panel {
+    Scalar a, b;
+    BlockMatrix<Scalar> whole;
+    int depth;
+  };
+  std::vector<Panel> stack;
+  const int initial = 8;
+  for (int p = 0; p < initial; ++p) {
+    const Scalar a = t * p / initial, b = t * (p + 1) / initial;
+    stack.push_back({a, b, panel(a, b), 0});
+  }
+  while (!stack.empty()) {
+    Panel cur = std::move(stack.back());
+    stack.pop_back();
+    const Scalar mid = (cur.a + cur.b) / 2;
+    BlockMatrix<Scalar> left = panel(cur.a, mid), right = panel(mid, cur.b);
+    const BlockMatrix<Scalar> halves = left + right;
+    const Scalar scale = std::max<Scalar>(Scalar(1), halves.max_abs());
+    if (max_abs_diff(halves, cur.whole) <= tol * scale || cur.depth >= 40) {
+      total = total + halves;
+    } else {
+      stack.push_back({cur.a, mid, std::move(left), cur.depth + 1});
+      stack.push_back({mid, cur.b, std::move(right), cur.depth + 1});
     }
   }
   return total.symmetrized();
@@ -143,7 +174,7 @@ BlockMatrix<Scalar> quadrature_covariance(const LinearSde<Scalar>& sde, const Sc
 // stable equilibrium (F = 0 for VE and EDM).
 template <class Scalar>
 struct Equilibrium {
-  BlockMatrix<Scalar> covariance;  // Sigma_eq
+  BlockMatrix<Scalar> covariance;   // Sigma_eq
   BlockMatrix<Scalar> circulation;  // Q
 };
 

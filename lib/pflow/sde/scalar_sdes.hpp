@@ -144,10 +144,10 @@ class SubVp : public ScalarSde<Scalar> {
   // G G^T = B' (1 - e^{-2B}): two Van Loan terms with rates 0 and -2.
   std::optional<VanLoanForm<Scalar>> van_loan_form() const override {
     auto r = rate_;
-    return VanLoanForm<Scalar>{[r](const Scalar& t) { return r.integral(t); },
-                               this->shared(ratio<Scalar>(-1, 2)),
-                               {{Scalar(1), Scalar(0), this->unit()},
-                                {Scalar(-1), Scalar(-2), this->unit()}}};
+    return VanLoanForm<Scalar>{
+        [r](const Scalar& t) { return r.integral(t); },
+        this->shared(ratio<Scalar>(-1, 2)),
+        {{Scalar(1), Scalar(0), this->unit()}, {Scalar(-1), Scalar(-2), this->unit()}}};
   }
 
  private:
@@ -281,7 +281,8 @@ class Edm : public ScalarSde<Scalar> {
   Scalar f(const Scalar&) const override { return 0; }
   Scalar g2(const Scalar& t) const override { return 2 * t; }
   std::optional<VanLoanForm<Scalar>> van_loan_form() const override {
-    return VanLoanForm<Scalar>{[](const Scalar& t) { return t * t; }, this->shared(Scalar(0)),
+    return VanLoanForm<Scalar>{[](const Scalar& t) { return t * t; },
+                               this->shared(Scalar(0)),
                                {{Scalar(1), Scalar(0), this->unit()}}};
   }
 

@@ -27,8 +27,8 @@ namespace pflow {
 template <class Scalar>
 struct VanLoanForm {
   struct DiffusionTerm {
-    Scalar coeff;  // c_j
-    Scalar rate;   // k_j
+    Scalar coeff;                        // c_j
+    Scalar rate;                         // k_j
     BlockMatrix<Scalar> diffusion_rate;  // Qbar_j
   };
   std::function<Scalar(const Scalar&)> clock;
@@ -133,10 +133,10 @@ BlockMatrix<Scalar> van_loan_covariance(const VanLoanForm<Scalar>& form,
   BlockMatrix<Scalar> total = psi * sigma0 * psi.transpose();
   for (const auto& term : form.terms) {
     // Pair Fbar and Qbar_j block by block (both share the SDE's structure).
-    const BlockMatrix<Scalar> shifted = form.drift_rate - BlockMatrix<Scalar>::identity(
-                                                              form.drift_rate.groups(),
-                                                              form.drift_rate.block_size())
-                                                              .scaled(term.rate / 2);
+    const BlockMatrix<Scalar> shifted =
+        form.drift_rate -
+        BlockMatrix<Scalar>::identity(form.drift_rate.groups(), form.drift_rate.block_size())
+            .scaled(term.rate / 2);
     BlockMatrix<Scalar> pair = shifted;  // structure holder, overwritten below
     const int nb = std::max(shifted.stored_blocks(), term.diffusion_rate.stored_blocks());
     std::vector<Mat<Scalar>> blocks(nb);

@@ -72,8 +72,8 @@ class GaussianMixture {
       const int k = pick_component(rng);
       const Mat<Scalar> z = rng.normal_matrix<Scalar>(dim(), 1);
       const bool degenerate = covs_[k].max_abs() == Scalar(0);
-      out.col(j) = means_.col(k) + (degenerate ? Mat<Scalar>::Zero(dim(), 1)
-                                                : covs_[k].cholesky().apply(z));
+      out.col(j) =
+          means_.col(k) + (degenerate ? Mat<Scalar>::Zero(dim(), 1) : covs_[k].cholesky().apply(z));
     }
     return out;
   }

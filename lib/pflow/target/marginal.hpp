@@ -45,7 +45,7 @@ class Marginal {
   }
 
   const Scalar& time() const { return t_; }
-  const BlockMatrix<Scalar>& transition() const { return psi_; }  // Psi(t, 0), spectral
+  const BlockMatrix<Scalar>& transition() const { return psi_; }    // Psi(t, 0), spectral
   const BlockMatrix<Scalar>& covariance() const { return sigma_; }  // Sigma(t), spectral
 
   // log p_t(x) for each column of x (D x n).
@@ -84,8 +84,8 @@ class Marginal {
     Mat<Scalar> z(sde_->state_dim(), n);
     for (int j = 0; j < n; ++j) {
       const int k = data_->pick_component(rng);
-      z.col(j) = comps_[k].mean +
-                 comps_[k].chol.apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
+      z.col(j) =
+          comps_[k].mean + comps_[k].chol.apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
     }
     return sde_->from_spectral(z);
   }

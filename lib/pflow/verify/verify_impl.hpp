@@ -21,8 +21,8 @@ struct Case {
   std::string name;
   json sde;
   int dim;
-  json gaussian;  // one-component data for the flow-map checks
-  json gmm;       // mixture for the score check
+  json gaussian;      // one-component data for the flow-map checks
+  json gmm;           // mixture for the score check
   double t_lo, t_hi;  // time range of the kernel checks
   double flow_from, flow_to;
 };
@@ -59,30 +59,54 @@ inline json mixture(int d) {
 inline std::vector<Case> all_cases() {
   const json public_gaussian = {
       {"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}};
-  const json full_mixture = {{"type", "gmm"},
-                             {"weights", {0.3, 0.45, 0.25}},
-                             {"means", {{-1.0, 0.5}, {1.0, 1.0}, {0.2, -1.2}}},
-                             {"covs",
-                              {{{0.09, 0.03}, {0.03, 0.04}},
-                               {{0.25, -0.1}, {-0.1, 0.16}},
-                               {{0.04, 0.0}, {0.0, 0.36}}}}};
+  const json full_mixture = {
+      {"type", "gmm"},
+      {"weights", {0.3, 0.45, 0.25}},
+      {"means", {{-1.0, 0.5}, {1.0, 1.0}, {0.2, -1.2}}},
+      {"covs",
+       {{{0.09, 0.03}, {0.03, 0.04}}, {{0.25, -0.1}, {-0.1, 0.16}}, {{0.04, 0.0}, {0.0, 0.36}}}}};
   const json linear = {{"type", "linear"},
                        {"Fbar", {{-1.0, 0.5, 0.0}, {-0.5, -1.0, 0.2}, {0.0, -0.2, -0.5}}},
                        {"Gbar", {{1.0, 0.0}, {0.3, 1.0}, {0.0, 0.5}}},
                        {"beta_min", 0.5},
                        {"beta_max", 2.0}};
-  const json gauss3 = {{"type", "gaussian"}, {"mean", mean_vector(3, 0.3)}, {"cov", correlated_cov(3, 0.8)}};
-  const json gauss16 = {
-      {"type", "gaussian"}, {"mean", mean_vector(16, 0.1)}, {"cov", correlated_cov(16, 0.5)}};
+  const json gauss3 = {
+      {"type", "gaussian"}, {"mean", mean_vector(3, 0.3)}, {"cov", correlated_cov(3, 0.8)}};
+  // An 8-pixel image (2 x 4: H != W): dense 8 x 8 data covariance in the DCT basis.
+  const json gauss8 = {
+      {"type", "gaussian"}, {"mean", mean_vector(8, 0.1)}, {"cov", correlated_cov(8, 0.5)}};
   return {
-      {"vp-linear", {{"type", "vp-linear"}}, 2, public_gaussian, full_mixture, 1e-3, 1.0, 1.0, 0.05},
-      {"vp-cosine", {{"type", "vp-cosine"}}, 2, public_gaussian, full_mixture, 1e-3, 0.99, 0.99, 0.05},
+      {"vp-linear",
+       {{"type", "vp-linear"}},
+       2,
+       public_gaussian,
+       full_mixture,
+       1e-3,
+       1.0,
+       1.0,
+       0.05},
+      {"vp-cosine",
+       {{"type", "vp-cosine"}},
+       2,
+       public_gaussian,
+       full_mixture,
+       1e-3,
+       0.99,
+       0.99,
+       0.05},
       {"sub-vp", {{"type", "sub-vp"}}, 2, public_gaussian, full_mixture, 1e-3, 1.0, 1.0, 0.05},
       {"ve", {{"type", "ve"}}, 2, public_gaussian, full_mixture, 0.0, 1.0, 1.0, 0.05},
       {"edm", {{"type", "edm"}}, 2, public_gaussian, full_mixture, 0.002, 80.0, 80.0, 0.05},
       {"cld", {{"type", "cld"}}, 2, public_gaussian, full_mixture, 0.0, 1.0, 1.0, 0.05},
-      {"blurring", {{"type", "blurring"}, {"shape", {1, 4, 4}}}, 16, gauss16, mixture(16), 1e-3,
-       1.0, 1.0, 0.05},
+      {"blurring",
+       {{"type", "blurring"}, {"shape", {1, 2, 4}}},
+       8,
+       gauss8,
+       mixture(8),
+       1e-3,
+       1.0,
+       1.0,
+       0.05},
       {"linear", linear, 3, gauss3, mixture(3), 0.0, 1.0, 1.0, 0.05},
   };
 }
@@ -112,8 +136,8 @@ template <class Scalar>
 std::vector<Scalar> time_grid(double lo, double hi, int n) {
   std::vector<Scalar> out;
   for (int i = 1; i <= n; ++i)
-    out.push_back(from_double<Scalar>(lo) + (from_double<Scalar>(hi) - from_double<Scalar>(lo)) *
-                                                Scalar(i) / Scalar(n));
+    out.push_back(from_double<Scalar>(lo) +
+                  (from_double<Scalar>(hi) - from_double<Scalar>(lo)) * Scalar(i) / Scalar(n));
   return out;
 }
 
@@ -154,8 +178,8 @@ std::vector<CheckRow> run_case(const Case& c) {
       e_ode = std::max(e_ode, rel_error(ode, exact));
       e_quad = std::max(e_quad, rel_error(quad, exact));
       if (form)
-        e_vl = std::max(e_vl, rel_error(van_loan_covariance(*form, sde->initial_covariance(), t),
-                                        exact));
+        e_vl = std::max(e_vl,
+                        rel_error(van_loan_covariance(*form, sde->initial_covariance(), t), exact));
     } else {
       const BlockMatrix<Scalar> vl = van_loan_covariance(*form, sde->initial_covariance(), t);
       e_vl_ode = std::max(e_vl_ode, rel_error(ode, vl));
@@ -177,8 +201,8 @@ std::vector<CheckRow> run_case(const Case& c) {
   for (size_t i = 1; i < times.size(); ++i) {
     const Scalar t = times[i], s = times[i - 1], r = times[0] / 2;
     e_psi = std::max(e_psi, rel_error(ode_transition(*sde, t, r), sde->transition(t, r)));
-    e_semi = std::max(e_semi, rel_error(sde->transition(t, s) * sde->transition(s, r),
-                                        sde->transition(t, r)));
+    e_semi = std::max(
+        e_semi, rel_error(sde->transition(t, s) * sde->transition(s, r), sde->transition(t, r)));
   }
   add(std::string("Psi: ") + (closed ? "closed form" : "Van Loan") + " vs ODE", e_psi,
       {1e-12, 1e-30});
@@ -194,7 +218,7 @@ std::vector<CheckRow> run_case(const Case& c) {
       using std::abs;
       e_lam = std::max(e_lam, to_double(Scalar(abs(back - lam) / std::max<Scalar>(1, abs(lam)))));
       e_lam = std::max(e_lam, to_double(Scalar(abs(scalar->t_of_lambda(lam) - t) /
-                                                std::max<Scalar>(1, abs(t)))));
+                                               std::max<Scalar>(1, abs(t)))));
     }
     add("lambda(t(lambda)) = lambda, t(lambda(t)) = t", e_lam, {1e-12, 1e-40});
   }
@@ -207,12 +231,12 @@ std::vector<CheckRow> run_case(const Case& c) {
       if (const auto* cld = dynamic_cast<const Cld<Scalar>*>(sde.get())) {
         Mat<Scalar> expected(2, 2);
         expected << 0, -cld->beta(), cld->beta(), 0;
-        e_q = std::max(e_q, rel_error(eq.circulation,
-                                      BlockMatrix<Scalar>::shared(sde->groups(), expected)));
+        e_q = std::max(
+            e_q, rel_error(eq.circulation, BlockMatrix<Scalar>::shared(sde->groups(), expected)));
         Mat<Scalar> cov_eq = Mat<Scalar>::Identity(2, 2);
         cov_eq(1, 1) = cld->mass();
-        e_q = std::max(e_q, rel_error(eq.covariance,
-                                      BlockMatrix<Scalar>::shared(sde->groups(), cov_eq)));
+        e_q = std::max(
+            e_q, rel_error(eq.covariance, BlockMatrix<Scalar>::shared(sde->groups(), cov_eq)));
       } else if (c.name == "linear") {
         e_q = std::max(e_q, rel_error(eq.circulation, eq.circulation.transpose().scaled(-1)));
       } else {
@@ -230,13 +254,12 @@ std::vector<CheckRow> run_case(const Case& c) {
   {
     const Scalar lo = from_double<Scalar>(c.flow_to), hi = from_double<Scalar>(c.flow_from);
     const BlockMatrix<Scalar> r = r_ode_factor(*sde, gaussian, lo, hi);
-    add("R-ODE: R R^T = C", rel_error(r * r.transpose(), gaussian_marginal(*sde, gaussian, hi).second),
-        {1e-11, 1e-28});
+    add("R-ODE: R R^T = C",
+        rel_error(r * r.transpose(), gaussian_marginal(*sde, gaussian, hi).second), {1e-11, 1e-28});
   }
   const Mat<Scalar> x_start = flow_start<Scalar>(c);
-  const Mat<Scalar> x_exact = exact_flow_map<Scalar>(*sde, gaussian, x_start,
-                                                     from_double<Scalar>(c.flow_from),
-                                                     from_double<Scalar>(c.flow_to));
+  const Mat<Scalar> x_exact = exact_flow_map<Scalar>(
+      *sde, gaussian, x_start, from_double<Scalar>(c.flow_from), from_double<Scalar>(c.flow_to));
   const Mat<mp50> ref = reference_solution(c, flow_start<mp50>(c));
   const Mat<Scalar> ref_here = ref.unaryExpr([](const mp50& v) { return static_cast<Scalar>(v); });
   add("flow map: exact vs 50-digit ODE solve", rel_error(x_exact, ref_here), {1e-12, 1e-25});
@@ -247,15 +270,16 @@ std::vector<CheckRow> run_case(const Case& c) {
         json{{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{0.5, 0.0}, {0.0, 0.3}}}});
     const Scalar s = from_double<Scalar>(c.flow_from), t = from_double<Scalar>(c.flow_to);
     add("flow map: R-ODE vs rotation-angle quadrature",
-        rel_error(flow_propagator_r_ode(*sde, diag, s, t), flow_propagator_rotation(*sde, diag, s, t)),
+        rel_error(flow_propagator_r_ode(*sde, diag, s, t),
+                  flow_propagator_rotation(*sde, diag, s, t)),
         {1e-11, 1e-25});
   }
 
   // The public check values of MATH.md.
   if (c.name == "cld") {
     Mat<Scalar> published(2, 2);
-    published << decimal<Scalar>("0.2218100610414"), decimal<Scalar>("0.1298598403741"), decimal<Scalar>("0.1298598403741"),
-        decimal<Scalar>("0.2157583505481");
+    published << decimal<Scalar>("0.2218100610414"), decimal<Scalar>("0.1298598403741"),
+        decimal<Scalar>("0.1298598403741"), decimal<Scalar>("0.2157583505481");
     add("public: CLD Sigma(0.1) = MATH.md values (13 digits)",
         rel_error(Mat<Scalar>(sde->covariance(ratio<Scalar>(1, 10)).block(0)), published),
         {1e-13, 1e-13});
@@ -265,13 +289,15 @@ std::vector<CheckRow> run_case(const Case& c) {
     Mat<Scalar> x1(2, 1);
     x1 << ratio<Scalar>(3, 10), ratio<Scalar>(-11, 10);
     x1 += vp->alpha(Scalar(1)) * gaussian.means();
-    const Mat<Scalar> x = exact_flow_map<Scalar>(*sde, gaussian, x1, Scalar(1), ratio<Scalar>(1, 20));
+    const Mat<Scalar> x =
+        exact_flow_map<Scalar>(*sde, gaussian, x1, Scalar(1), ratio<Scalar>(1, 20));
     // MATH.md prints (0.26751345705187957, -1.7722151628994074), 3e-13 away from the exact map;
     // the 25 digits below come from analytic/blurring_and_flow.py (mpmath, 50 digits), which
     // agrees with an independent RK4 solve of the PF-ODE to 4e-18.
     Mat<Scalar> published(2, 1), exact(2, 1);
     published << decimal<Scalar>("0.26751345705187957"), decimal<Scalar>("-1.7722151628994074");
-    exact << decimal<Scalar>("0.2675134570517571412126377"), decimal<Scalar>("-1.772215162899080256811326");
+    exact << decimal<Scalar>("0.2675134570517571412126377"),
+        decimal<Scalar>("-1.772215162899080256811326");
     add("public: VP flow map x(0.05) vs MATH.md (3e-13 off)", rel_error(x, published),
         {1e-12, 1e-12});
     add("public: VP flow map x(0.05) vs 25-digit mpmath", rel_error(x, exact), {1e-15, 1e-24});

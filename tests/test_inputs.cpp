@@ -1,0 +1,113 @@
+// Bad parameters raise an InputError that names the parameter (JSON path) and its value.
+#include <catch2/catch.hpp>
+
+#include "pflow/sde/factory.hpp"
+#include "pflow/target/marginal.hpp"
+
+using namespace pflow;
+using Catch::Contains;
+using nlohmann::json;
+
+namespace {
+
+// The message of the InputError thrown by f, or "" if none is thrown.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string sde_error(const json& config, int dim = 2) {
+  return error_of([&] { make_sde<double>(config, dim); });
+}
+std::string target_error(const json& config) {
+  return error_of([&] { make_target<double>(config); });
+}
+
+}  // namespace
+
+TEST_CASE("SDE parameters out of range name the field and value", "[inputs]") {
+  CHECK_THAT(sde_error({{"type", "vp-linear"}, {"beta_min", -0.1}}),
+             Contains("sde.beta_min = -0.1") && Contains("non-negative"));
+  CHECK_THAT(sde_error({{"type", "sub-vp"}, {"beta_max", -20}}),
+             Contains("sde.beta_max = -20") && Contains("positive"));
+  CHECK_THAT(sde_error({{"type", "ve"}, {"sigma_min", 50}, {"sigma_max", 0.01}}),
+             Contains("sde.sigma_max = 0.01") && Contains("must exceed sigma_min = 50"));
+  CHECK_THAT(sde_error({{"type", "edm"}, {"sigma_min", 80}, {"sigma_max", 80}}),
+             Contains("sde.sigma_max = 80"));
+  CHECK_THAT(sde_error({{"type", "ve"}, {"sigma_min", 0}}), Contains("sde.sigma_min = 0"));
+  CHECK_THAT(sde_error({{"type", "vp-cosine"}, {"s", 1.5}}), Contains("sde.s = 1.5"));
+  CHECK_THAT(sde_error({{"type", "cld"}, {"beta", -4}}), Contains("sde.beta = -4"));
+  CHECK_THAT(sde_error({{"type", "cld"}, {"M", 0}}), Contains("sde.M = 0"));
+  CHECK_THAT(sde_error({{"type", "blurring"}, {"shape", {1, 2, 2}}, {"blur_sigma_max", -1}}, 4),
+             Contains("sde.blur_sigma_max = -1"));
+}
+
+TEST_CASE("SDE configs with wrong names, types or shapes are rejected clearly", "[inputs]") {
+  CHECK_THAT(sde_error({{"type", "vp-lnear"}}),
+             Contains("sde.type = \"vp-lnear\"") && Contains("did you mean 'vp-linear'"));
+  CHECK_THAT(sde_error({{"type", "vp-linear"}, {"beta_mn", 0.1}}),
+             Contains("sde.beta_mn") && Contains("did you mean 'beta_min'"));
+  CHECK_THAT(sde_error({{"type", "vp-linear"}, {"beta_min", "0.1"}}),
+             Contains("sde.beta_min = \"0.1\"") && Contains("must be a number"));
+  CHECK_THAT(sde_error({{"beta_min", 0.1}}), Contains("sde.type") && Contains("required"));
+  CHECK_THAT(sde_error({{"type", "blurring"}, {"shape", {1, 4, 4}}}, 8),
+             Contains("sde.shape = 16") && Contains("data dimension 8"));
+  CHECK_THAT(sde_error({{"type", "blurring"}, {"shape", {1, 4}}}, 4),
+             Contains("sde.shape = [1,4]"));
+  CHECK_THAT(sde_error({{"type", "linear"}, {"Fbar", {{-1.0, 0.0}}}, {"Gbar", {{1.0}}}}, 1),
+             Contains("sde.Fbar") && Contains("square"));
+  CHECK_THAT(sde_error({{"type", "linear"}, {"Fbar", {{-1.0}}}, {"Gbar", {{1.0}, {2.0}}}}, 1),
+             Contains("sde.Gbar rows = 2"));
+  CHECK_THAT(sde_error({{"type", "vp-linear"}}, 0), Contains("data_dim = 0"));
+}
+
+TEST_CASE("Target parameters: covariances, weights and dimensions are validated", "[inputs]") {
+  // Non-positive-definite covariance.
+  CHECK_THAT(
+      target_error({{"type", "gaussian"}, {"mean", {0.0, 0.0}}, {"cov", {{1.0, 2.0}, {2.0, 1.0}}}}),
+      Contains("target.cov") && Contains("positive definite"));
+  // Asymmetric covariance.
+  CHECK_THAT(
+      target_error({{"type", "gaussian"}, {"mean", {0.0, 0.0}}, {"cov", {{1.0, 0.5}, {0.0, 1.0}}}}),
+      Contains("target.cov") && Contains("symmetric"));
+  // Weights that do not sum to 1.
+  CHECK_THAT(target_error({{"type", "gmm"},
+                           {"weights", {0.3, 0.6}},
+                           {"means", {{0.0}, {1.0}}},
+                           {"covs", {{{1.0}}, {{1.0}}}}}),
+             Contains("target.weights = sum 0.8999999999999999") && Contains("sum to 1"));
+  CHECK_THAT(target_error({{"type", "gmm"},
+                           {"weights", {-0.5, 1.5}},
+                           {"means", {{0.0}, {1.0}}},
+                           {"covs", {{{1.0}}, {{1.0}}}}}),
+             Contains("target.weights[0] = -0.5") && Contains("positive"));
+  // Mismatched dimensions.
+  CHECK_THAT(target_error({{"type", "gaussian"}, {"mean", {0.0, 0.0}}, {"cov", {{1.0}}}}),
+             Contains("target.cov = 1x1") && Contains("must be 2x2"));
+  CHECK_THAT(target_error({{"type", "gmm"},
+                           {"weights", {0.5, 0.5}},
+                           {"means", {{0.0, 1.0}, {1.0}}},
+                           {"covs", {{{1.0}}, {{1.0}}}}}),
+             Contains("target.means[1]") && Contains("like row 0"));
+  CHECK_THAT(target_error({{"type", "gmm"},
+                           {"weights", {0.5, 0.5}},
+                           {"means", {{0.0}, {1.0}, {2.0}}},
+                           {"covs", {{{1.0}}, {{1.0}}}}}),
+             Contains("target.means = 3 columns"));
+  CHECK_THAT(target_error({{"type", "gmm"},
+                           {"weights", {0.5, 0.5}},
+                           {"means", {{0.0}, {1.0}}},
+                           {"diag_covs", {{1.0}, {0.0}}}}),
+             Contains("target.diag_covs[1][0] = 0") && Contains("positive"));
+  CHECK_THAT(target_error({{"type", "dirac"}, {"pont", {1.0}}}), Contains("did you mean 'point'"));
+  // Target and SDE of different dimensions.
+  const auto sde = make_sde<double>({{"type", "vp-linear"}}, 3);
+  const auto data = make_target<double>({{"type", "dirac"}, {"point", {1.0, 2.0}}});
+  CHECK_THAT(error_of([&] { Marginal<double>(*sde, data, 0.5); }),
+             Contains("target dimension = 2") && Contains("data dimension 3"));
+}

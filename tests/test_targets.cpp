@@ -1,0 +1,156 @@
+// Targets with analytic scores: scores and predictions against independent formulas.
+#include "helpers.hpp"
+#include "pflow/flow/exact_flow.hpp"
+#include "pflow/sde/cld.hpp"
+#include "pflow/sde/factory.hpp"
+
+using namespace pflow;
+using pflow::testing::max_diff;
+using pflow::testing::tol;
+
+namespace {
+
+template <class S>
+GaussianMixture<S> correlated_gaussian() {
+  Vec<S> mu(2);
+  mu << ratio<S>(1, 2), -1;
+  Mat<S> cov(2, 2);
+  cov << 1, ratio<S>(8, 10), ratio<S>(8, 10), ratio<S>(9, 10);
+  return GaussianMixture<S>::gaussian(mu, cov);
+}
+
+template <class S>
+Mat<S> some_points() {
+  Mat<S> x(2, 3);
+  x << ratio<S>(1, 3), -1, 2, ratio<S>(-1, 2), ratio<S>(1, 4), 1;
+  return x;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Gaussian data: score, eps, x0 and v against closed forms (VP)", "[targets]",
+                   double, mp50) {
+  using S = TestType;
+  const VpLinear<S> vp(ratio<S>(1, 10), S(20), 2);
+  const auto data = correlated_gaussian<S>();
+  const S t = ratio<S>(3, 10);
+  const Marginal<S> p(vp, data, t);
+  const S a = vp.alpha(t), s = vp.sigma(t);
+  const Mat<S> s0 = data.cov(0).to_dense();
+  const Mat<S> c = a * a * s0 + s * s * Mat<S>::Identity(2, 2);
+  const Mat<S> x = some_points<S>();
+  const Mat<S> centred = x.colwise() - (a * data.means()).col(0);
+  // score = -C^{-1}(x - a mu)
+  const Mat<S> score = -c.inverse() * centred;
+  CHECK(max_diff(p.score(x), score) < tol<S>(1e-14, 1e-45));
+  // eps = -sigma score
+  CHECK(max_diff(p.eps(x), Mat<S>(-s * score)) < tol<S>(1e-14, 1e-45));
+  // Gaussian posterior mean E[x0 | x_t] = mu + a S0 C^{-1} (x - a mu)
+  const Mat<S> x0 = (a * s0 * c.inverse() * centred).colwise() + data.means().col(0);
+  CHECK(max_diff(p.x0(x), x0) < tol<S>(1e-14, 1e-45));
+  // VP: a^2 + s^2 = 1, so x0 = a x - s v and eps = s x + a v (seed 002, sec. 2.6).
+  const Mat<S> v = p.v(x);
+  CHECK(max_diff(Mat<S>(a * x - s * v), p.x0(x)) < tol<S>(1e-14, 1e-45));
+  CHECK(max_diff(Mat<S>(s * x + a * v), p.eps(x)) < tol<S>(1e-14, 1e-45));
+  // log density of N(a mu, C)
+  using std::log;
+  const Vec<S> logp = p.log_density(x);
+  for (int j = 0; j < 3; ++j) {
+    const Vec<S> y = centred.col(j);
+    const S expected = -(y.dot(c.inverse() * y)) / 2 - log(c.determinant()) / 2 - log(2 * pi<S>());
+    CHECK(to_double(S(abs(logp(j) - expected))) < tol<S>(1e-14, 1e-45));
+  }
+}
+
+TEMPLATE_TEST_CASE("Mixture score is the responsibility-weighted component score", "[targets]",
+                   double, mp50) {
+  using S = TestType;
+  const nlohmann::json config = {
+      {"type", "gmm"},
+      {"weights", {0.3, 0.7}},
+      {"means", {{-1.0, 0.0}, {1.5, 0.5}}},
+      {"covs", {{{0.04, 0.01}, {0.01, 0.09}}, {{0.25, 0.0}, {0.0, 0.16}}}}};
+  const auto gmm = make_target<S>(config);
+  const VpLinear<S> vp(ratio<S>(1, 10), S(20), 2);
+  const S t = ratio<S>(1, 5);
+  const Marginal<S> p(vp, gmm, t);
+  const Mat<S> x = some_points<S>();
+  // Independent evaluation: each component as its own Gaussian marginal, combined by Bayes.
+  using std::exp;
+  Mat<S> expected = Mat<S>::Zero(2, 3);
+  Vec<S> total = Vec<S>::Zero(3);
+  for (int k = 0; k < 2; ++k) {
+    const auto comp = GaussianMixture<S>::gaussian(gmm.means().col(k), gmm.cov(k).to_dense());
+    const Marginal<S> pk(vp, comp, t);
+    const Vec<S> w = (pk.log_density(x).array().exp() * gmm.weights()(k)).matrix();
+    expected += pk.score(x) * w.asDiagonal();
+    total += w;
+  }
+  expected = expected * total.cwiseInverse().asDiagonal();
+  CHECK(max_diff(p.score(x), expected) < tol<S>(1e-13, 1e-44));
+  // Far from every component, log-sum-exp keeps the score finite and exact.
+  Mat<S> far(2, 1);
+  far << 40, -35;
+  CHECK(max_diff(p.score(far), p.score(far)) == 0);
+  CHECK(to_double(p.score(far).cwiseAbs().maxCoeff()) < 1e4);
+}
+
+TEMPLATE_TEST_CASE("CLD: the velocity prior enters the marginal and x0 recovers the data mean",
+                   "[targets]", double, mp50) {
+  using S = TestType;
+  const Cld<S> cld(S(4), ratio<S>(1, 4), ratio<S>(4, 100), 2);
+  const auto data = correlated_gaussian<S>();
+  const S t = ratio<S>(1, 5);
+  const Marginal<S> p(cld, data, t);
+  // Dense check: C = Psi [[S0, 0], [0, 0]] Psi^T + Sigma(t) and score = -C^{-1}(u - m).
+  const Mat<S> psi = cld.transition(t, S(0)).to_dense();
+  Mat<S> lifted = Mat<S>::Zero(4, 4);
+  lifted.topLeftCorner(2, 2) = data.cov(0).to_dense();
+  const Mat<S> c = psi * lifted * psi.transpose() + cld.covariance(t).to_dense();
+  Vec<S> m0 = Vec<S>::Zero(4);
+  m0.head(2) = data.means().col(0);
+  const Vec<S> m = psi * m0;
+  Mat<S> u(4, 2);
+  u << ratio<S>(1, 3), -1, ratio<S>(1, 2), 2, ratio<S>(-1, 5), ratio<S>(1, 7), 1, 0;
+  const Mat<S> score = -c.inverse() * (u.colwise() - m);
+  CHECK(max_diff(p.score(u), score) < tol<S>(1e-13, 1e-44));
+  // eps = -K^T score with K the Cholesky factor of Sigma(t).
+  const Mat<S> k = Eigen::LLT<Mat<S>>(cld.covariance(t).to_dense()).matrixL();
+  CHECK(max_diff(p.eps(u), Mat<S>(-k.transpose() * score)) < tol<S>(1e-13, 1e-44));
+  // At the marginal mean, E[x0 | u_t] is the data mean.
+  CHECK(max_diff(p.x0(m), data.means()) < tol<S>(1e-13, 1e-44));
+  // v-prediction is defined for scalar SDEs only: a clear error, not a wrong number.
+  CHECK_THROWS_WITH(p.v(u), Catch::Contains("scalar SDEs only"));
+}
+
+TEMPLATE_TEST_CASE("Dirac data: the flow map is DDIM's and t = 0 is rejected", "[targets]", double,
+                   mp50) {
+  using S = TestType;
+  const VpLinear<S> vp(ratio<S>(1, 10), S(20), 2);
+  Vec<S> point(2);
+  point << 1, -2;
+  const auto dirac = GaussianMixture<S>::dirac(point);
+  const Mat<S> x = some_points<S>();
+  const S s = ratio<S>(9, 10), t = ratio<S>(1, 10);
+  // x_t = alpha_t x0 + (sigma_t / sigma_s)(x_s - alpha_s x0)
+  const Mat<S> expected =
+      (vp.sigma(t) / vp.sigma(s) * (x.colwise() - vp.alpha(s) * point)).colwise() +
+      vp.alpha(t) * point;
+  CHECK(max_diff(exact_flow_map<S>(vp, dirac, x, s, t), expected) < tol<S>(1e-15, 1e-47));
+  CHECK_THROWS_WITH(Marginal<S>(vp, dirac, S(0)), Catch::Contains("t = 0"));
+}
+
+TEMPLATE_TEST_CASE("Blurring: exact flow (R-ODE) matches the 50-digit reference", "[targets]",
+                   double, mp50) {
+  using S = TestType;
+  const nlohmann::json sde_config = {{"type", "blurring"}, {"shape", {1, 2, 3}}};
+  const auto sde = make_sde<S>(sde_config, 6);
+  Mat<S> cov = Mat<S>::Identity(6, 6) / S(2);
+  for (int i = 0; i + 1 < 6; ++i) cov(i, i + 1) = cov(i + 1, i) = ratio<S>(1, 10);
+  const auto data = GaussianMixture<S>::gaussian(Vec<S>::LinSpaced(6, S(-1), S(1)), cov);
+  Mat<S> x(6, 1);
+  x << ratio<S>(1, 2), -1, ratio<S>(1, 3), 0, 2, ratio<S>(-3, 4);
+  const Mat<S> exact = exact_flow_map<S>(*sde, data, x, S(1), ratio<S>(1, 10));
+  const Mat<S> ode = reference_flow<S>(*sde, data, x, S(1), ratio<S>(1, 10));
+  CHECK(max_diff(exact, ode) < tol<S>(1e-12, 1e-26));
+}

@@ -1,0 +1,66 @@
+// Every check of `pflow verify`, for every SDE, in double and in mp50 (one ctest test each, so
+// they run in parallel). Each SDE must produce its full set of checks, all passing.
+#include <catch2/catch.hpp>
+
+#include "pflow/verify/verify.hpp"
+
+using namespace pflow;
+
+namespace {
+
+// Checks per SDE: Sigma (3 paths; 2 without a closed form), Psi (2), lambda for scalar SDEs,
+// Q (not for VE/EDM: F = 0 has no equilibrium), R R^T = C, flow map, score; plus the public
+// values (vp-linear: 2, cld: 1) and the rotation-angle path (cld).
+int expected_checks(const std::string& sde) {
+  if (sde == "vp-linear") return 12;
+  if (sde == "vp-cosine" || sde == "sub-vp") return 10;
+  if (sde == "ve" || sde == "edm") return 9;
+  if (sde == "cld") return 11;
+  if (sde == "blurring") return 8;
+  return 8;  // linear
+}
+
+void require_all_pass(const std::vector<CheckRow>& rows, const std::string& sde) {
+  REQUIRE(static_cast<int>(rows.size()) == expected_checks(sde));
+  for (const auto& row : rows) {
+    INFO(row.check << " [" << row.sde << ", " << row.precision << "]: error " << row.error
+                   << ", tolerance " << row.tolerance);
+    CHECK(row.pass());
+    CHECK(row.sde == sde);
+  }
+}
+
+}  // namespace
+
+#define PFLOW_VERIFY_TESTS(SDE)                                 \
+  TEST_CASE("verify double " SDE, "[verify]") {                 \
+    require_all_pass(verify_double(VerifyOptions{{SDE}}), SDE); \
+  }                                                             \
+  TEST_CASE("verify mp50 " SDE, "[verify][mp50]") {             \
+    require_all_pass(verify_mp50(VerifyOptions{{SDE}}), SDE);   \
+  }
+
+PFLOW_VERIFY_TESTS("vp-linear")
+PFLOW_VERIFY_TESTS("vp-cosine")
+PFLOW_VERIFY_TESTS("sub-vp")
+PFLOW_VERIFY_TESTS("ve")
+PFLOW_VERIFY_TESTS("edm")
+PFLOW_VERIFY_TESTS("cld")
+PFLOW_VERIFY_TESTS("blurring")
+PFLOW_VERIFY_TESTS("linear")
+
+TEST_CASE("verify covers every SDE type", "[verify]") {
+  const auto names = verify_sde_names();
+  REQUIRE(names.size() == 8);
+  for (const char* n :
+       {"vp-linear", "vp-cosine", "sub-vp", "ve", "edm", "cld", "blurring", "linear"})
+    CHECK(std::find(names.begin(), names.end(), n) != names.end());
+}
+
+TEST_CASE("A failing check is reported as a failure", "[verify]") {
+  const CheckRow bad{"x", "ve", "double", 1e-3, 1e-12};
+  const CheckRow nan{"x", "ve", "double", std::numeric_limits<double>::quiet_NaN(), 1e-12};
+  CHECK_FALSE(bad.pass());
+  CHECK_FALSE(nan.pass());
+  CHECK(format_check_table({bad}).find("FAIL") != std::string::npos);
+}
