@@ -127,6 +127,14 @@ TEMPLATE_TEST_CASE("Structure is kept: a 3072-dimensional state builds no dense 
   const Cld<S> cld(S(4), ratio<S>(1, 4), ratio<S>(4, 100), 3072);
   CHECK(cld.state_dim() == 6144);
   CHECK(cld.covariance(ratio<S>(1, 2)).stored_block(0).size() == 4);
+  // The kernel mean of CLD: m(t) = Psi(t,0) (x0, 0), with x_i at i and v_i at d + i.
+  Mat<S> x0 = Mat<S>::Zero(3072, 1);
+  x0(5, 0) = 2;
+  const Mat<S> m = cld.mean(ratio<S>(1, 2), x0);
+  const Mat<S> psi = cld.transition(ratio<S>(1, 2), S(0)).block(0);
+  CHECK(m(5, 0) == 2 * psi(0, 0));
+  CHECK(m(3072 + 5, 0) == 2 * psi(1, 0));
+  CHECK(m.cwiseAbs().sum() == abs(m(5, 0)) + abs(m(3072 + 5, 0)));
   // Isotropic Gaussian data under CLD: marginal covariances stay one shared 2x2 block.
   const auto data =
       GaussianMixture<S>::gaussian(Vec<S>::Zero(3072), Mat<S>(Mat<S>::Identity(3072, 3072) / S(4)));

@@ -46,7 +46,6 @@ class ScalarSde : public LinearSde<Scalar> {
     using std::log;
     return log(x);
   }
-  static Scalar one_block(const Scalar& v) { return v; }
   BlockMatrix<Scalar> unit() const { return shared(Scalar(1)); }
 };
 

@@ -69,6 +69,11 @@ class LinearSde {
   // Psi(t, s) and Sigma(t): the closed form, else Van Loan's block exponential.
   BlockMatrix<Scalar> transition(const Scalar& t, const Scalar& s) const;
   BlockMatrix<Scalar> covariance(const Scalar& t) const;
+  // Mean of the perturbation kernel m(t) = Psi(t, 0) lift(x0) for data x0 (d x n), returned
+  // as ambient states (D x n).
+  Mat<Scalar> mean(const Scalar& t, const Mat<Scalar>& x0) const {
+    return from_spectral(transition(t, Scalar(0)).apply(lift_data(x0)));
+  }
 
   // Spectral basis: z = U^T x on D x n matrices (particles as columns).
   virtual Mat<Scalar> to_spectral(const Mat<Scalar>& x) const { return x; }
@@ -137,13 +142,13 @@ BlockMatrix<Scalar> van_loan_covariance(const VanLoanForm<Scalar>& form,
         form.drift_rate -
         BlockMatrix<Scalar>::identity(form.drift_rate.groups(), form.drift_rate.block_size())
             .scaled(term.rate / 2);
-    BlockMatrix<Scalar> pair = shifted;  // structure holder, overwritten below
     const int nb = std::max(shifted.stored_blocks(), term.diffusion_rate.stored_blocks());
     std::vector<Mat<Scalar>> blocks(nb);
     for (int k = 0; k < nb; ++k)
       blocks[k] = van_loan_integral<Scalar>(shifted.block(k), term.diffusion_rate.block(k), b);
-    pair = nb == 1 ? BlockMatrix<Scalar>::shared(shifted.groups(), blocks[0])
-                   : BlockMatrix<Scalar>::per_group(std::move(blocks));
+    const BlockMatrix<Scalar> pair = nb == 1
+                                         ? BlockMatrix<Scalar>::shared(shifted.groups(), blocks[0])
+                                         : BlockMatrix<Scalar>::per_group(std::move(blocks));
     total = total + pair.scaled(term.coeff * exp(term.rate * b));
   }
   return total.symmetrized();
