@@ -135,11 +135,17 @@ TEMPLATE_TEST_CASE("Structure is kept: a 3072-dimensional state builds no dense 
   CHECK(m(5, 0) == 2 * psi(0, 0));
   CHECK(m(3072 + 5, 0) == 2 * psi(1, 0));
   CHECK(m.cwiseAbs().sum() == abs(m(5, 0)) + abs(m(3072 + 5, 0)));
-  // Isotropic Gaussian data under CLD: marginal covariances stay one shared 2x2 block.
-  const auto data =
-      GaussianMixture<S>::gaussian(Vec<S>::Zero(3072), Mat<S>(Mat<S>::Identity(3072, 3072) / S(4)));
-  const auto [mean, cov] = gaussian_marginal(cld, data, ratio<S>(1, 2));
-  CHECK(cov.is_shared());
+  // Diagonal Gaussian data under CLD: the marginal covariance is one 2x2 block per coordinate.
+  const auto diag = GaussianMixture<S>::gmm_diagonal(Vec<S>::Ones(1), Mat<S>::Zero(3072, 1),
+                                                     Mat<S>::Constant(3072, 1, ratio<S>(1, 4)));
+  const auto [mean, cov] = gaussian_marginal(cld, diag, ratio<S>(1, 2));
   CHECK(cov.block_size() == 2);
+  CHECK(cov.stored_blocks() == 3072);
   CHECK(mean.rows() == 6144);
+  if constexpr (std::is_same_v<S, double>) {
+    // Isotropic data given as a dense matrix is recognised and stays one shared block.
+    const auto iso = GaussianMixture<S>::gaussian(Vec<S>::Zero(3072),
+                                                  Mat<S>(Mat<S>::Identity(3072, 3072) / S(4)));
+    CHECK(gaussian_marginal(cld, iso, ratio<S>(1, 2)).second.is_shared());
+  }
 }

@@ -111,16 +111,20 @@ class GaussianMixture {
     const Scalar asym = (cov - cov.transpose()).cwiseAbs().maxCoeff();
     require(asym <= Scalar(1e-12) * (1 + cov.cwiseAbs().maxCoeff()), field,
             "asymmetry " + to_text(asym), "must be symmetric");
-    Eigen::LLT<Mat<Scalar>> llt(cov);
-    require(llt.info() == Eigen::Success, field, to_text(cov.row(0)) + " ...",
-            "must be positive definite (Cholesky failed)");
-    // Keep structure: a multiple of the identity stays shared, a diagonal stays diagonal.
+    // Keep structure: a multiple of the identity stays shared, a diagonal stays diagonal
+    // (and is checked entry by entry, without an O(d^3) factorisation).
     const Vec<Scalar> diag = cov.diagonal();
     if ((cov - Mat<Scalar>(diag.asDiagonal())).cwiseAbs().maxCoeff() == Scalar(0)) {
+      for (int i = 0; i < d; ++i)
+        require(diag(i) > 0, field + "[" + to_text(i) + "][" + to_text(i) + "]", diag(i),
+                "must be positive (the covariance must be positive definite)");
       if ((diag.array() == diag(0)).all())
         return BlockMatrix<Scalar>::shared(d, Mat<Scalar>::Constant(1, 1, diag(0)));
       return BlockMatrix<Scalar>::diagonal(diag);
     }
+    Eigen::LLT<Mat<Scalar>> llt(cov);
+    require(llt.info() == Eigen::Success, field, to_text(cov.row(0)) + " ...",
+            "must be positive definite (Cholesky failed)");
     return BlockMatrix<Scalar>::dense(cov);
   }
 
