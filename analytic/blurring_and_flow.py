@@ -16,24 +16,14 @@ import sys
 
 import mpmath as mp
 import sympy as sp
+from checks import check, is_zero  # noqa: E402  (same folder)
 
 mp.mp.dps = 50
 RNG = random.Random(7)
 
 
-def check(ok, label):
-    """Print 'OK  label' or abort with a clear message (exit status 1)."""
-    if not ok:
-        print(f"FAIL {label}", file=sys.stderr)
-        print(f"FAIL {label}")
-        raise SystemExit(1)
-    print(f"OK  {label}")
 
 
-def is_zero(expr):
-    if isinstance(expr, sp.MatrixBase):
-        return all(is_zero(e) for e in expr)
-    return sp.simplify(sp.expand(expr)) == 0
 
 
 t = sp.Symbol("t", nonnegative=True)

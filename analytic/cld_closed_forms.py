@@ -20,15 +20,9 @@ import sys
 
 import mpmath as mp
 import sympy as sp
+from checks import check  # noqa: E402  (same folder)
 
 
-def check(ok, label):
-    """Print 'OK  label' or abort the whole script with a clear message."""
-    if not ok:
-        print(f"FAIL {label}", file=sys.stderr)
-        print(f"FAIL {label}")
-        raise SystemExit(1)
-    print(f"OK  {label}")
 
 
 def mat_is_zero(mat):

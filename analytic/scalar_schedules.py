@@ -14,6 +14,7 @@ import sys
 
 import mpmath as mp
 import sympy as sp
+from checks import check  # noqa: E402  (same folder)
 
 mp.mp.dps = 50
 RNG = random.Random(20240607)
@@ -21,13 +22,6 @@ N_POINTS = 6
 TOL = mp.mpf("1e-40")
 
 
-def check(ok, label):
-    """Print 'OK  label' or abort with a clear message (exit status 1)."""
-    if not ok:
-        print(f"FAIL {label}", file=sys.stderr)
-        print(f"FAIL {label}")
-        raise SystemExit(1)
-    print(f"OK  {label}")
 
 
 def rat(lo, hi):
