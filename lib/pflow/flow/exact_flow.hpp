@@ -31,9 +31,7 @@ std::pair<Mat<Scalar>, BlockMatrix<Scalar>> gaussian_marginal(const LinearSde<Sc
                                                               const Scalar& t) {
   const BlockMatrix<Scalar> psi = sde.transition(t, Scalar(0));
   const Mat<Scalar> mean = psi.apply(sde.lift_data(data.means()));
-  const BlockMatrix<Scalar> cov =
-      (psi * sde.lift_covariance(data.cov(0)) * psi.transpose() + sde.covariance(t)).symmetrized();
-  return {mean, cov};
+  return {mean, sde.marginal_covariance(data.cov(0), psi, sde.covariance(t))};
 }
 
 // Closed form for scalar SDEs.

@@ -158,6 +158,16 @@ std::string type_of(const json& config, const std::string& path,
   return name;
 }
 
+// Runs a constructor, re-anchoring its parameter errors at the JSON path ("sde" + "beta_min").
+template <class Build>
+auto at_path(const std::string& path, Build&& build) {
+  try {
+    return build();
+  } catch (const InputError& e) {
+    throw e.under(path);
+  }
+}
+
 }  // namespace
 
 template <class Scalar>
@@ -170,17 +180,10 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     require(data_dim <= 0 || d == data_dim, path + "." + field, d,
             "does not match the data dimension " + to_text(data_dim));
   };
-  auto wrap = [&](auto&& build) -> std::unique_ptr<LinearSde<Scalar>> {
-    try {
-      return build();
-    } catch (const InputError& e) {
-      throw e.under(path);  // parameter errors are reported at their JSON path
-    }
-  };
   if (type == "vp-linear" || type == "sub-vp") {
     Fields f(config, path, {"type", "beta_min", "beta_max"});
     const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
-    return wrap([&]() -> std::unique_ptr<LinearSde<Scalar>> {
+    return at_path(path, [&]() -> std::unique_ptr<LinearSde<Scalar>> {
       if (type == "vp-linear") return std::make_unique<VpLinear<Scalar>>(b0, b1, data_dim);
       return std::make_unique<SubVp<Scalar>>(b0, b1, data_dim);
     });
@@ -188,14 +191,14 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
   if (type == "vp-cosine") {
     Fields f(config, path, {"type", "s"});
     const Scalar s = f.number<Scalar>("s", 0.008);
-    return wrap([&] { return std::make_unique<VpCosine<Scalar>>(s, data_dim); });
+    return at_path(path, [&] { return std::make_unique<VpCosine<Scalar>>(s, data_dim); });
   }
   if (type == "ve" || type == "edm") {
     const bool ve = type == "ve";
     Fields f(config, path, {"type", "sigma_min", "sigma_max"});
     const Scalar lo = f.number<Scalar>("sigma_min", ve ? 0.01 : 0.002);
     const Scalar hi = f.number<Scalar>("sigma_max", ve ? 50.0 : 80.0);
-    return wrap([&]() -> std::unique_ptr<LinearSde<Scalar>> {
+    return at_path(path, [&]() -> std::unique_ptr<LinearSde<Scalar>> {
       if (ve) return std::make_unique<Ve<Scalar>>(lo, hi, data_dim);
       return std::make_unique<Edm<Scalar>>(lo, hi, data_dim);
     });
@@ -204,7 +207,7 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     Fields f(config, path, {"type", "beta", "M", "gamma"});
     const Scalar beta = f.number<Scalar>("beta", 4.0), m = f.number<Scalar>("M", 0.25);
     const Scalar gamma = f.number<Scalar>("gamma", 0.04);
-    return wrap([&] { return std::make_unique<Cld<Scalar>>(beta, m, gamma, data_dim); });
+    return at_path(path, [&] { return std::make_unique<Cld<Scalar>>(beta, m, gamma, data_dim); });
   }
   if (type == "blurring") {
     Fields f(config, path, {"type", "shape", "beta_min", "beta_max", "blur_sigma_max"});
@@ -219,7 +222,7 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     check_dim(c * h * w, "shape");
     const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
     const Scalar blur = f.number<Scalar>("blur_sigma_max", 1.0);
-    return wrap([&] { return std::make_unique<Blurring<Scalar>>(b0, b1, blur, c, h, w); });
+    return at_path(path, [&] { return std::make_unique<Blurring<Scalar>>(b0, b1, blur, c, h, w); });
   }
   // linear
   Fields f(config, path, {"type", "Fbar", "Gbar", "beta_min", "beta_max", "Sigma0"});
@@ -227,29 +230,23 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
   check_dim(static_cast<int>(fbar.rows()), "Fbar");
   const Mat<Scalar> sigma0 = f.has("Sigma0") ? f.matrix<Scalar>("Sigma0") : Mat<Scalar>();
   const Scalar b0 = f.number<Scalar>("beta_min", 1.0), b1 = f.number<Scalar>("beta_max", 1.0);
-  return wrap([&] { return std::make_unique<GenericLinear<Scalar>>(fbar, gbar, b0, b1, sigma0); });
+  return at_path(
+      path, [&] { return std::make_unique<GenericLinear<Scalar>>(fbar, gbar, b0, b1, sigma0); });
 }
 
 template <class Scalar>
 GaussianMixture<Scalar> make_target(const json& config, const std::string& path) {
   const std::string type = type_of(config, path, {"dirac", "gaussian", "gmm"});
-  auto wrap = [&](auto&& build) {
-    try {
-      return build();
-    } catch (const InputError& e) {
-      throw e.under(path);
-    }
-  };
   if (type == "dirac") {
     Fields f(config, path, {"type", "point"});
     const Vec<Scalar> point = f.vector<Scalar>("point");
-    return wrap([&] { return GaussianMixture<Scalar>::dirac(point); });
+    return at_path(path, [&] { return GaussianMixture<Scalar>::dirac(point); });
   }
   if (type == "gaussian") {
     Fields f(config, path, {"type", "mean", "cov"});
     const Vec<Scalar> mean = f.vector<Scalar>("mean");
     const Mat<Scalar> cov = f.matrix<Scalar>("cov");
-    return wrap([&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
+    return at_path(path, [&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
   }
   Fields f(config, path, {"type", "weights", "means", "covs", "diag_covs"});
   const Vec<Scalar> weights = f.vector<Scalar>("weights");
@@ -259,7 +256,8 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
           "needs exactly one of 'covs' and 'diag_covs'");
   if (f.has("diag_covs")) {
     const Mat<Scalar> diag = f.matrix<Scalar>("diag_covs").transpose();
-    return wrap([&] { return GaussianMixture<Scalar>::gmm_diagonal(weights, means, diag); });
+    return at_path(path,
+                   [&] { return GaussianMixture<Scalar>::gmm_diagonal(weights, means, diag); });
   }
   const json& covs = f.raw("covs");
   require(covs.is_array(), f.at("covs"), covs.dump(), "must be an array of matrices");
@@ -267,7 +265,7 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
   for (size_t k = 0; k < covs.size(); ++k)
     list.push_back(
         Fields::matrix_of<Scalar>(covs[k], f.at("covs") + "[" + std::to_string(k) + "]"));
-  return wrap([&] { return GaussianMixture<Scalar>::gmm(weights, means, list); });
+  return at_path(path, [&] { return GaussianMixture<Scalar>::gmm(weights, means, list); });
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);

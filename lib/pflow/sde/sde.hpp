@@ -85,6 +85,13 @@ class LinearSde {
   // data-velocity covariance; its velocity prior is part of initial_covariance().
   virtual Mat<Scalar> lift_data(const Mat<Scalar>& x0) const { return to_spectral(x0); }
   virtual BlockMatrix<Scalar> lift_covariance(const BlockMatrix<Scalar>& s0) const;
+  // Marginal covariance of data with covariance s0: C = Psi lift(s0) Psi^T + Sigma, given
+  // psi = Psi(t, 0) and sigma = Sigma(t) (MATH.md sec. 3).
+  BlockMatrix<Scalar> marginal_covariance(const BlockMatrix<Scalar>& s0,
+                                          const BlockMatrix<Scalar>& psi,
+                                          const BlockMatrix<Scalar>& sigma) const {
+    return (psi * lift_covariance(s0) * psi.transpose() + sigma).symmetrized();
+  }
   // The data part of a state (inverse of lift_data on its range).
   virtual Mat<Scalar> data_part(const Mat<Scalar>& z) const { return from_spectral(z); }
 

@@ -67,13 +67,14 @@ class GaussianMixture {
 
   // n samples of the data (d x n).
   Mat<Scalar> sample(int n, Rng& rng) const {
+    // Cholesky factors once per component (a Dirac's zero covariance has the zero factor).
+    std::vector<BlockMatrix<Scalar>> factors;
+    for (const auto& cov : covs_)
+      factors.push_back(cov.max_abs() == Scalar(0) ? cov : cov.cholesky());
     Mat<Scalar> out(dim(), n);
     for (int j = 0; j < n; ++j) {
       const int k = pick_component(rng);
-      const Mat<Scalar> z = rng.normal_matrix<Scalar>(dim(), 1);
-      const bool degenerate = covs_[k].max_abs() == Scalar(0);
-      out.col(j) =
-          means_.col(k) + (degenerate ? Mat<Scalar>::Zero(dim(), 1) : covs_[k].cholesky().apply(z));
+      out.col(j) = means_.col(k) + factors[k].apply(rng.normal_matrix<Scalar>(dim(), 1));
     }
     return out;
   }

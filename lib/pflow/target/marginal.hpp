@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "pflow/sde/scalar_sdes.hpp"
@@ -23,14 +24,14 @@ class Marginal {
     require(data.dim() == sde.data_dim(), "target dimension", data.dim(),
             "does not match the SDE's data dimension " + to_text(sde.data_dim()));
     psi_ = sde.transition(t, Scalar(0));
+    psi_inv_ = psi_.inverse();
     sigma_ = sde.covariance(t);
     const Mat<Scalar> means = sde.lift_data(data.means());
     for (int k = 0; k < data.components(); ++k) {
       Component c;
       c.log_weight = log(data.weights()(k));
       c.mean = psi_.apply(means.col(k));
-      const BlockMatrix<Scalar> cov =
-          (psi_ * sde.lift_covariance(data.cov(k)) * psi_.transpose() + sigma_).symmetrized();
+      const BlockMatrix<Scalar> cov = sde.marginal_covariance(data.cov(k), psi_, sigma_);
       try {
         c.chol = cov.cholesky();
         c.log_det = cov.logdet_spd();
@@ -41,6 +42,13 @@ class Marginal {
       }
       c.chol_inv = c.chol.inverse();
       comps_.push_back(std::move(c));
+    }
+    // K with K K^T = Sigma(t), once per t. Sigma(0) = 0 has none: eps is then undefined, while
+    // the score of non-degenerate data still is.
+    try {
+      noise_factor_ = sigma_.cholesky();
+    } catch (const NumericalError&) {
+      noise_factor_.reset();
     }
   }
 
@@ -67,7 +75,7 @@ class Marginal {
   Mat<Scalar> x0(const Mat<Scalar>& x) const {
     const Mat<Scalar> z = sde_->to_spectral(x);
     const Mat<Scalar> s = evaluate(z).score;
-    return sde_->data_part(psi_.inverse().apply(z + sigma_.apply(s)));
+    return sde_->data_part(psi_inv_.apply(z + sigma_.apply(s)));
   }
   // v = alpha eps - sigma x0_hat (Salimans & Ho 2022); defined for scalar SDEs.
   Mat<Scalar> v(const Mat<Scalar>& x) const {
@@ -77,7 +85,11 @@ class Marginal {
                        "is defined for scalar SDEs only, not for " + sde_->name());
     return scalar->alpha(t_) * eps(x) - scalar->sigma(t_) * x0(x);
   }
-  BlockMatrix<Scalar> noise_factor() const { return sigma_.cholesky(); }
+  const BlockMatrix<Scalar>& noise_factor() const {
+    if (!noise_factor_)
+      throw InputError("t", to_text(t_), "Sigma(t) is singular here: eps-prediction is undefined");
+    return *noise_factor_;
+  }
 
   // n samples of p_t (D x n).
   Mat<Scalar> sample(int n, Rng& rng) const {
@@ -139,7 +151,8 @@ class Marginal {
   const LinearSde<Scalar>* sde_;
   const GaussianMixture<Scalar>* data_;
   Scalar t_;
-  BlockMatrix<Scalar> psi_, sigma_;
+  BlockMatrix<Scalar> psi_, psi_inv_, sigma_;
+  std::optional<BlockMatrix<Scalar>> noise_factor_;
   std::vector<Component> comps_;
 };
 
