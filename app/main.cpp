@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "orders.hpp"
 #include "pflow/core/errors.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/verify/verify.hpp"
@@ -68,7 +69,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   verify->add_option("--sde", sdes, "only these SDEs (repeatable)");
 
-  auto* list = app.add_subcommand("list", "list SDEs and targets");
+  auto* list = app.add_subcommand("list", "list SDEs, targets and solvers");
+
+  auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");
+  pflow_app::OrdersOptions orders_options;
+  orders->add_option("--problem", orders_options.problems, "gaussian, mixture, cld (repeatable)")
+      ->capture_default_str();
+  orders->add_option("--solver", orders_options.solvers,
+                     "a solver name or JSON spec (repeatable; default: all that apply)");
+  orders->add_option("--precision", orders_options.precision, "double or mp50")
+      ->check(CLI::IsMember({"double", "mp50"}))
+      ->capture_default_str();
+  orders->add_option("--steps", orders_options.steps, "the ladder of step counts")
+      ->capture_default_str();
+  orders->add_flag("--details", orders_options.details, "print every level");
 
   try {
     app.parse(argc, argv);
@@ -78,6 +92,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (*verify) return run_verify(precision, sdes);
+    if (*orders) return pflow_app::run_orders(orders_options);
     if (*list) run_list();
     return 0;
   } catch (const pflow::InputError& e) {

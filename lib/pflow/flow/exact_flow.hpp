@@ -76,14 +76,15 @@ BlockMatrix<Scalar> pf_matrix(const LinearSde<Scalar>& sde, const BlockMatrix<Sc
 
 }  // namespace detail
 
-// R at time hi from R(lo) = chol(C(lo)) by the forward R-ODE dR/dt = (F + D C^{-1}) R; then
-// R R^T = C(hi). Spectral coordinates, in C's block structure.
-template <class Scalar>
-BlockMatrix<Scalar> r_ode_factor(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
-                                 const Scalar& lo, const Scalar& hi,
-                                 const Scalar& tol = default_ode_tolerance<Scalar>()) {
-  const BlockMatrix<Scalar> r0 = gaussian_marginal(sde, data, lo).second.cholesky();
-  const int nb = r0.stored_blocks(), b = r0.block_size(), bb = b * b;
+// Carries a factor R from time lo to hi >= lo along the forward R-ODE dR/dt = (F + D C^{-1}) R
+// for the covariance path `cov` (spectral coordinates, in r_lo's block structure). If
+// R R^T = C(lo) then R R^T = C(hi).
+template <class Scalar, class CovarianceAt>
+BlockMatrix<Scalar> propagate_r_factor(const LinearSde<Scalar>& sde, CovarianceAt&& cov,
+                                       const BlockMatrix<Scalar>& r_lo, const Scalar& lo,
+                                       const Scalar& hi,
+                                       const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  const int nb = r_lo.stored_blocks(), b = r_lo.block_size(), bb = b * b;
   auto pack = [&](const BlockMatrix<Scalar>& r) {
     Vec<Scalar> v(nb * bb);
     for (int k = 0; k < nb; ++k)
@@ -91,18 +92,26 @@ BlockMatrix<Scalar> r_ode_factor(const LinearSde<Scalar>& sde, const GaussianMix
     return v;
   };
   auto unpack = [&](const Vec<Scalar>& v) {
-    BlockMatrix<Scalar> r = r0;
+    BlockMatrix<Scalar> r = r_lo;
     for (int k = 0; k < nb; ++k)
       r.stored_block(k) = Eigen::Map<const Mat<Scalar>>(v.data() + k * bb, b, b);
     return r;
   };
-  Vec<Scalar> state = pack(r0);
+  Vec<Scalar> state = pack(r_lo);
   auto rhs = [&](const Vec<Scalar>& v, const Scalar& r) {
-    const BlockMatrix<Scalar> cov = gaussian_marginal(sde, data, r).second;
-    return pack(detail::conform(detail::pf_matrix(sde, cov, r) * unpack(v), r0));
+    return pack(detail::conform(detail::pf_matrix(sde, cov(r), r) * unpack(v), r_lo));
   };
   integrate_bulirsch_stoer<Scalar>(rhs, state, lo, hi, tol);
   return unpack(state);
+}
+
+// R at time hi from R(lo) = chol(C(lo)) for Gaussian data; then R R^T = C(hi).
+template <class Scalar>
+BlockMatrix<Scalar> r_ode_factor(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                                 const Scalar& lo, const Scalar& hi,
+                                 const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  auto cov = [&](const Scalar& r) { return gaussian_marginal(sde, data, r).second; };
+  return propagate_r_factor(sde, cov, cov(lo).cholesky(), lo, hi, tol);
 }
 
 // The linear map R_t R_s^{-1} (spectral coordinates) by the forward R-ODE.

@@ -1,5 +1,7 @@
 #include "pflow/sde/factory.hpp"
 
+#include "pflow/core/json_fields.hpp"
+
 #include <algorithm>
 #include <map>
 
@@ -10,7 +12,6 @@
 
 namespace pflow {
 
-using nlohmann::json;
 
 const std::vector<SdeInfo>& sde_catalogue() {
   static const std::vector<SdeInfo> catalogue = {
@@ -54,91 +55,6 @@ std::string closest_name(const std::string& word, const std::vector<std::string>
 
 namespace {
 
-// Reads fields of one JSON object, checking types and rejecting unknown keys.
-class Fields {
- public:
-  Fields(const json& j, std::string path, std::vector<std::string> allowed)
-      : j_(j), path_(std::move(path)), allowed_(std::move(allowed)) {
-    require(j.is_object(), path_, j.dump(), "must be a JSON object");
-    for (const auto& [key, value] : j.items()) {
-      if (std::find(allowed_.begin(), allowed_.end(), key) != allowed_.end()) continue;
-      const std::string hint = closest_name(key, allowed_);
-      throw InputError(path_ + "." + key, value.dump(),
-                       "unknown key" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
-                           "; valid keys: " + join(allowed_));
-    }
-  }
-  std::string at(const std::string& key) const { return path_ + "." + key; }
-  bool has(const std::string& key) const { return j_.contains(key); }
-
-  template <class Scalar>
-  Scalar number(const std::string& key, std::optional<double> fallback = std::nullopt) const {
-    if (!has(key)) {
-      if (fallback) return from_double<Scalar>(*fallback);
-      throw InputError(at(key), "(missing)", "is required");
-    }
-    return number_of<Scalar>(j_.at(key), at(key));
-  }
-  int integer(const std::string& key) const {
-    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
-    const json& v = j_.at(key);
-    require(v.is_number_integer(), at(key), v.dump(), "must be an integer");
-    return v.get<int>();
-  }
-  template <class Scalar>
-  Vec<Scalar> vector(const std::string& key) const {
-    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
-    return vector_of<Scalar>(j_.at(key), at(key));
-  }
-  template <class Scalar>
-  Mat<Scalar> matrix(const std::string& key) const {
-    if (!has(key)) throw InputError(at(key), "(missing)", "is required");
-    return matrix_of<Scalar>(j_.at(key), at(key));
-  }
-  const json& raw(const std::string& key) const { return j_.at(key); }
-
-  template <class Scalar>
-  static Scalar number_of(const json& v, const std::string& where) {
-    require(v.is_number(), where, v.dump(), "must be a number");
-    const double d = v.get<double>();
-    require(std::isfinite(d), where, v.dump(), "must be finite");
-    return from_double<Scalar>(d);
-  }
-  template <class Scalar>
-  static Vec<Scalar> vector_of(const json& v, const std::string& where) {
-    require(v.is_array() && !v.empty(), where, v.dump(), "must be a non-empty array of numbers");
-    Vec<Scalar> out(v.size());
-    for (size_t i = 0; i < v.size(); ++i)
-      out(i) = number_of<Scalar>(v[i], where + "[" + std::to_string(i) + "]");
-    return out;
-  }
-  // A matrix as an array of rows.
-  template <class Scalar>
-  static Mat<Scalar> matrix_of(const json& v, const std::string& where) {
-    require(v.is_array() && !v.empty() && v[0].is_array(), where, v.dump(),
-            "must be a non-empty array of rows");
-    const size_t cols = v[0].size();
-    Mat<Scalar> out(v.size(), cols);
-    for (size_t r = 0; r < v.size(); ++r) {
-      const std::string row = where + "[" + std::to_string(r) + "]";
-      require(v[r].is_array() && v[r].size() == cols, row, v[r].dump(),
-              "must be an array of " + std::to_string(cols) + " numbers like row 0");
-      for (size_t c = 0; c < cols; ++c)
-        out(r, c) = number_of<Scalar>(v[r][c], row + "[" + std::to_string(c) + "]");
-    }
-    return out;
-  }
-
- private:
-  static std::string join(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-    return s;
-  }
-  const json& j_;
-  std::string path_;
-  std::vector<std::string> allowed_;
-};
 
 std::string type_of(const json& config, const std::string& path,
                     const std::vector<std::string>& types) {

@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "pflow/core/json_fields.hpp"
+
 #include "pflow/sde/sde.hpp"
 #include "pflow/target/gaussian_mixture.hpp"
 
@@ -36,9 +38,6 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const nlohmann::json& config, int da
 template <class Scalar>
 GaussianMixture<Scalar> make_target(const nlohmann::json& config,
                                     const std::string& path = "target");
-
-// Closest string of `options` to `word` by edit distance ("" if none is close).
-std::string closest_name(const std::string& word, const std::vector<std::string>& options);
 
 extern template std::unique_ptr<LinearSde<double>> make_sde<double>(const nlohmann::json&, int,
                                                                     const std::string&);

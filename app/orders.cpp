@@ -1,0 +1,106 @@
+#include "orders.hpp"
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "pflow/sampler/convergence.hpp"
+
+namespace pflow_app {
+
+namespace {
+
+struct Row {
+  std::string label;
+  int declared = 0;
+  std::map<std::string, pflow::OrderFit> fits;
+  std::map<std::string, std::vector<pflow::Level>> levels;
+};
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+template <class Scalar>
+int run(const OrdersOptions& o) {
+  std::vector<Row> rows;
+  std::map<std::string, size_t> index;
+  for (const auto& problem_name : o.problems) {
+    const pflow::OrderProblem<Scalar>& problem = pflow::order_problem<Scalar>(problem_name);
+    std::vector<nlohmann::json> specs;
+    if (o.solvers.empty()) {
+      specs = pflow::standard_order_solvers(problem_name);
+    } else {
+      for (const auto& s : o.solvers) {
+        const auto parsed = nlohmann::json::parse(s, nullptr, false);
+        specs.push_back(parsed.is_discarded() ? nlohmann::json(s) : parsed);
+      }
+    }
+    const double floor = pflow::roundoff_floor(problem);
+    for (const auto& spec : specs) {
+      const auto solver = pflow::make_solver<Scalar>(spec);
+      const std::string& label = solver->info().label;
+      if (!index.count(label)) {
+        index[label] = rows.size();
+        rows.push_back({label, solver->info().order, {}, {}});
+      }
+      Row& row = rows[index[label]];
+      row.levels[problem_name] = pflow::convergence_levels<Scalar>(spec, problem, o.steps);
+      row.fits[problem_name] = pflow::fit_order(row.levels[problem_name], floor);
+      std::cerr << "." << std::flush;
+    }
+  }
+  std::cerr << "\n";
+  std::cout << "| solver | declared order |";
+  for (const auto& p : o.problems) std::cout << " " << p << " |";
+  std::cout << "\n|---|---|";
+  for (size_t i = 0; i < o.problems.size(); ++i) std::cout << "---|";
+  std::cout << "\n";
+  for (const Row& row : rows) {
+    std::cout << "| " << row.label << " | " << row.declared << " |";
+    for (const auto& p : o.problems) {
+      const auto it = row.fits.find(p);
+      if (it == row.fits.end()) {
+        std::cout << " n/a |";
+        continue;
+      }
+      const auto& lv = row.levels.at(p);
+      if (std::isnan(it->second.order)) {
+        const bool failed = !lv.empty() && lv.back().failed;
+        std::cout << (failed ? " failed |" : " at round-off |");
+      } else {
+        std::cout << " " << fmt("%.2f", it->second.order) << " |";
+      }
+    }
+    std::cout << "\n";
+  }
+  if (o.details) {
+    for (const Row& row : rows)
+      for (const auto& [p, lv] : row.levels) {
+        std::cout << "\n" << row.label << " on " << p << ":\n";
+        const auto& fit = row.fits.at(p);
+        for (size_t i = 0; i < lv.size(); ++i) {
+          std::cout << "  steps " << lv[i].steps << "  nfe " << lv[i].nfe << "  err_max "
+                    << fmt("%.3e", lv[i].err_max) << "  err_rms " << fmt("%.3e", lv[i].err_rms);
+          if (i > 0 && i - 1 < fit.pairwise.size())
+            std::cout << "  pairwise " << fmt("%.2f", fit.pairwise[i - 1]);
+          if (static_cast<int>(i) >= fit.first && static_cast<int>(i) <= fit.last)
+            std::cout << "  (fitted)";
+          if (lv[i].failed) std::cout << "  FAILED: " << lv[i].failure;
+          std::cout << "\n";
+        }
+      }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_orders(const OrdersOptions& options) {
+  if (options.precision == "mp50") return run<pflow::mp50>(options);
+  return run<double>(options);
+}
+
+}  // namespace pflow_app

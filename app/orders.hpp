@@ -1,0 +1,19 @@
+// `pflow orders`: measured convergence orders of the solvers on the standard problems.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pflow_app {
+
+struct OrdersOptions {
+  std::vector<std::string> problems = {"gaussian", "mixture"};
+  std::vector<std::string> solvers;  // JSON specs or names; empty = the standard list
+  std::string precision = "double";
+  std::vector<int> steps = {8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
+  bool details = false;
+};
+
+int run_orders(const OrdersOptions& options);
+
+}  // namespace pflow_app

@@ -1,0 +1,151 @@
+// Convergence-order measurement (MATH.md sec. 7): run a solver on a problem over a ladder of
+// step counts, compare the final states with a reference per particle (max-abs and RMS), and fit
+// the order as the least-squares slope of log error against log step count over the asymptotic
+// range, with the pairwise orders alongside.
+//
+// Asymptotic range: the levels whose error is above the round-off floor (100 eps times the
+// state's size), of which the last `fit_levels` (default 4) are fitted: the first levels of a
+// ladder are pre-asymptotic, the ones at the floor are noise.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "pflow/flow/exact_flow.hpp"
+#include "pflow/sampler/registry.hpp"
+#include "pflow/sampler/time_grid.hpp"
+
+namespace pflow {
+
+// One linear-SDE sampling problem with a trusted reference solution.
+template <class Scalar>
+struct OrderProblem {
+  std::string name;
+  std::shared_ptr<LinearSde<Scalar>> sde;
+  std::shared_ptr<GaussianMixture<Scalar>> data;
+  std::shared_ptr<AnalyticDenoiser<Scalar>> model;
+  Scalar t_start, t_end;
+  GridSpec grid;
+  Mat<Scalar> x_start;    // D x n at t_start
+  Mat<Scalar> reference;  // D x n at t_end
+  std::string reference_method;
+
+  Problem<Scalar> problem() const {
+    Problem<Scalar> p;
+    p.sde = sde.get();
+    p.model = model.get();
+    auto sde_ = sde;
+    auto data_ = data;
+    if (data->components() == 1) {
+      p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
+        return exact_flow_map(*sde_, *data_, x, s, t);
+      };
+    } else {
+      p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
+        return reference_flow(*sde_, *data_, x, s, t);
+      };
+    }
+    return p;
+  }
+};
+
+struct Level {
+  int steps = 0;
+  long nfe = 0;
+  double err_max = 0, err_rms = 0, wall_s = 0;
+  bool failed = false;
+  std::string failure;
+};
+
+struct OrderFit {
+  double order = std::nan("");     // least-squares order over the fitted levels
+  std::vector<double> pairwise;   // between consecutive levels
+  int first = -1, last = -1;      // fitted levels
+};
+
+inline OrderFit fit_order(const std::vector<Level>& levels, double floor, int fit_levels = 4) {
+  OrderFit fit;
+  for (size_t i = 0; i + 1 < levels.size(); ++i)
+    fit.pairwise.push_back(std::log(levels[i].err_max / levels[i + 1].err_max) /
+                           std::log(double(levels[i + 1].steps) / levels[i].steps));
+  std::vector<int> usable;
+  for (size_t i = 0; i < levels.size(); ++i)
+    if (!levels[i].failed && levels[i].err_max > floor && std::isfinite(levels[i].err_max))
+      usable.push_back(static_cast<int>(i));
+  // The trailing run of consecutive usable levels, at most fit_levels of them.
+  std::vector<int> run;
+  for (int i = static_cast<int>(usable.size()) - 1; i >= 0; --i) {
+    if (!run.empty() && usable[i] != run.back() - 1) break;
+    run.push_back(usable[i]);
+    if (static_cast<int>(run.size()) == fit_levels) break;
+  }
+  if (run.size() < 2) return fit;
+  fit.first = run.back();
+  fit.last = run.front();
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  const double n = static_cast<double>(run.size());
+  for (int i : run) {
+    const double lx = std::log(double(levels[i].steps)), ly = std::log(levels[i].err_max);
+    sx += lx, sy += ly, sxx += lx * lx, sxy += lx * ly;
+  }
+  fit.order = -(n * sxy - sx * sy) / (n * sxx - sx * sx);
+  return fit;
+}
+
+// Runs `spec` on `p` for each step count; failures (bad input for this problem, non-finite
+// states) are recorded per level, not thrown.
+template <class Scalar>
+std::vector<Level> convergence_levels(const nlohmann::json& spec, const OrderProblem<Scalar>& p,
+                                      const std::vector<int>& steps) {
+  using std::sqrt;
+  const auto solver = make_solver<Scalar>(spec);
+  const Problem<Scalar> problem = p.problem();
+  std::vector<Level> levels;
+  for (int n : steps) {
+    Level level;
+    level.steps = n;
+    try {
+      const auto grid = make_time_grid<Scalar>(*p.sde, p.grid, p.t_start, p.t_end, n);
+      const SolveResult<Scalar> r = solve(*solver, problem, grid, p.x_start);
+      const Mat<Scalar> diff = r.x - p.reference;
+      level.nfe = r.nfe;
+      level.wall_s = r.wall_s;
+      level.err_max = to_double(Scalar(diff.cwiseAbs().maxCoeff()));
+      level.err_rms = to_double(Scalar(sqrt(Scalar(diff.squaredNorm() / Scalar(diff.size())))));
+    } catch (const std::exception& e) {
+      level.failed = true;
+      level.failure = e.what();
+    }
+    levels.push_back(level);
+  }
+  return levels;
+}
+
+// The round-off floor of a problem: 100 eps times the size of the reference states.
+template <class Scalar>
+double roundoff_floor(const OrderProblem<Scalar>& p) {
+  const double scale = std::max(1.0, to_double(Scalar(p.reference.cwiseAbs().maxCoeff())));
+  return 1e2 * to_double(eps<Scalar>()) * scale;
+}
+
+// The standard order problems (built once per precision):
+//   "gaussian": vp-linear (0.1, 20), N((0.5, -1), [[1, .8], [.8, .9]]), t 1 -> 1e-3, logsnr grid,
+//               reference = the exact flow map;
+//   "mixture":  vp-linear, a 3-component anisotropic 2-D mixture, same times, reference = the
+//               50-digit Bulirsch-Stoer solve at tolerance 1e-32;
+//   "cld":      cld (beta 4, M 0.25), 1-D Gaussian data, t 1 -> 1e-3, time-quadratic grid,
+//               reference = the exact flow map (R-ODE).
+template <class Scalar>
+const OrderProblem<Scalar>& order_problem(const std::string& name);
+
+std::vector<std::string> order_problem_names();
+
+// The deterministic solvers measured on a problem (the README's order table): every method that
+// applies, multistep methods with the exact start so that start-up steps do not cap the order.
+std::vector<nlohmann::json> standard_order_solvers(const std::string& problem);
+
+extern template const OrderProblem<double>& order_problem<double>(const std::string&);
+extern template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
+
+}  // namespace pflow

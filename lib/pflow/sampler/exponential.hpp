@@ -1,0 +1,191 @@
+// The exponential-integrator family for scalar SDEs (MATH.md sec. 4), h = lambda_t - lambda_s > 0
+// toward the data, lambda = log(alpha / sigma):
+//
+//   ddim               x_t = alpha_t x0 + sqrt(sigma_t^2 - c^2) eps + c z,
+//                      c = eta sigma_t sqrt(1 - e^{-2h})  (Song et al. 2021a, eq. 12 and 16;
+//                      eta = 1 is DDPM's ancestral sampler, Ho et al. 2020, eq. 7)
+//   dpm-solver-k       singlestep in eps, k = 1, 2 (r1 = 1/2), 3 (r1 = 1/3, r2 = 2/3)
+//                      (Lu et al. 2022a, Alg. 1 and 2 / eq. 3.7, 3.8)
+//   dpm-solver++-k     in x0: 1, 2s (r1 = 1/2), multistep 2m and 3m (Lu et al. 2022b, Alg. 1, 2 and
+//                      the 3M update of the reference implementation, MATH.md sec. 4)
+//
+// Written with phi-functions so that small steps lose no digits: e^h - 1 = h phi_1(h),
+// (e^h - 1)/h - 1 = h phi_2(h), and in x0 form e^{-h} - 1 = -h phi_1(-h).
+#pragma once
+
+#include <deque>
+
+#include "pflow/sampler/phi.hpp"
+#include "pflow/sampler/solver.hpp"
+
+namespace pflow {
+
+// How a multistep method takes its first k - 1 steps (k = its order).
+enum class Start {
+  lower_order,  // orders 1, 2, ..., k - 1 from the available history (the published default)
+  singlestep,   // singlestep DPM-Solver of order min(k, 3): costs extra evaluations
+  exact,        // the problem's reference flow (an oracle; costs no model evaluation)
+};
+
+inline std::vector<std::string> start_names() { return {"lower-order", "singlestep", "exact"}; }
+
+// alpha, sigma, lambda of a scalar SDE at a time.
+template <class Scalar>
+struct ScalarPoint {
+  Scalar t, alpha, sigma, lambda;
+  ScalarPoint(const ScalarSde<Scalar>& sde, const Scalar& time)
+      : t(time), alpha(sde.alpha(time)), sigma(sde.sigma(time)), lambda(sde.lambda(time)) {}
+};
+
+// One singlestep DPM-Solver step of order k (1, 2, 3) from s to t in eps form, given eps_s.
+template <class Scalar>
+Mat<Scalar> dpm_solver_step(SolveContext<Scalar>& ctx, int k, const Mat<Scalar>& x,
+                            const Mat<Scalar>& eps_s, const Scalar& s_time, const Scalar& t_time) {
+  using std::exp;
+  const ScalarSde<Scalar>& sde = ctx.scalar_sde();
+  const ScalarPoint<Scalar> s(sde, s_time), t(sde, t_time);
+  const Scalar h = t.lambda - s.lambda;
+  // x_u = (alpha_u / alpha_s) x - sigma_u (e^{r h} - 1) eps_s: the first-order step to u.
+  auto first_order = [&](const ScalarPoint<Scalar>& u, const Scalar& rh) -> Mat<Scalar> {
+    return (u.alpha / s.alpha) * x - (u.sigma * rh * phi(1, rh)) * eps_s;
+  };
+  if (k == 1) return first_order(t, h);
+  if (k == 2) {
+    const Scalar r1 = ratio<Scalar>(1, 2);
+    const ScalarPoint<Scalar> s1(sde, sde.t_of_lambda(s.lambda + r1 * h));
+    const Mat<Scalar> eps_1 = ctx.eps(first_order(s1, r1 * h), s1.t);
+    return first_order(t, h) - (t.sigma / (2 * r1) * h * phi(1, h)) * (eps_1 - eps_s);
+  }
+  const Scalar r1 = ratio<Scalar>(1, 3), r2 = ratio<Scalar>(2, 3);
+  const ScalarPoint<Scalar> s1(sde, sde.t_of_lambda(s.lambda + r1 * h));
+  const ScalarPoint<Scalar> s2(sde, sde.t_of_lambda(s.lambda + r2 * h));
+  const Mat<Scalar> d1 = ctx.eps(first_order(s1, r1 * h), s1.t) - eps_s;
+  const Mat<Scalar> u2 = first_order(s2, r2 * h) - (s2.sigma * r2 / r1 * r2 * h * phi(2, r2 * h)) * d1;
+  const Mat<Scalar> d2 = ctx.eps(u2, s2.t) - eps_s;
+  return first_order(t, h) - (t.sigma / r2 * h * phi(2, h)) * d2;
+}
+
+// A start-up step of a multistep method of order k from s to t.
+template <class Scalar>
+Mat<Scalar> start_step(SolveContext<Scalar>& ctx, Start start, int k, const Mat<Scalar>& x,
+                       const Scalar& s, const Scalar& t) {
+  if (start == Start::exact) return ctx.exact_flow(x, s, t);
+  return dpm_solver_step(ctx, std::min(k, 3), x, ctx.eps(x, s), s, t);
+}
+
+// DDIM, eta = 0 deterministic: independent of the phi-function path (x0 and eps recombined).
+template <class Scalar>
+class Ddim : public Solver<Scalar> {
+ public:
+  Ddim(SolverInfo info, double eta) : Solver<Scalar>(std::move(info)), eta_(from_double<Scalar>(eta)) {}
+  void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
+           Mat<Scalar>& x) const override {
+    using std::sqrt;
+    const ScalarSde<Scalar>& sde = ctx.scalar_sde();
+    for (size_t i = 0; i + 1 < grid.size(); ++i) {
+      const ScalarPoint<Scalar> s(sde, grid[i]), t(sde, grid[i + 1]);
+      const Mat<Scalar> eps = ctx.eps(x, s.t);
+      const Mat<Scalar> x0 = (x - s.sigma * eps) / s.alpha;
+      if (eta_ == 0) {
+        x = t.alpha * x0 + t.sigma * eps;
+      } else {
+        // 1 - e^{-2h} = -expm1(-2h), without cancellation for small steps.
+        const Scalar h = t.lambda - s.lambda;
+        const Scalar c = eta_ * t.sigma * sqrt(Scalar(-boost::math::expm1(Scalar(-2 * h))));
+        const Mat<Scalar> z = ctx.brownian_increment(s.t, t.t, x.rows(), x.cols()) / sqrt(s.t - t.t);
+        x = t.alpha * x0 + sqrt(t.sigma * t.sigma - c * c) * eps + c * z;
+      }
+      ctx.step_done(static_cast<int>(i), t.t, x);
+    }
+  }
+
+ private:
+  Scalar eta_;
+};
+
+// Singlestep DPM-Solver-k (eps form).
+template <class Scalar>
+class DpmSolver : public Solver<Scalar> {
+ public:
+  DpmSolver(SolverInfo info, int k) : Solver<Scalar>(std::move(info)), k_(k) {}
+  void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
+           Mat<Scalar>& x) const override {
+    for (size_t i = 0; i + 1 < grid.size(); ++i) {
+      x = dpm_solver_step(ctx, k_, x, ctx.eps(x, grid[i]), grid[i], grid[i + 1]);
+      ctx.step_done(static_cast<int>(i), grid[i + 1], x);
+    }
+  }
+
+ private:
+  int k_;
+};
+
+// DPM-Solver++ in x0: "1" and "2s" are singlestep, "2m" and "3m" multistep. `corrected_3m`
+// replaces the published 3M second-difference term by the one Taylor expansion gives (see
+// analytic/ and the README: the published D2 is half the needed h^2 x0'' term).
+template <class Scalar>
+class DpmSolverPp : public Solver<Scalar> {
+ public:
+  DpmSolverPp(SolverInfo info, std::string variant, Start start)
+      : Solver<Scalar>(std::move(info)), variant_(std::move(variant)), start_(start) {}
+
+  void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
+           Mat<Scalar>& x) const override {
+    const ScalarSde<Scalar>& sde = ctx.scalar_sde();
+    const int k = variant_ == "1" || variant_ == "2s" ? 1 : variant_ == "2m" ? 2 : 3;
+    struct Past {
+      Scalar lambda;
+      Mat<Scalar> x0;
+    };
+    std::deque<Past> past;  // newest first
+    for (size_t i = 0; i + 1 < grid.size(); ++i) {
+      const ScalarPoint<Scalar> s(sde, grid[i]), t(sde, grid[i + 1]);
+      const Scalar h = t.lambda - s.lambda;
+      const Mat<Scalar> m0 = ctx.x0(x, s.t);
+      past.push_front({s.lambda, m0});
+      if (past.size() > 3) past.pop_back();
+      // x_t = (sigma_t / sigma_s) x - alpha_t (e^{-h} - 1) D, D = x0 estimate on the step.
+      const Scalar phi1 = -h * phi(1, Scalar(-h));  // e^{-h} - 1
+      auto update = [&](const Mat<Scalar>& d) -> Mat<Scalar> {
+        return (t.sigma / s.sigma) * x - (t.alpha * phi1) * d;
+      };
+      const int available = static_cast<int>(past.size());
+      if (variant_ == "2s") {
+        const Scalar r1 = ratio<Scalar>(1, 2);
+        const ScalarPoint<Scalar> s1(sde, sde.t_of_lambda(s.lambda + r1 * h));
+        const Scalar phi11 = -r1 * h * phi(1, Scalar(-r1 * h));
+        const Mat<Scalar> u = (s1.sigma / s.sigma) * x - (s1.alpha * phi11) * m0;
+        const Mat<Scalar> m1 = ctx.x0(u, s1.t);
+        x = update(m0 + (1 / (2 * r1)) * (m1 - m0));
+      } else if (k > 1 && available < k && start_ != Start::lower_order) {
+        x = start_step(ctx, start_, k, x, s.t, t.t);
+      } else if (k == 1 || available == 1) {
+        x = update(m0);
+      } else if (k == 2 || available == 2) {
+        // D1_0 = (m0 - m1) / r0, r0 = h_0 / h; D = m0 + D1_0 / 2 (Lu et al. 2022b, Alg. 2).
+        const Scalar r0 = (s.lambda - past[1].lambda) / h;
+        x = update(m0 + (m0 - past[1].x0) / (2 * r0));
+      } else {
+        const Scalar r0 = (s.lambda - past[1].lambda) / h;
+        const Scalar r1 = (past[1].lambda - past[2].lambda) / h;
+        const Mat<Scalar> d1_0 = (m0 - past[1].x0) / r0;
+        const Mat<Scalar> d1_1 = (past[1].x0 - past[2].x0) / r1;
+        const Mat<Scalar> d1 = d1_0 + (r0 / (r0 + r1)) * (d1_0 - d1_1);
+        const Mat<Scalar> d2 = (d1_0 - d1_1) / (r0 + r1);
+        // The reference code's phi2 = phi1/h + 1 = h phi_2(-h) and phi3 = phi2/h - 1/2 =
+        // -h phi_3(-h); x_t = update(m0) + alpha_t phi2 D1 - alpha_t phi3 D2.
+        const Scalar phi2 = h * phi(2, Scalar(-h));
+        const Scalar phi3 = -h * phi(3, Scalar(-h));
+        const Scalar d2_weight = variant_ == "3m-corrected" ? Scalar(2) : Scalar(1);
+        x = update(m0) + (t.alpha * phi2) * d1 - (t.alpha * phi3 * d2_weight) * d2;
+      }
+      ctx.step_done(static_cast<int>(i), t.t, x);
+    }
+  }
+
+ private:
+  std::string variant_;
+  Start start_;
+};
+
+}  // namespace pflow

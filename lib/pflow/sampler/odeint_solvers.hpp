@@ -1,0 +1,140 @@
+// Generic Boost.Odeint solvers on the probability-flow ODE dx/dt = F x - D grad log p_t(x)
+// (MATH.md sec. 2 and 4), for any linear SDE. The batch of particles is one flattened state,
+// so one right-hand side is one model evaluation.
+//
+// The integration variable is t, or for scalar SDEs lambda = log(alpha/sigma), in which
+// dx/dlambda = (dx/dt) / (dlambda/dt) and dlambda/dt = -g^2 / (2 sigma^2). Odeint runs forwards
+// in tau = -t (or tau = lambda): Boost 1.74's controlled steppers handle negative steps badly.
+//
+// Fixed-step (on the grid): euler (order 1), rk4 (4), cash-karp54 (5), dopri5 (5), rkf78 (8),
+// abm (Adams-Bashforth-Moulton, 4 steps, order 4; needs steps uniform in its variable).
+// Adaptive (tolerance, abs = rel): cash-karp54, dopri5, rkf78, bulirsch-stoer.
+#pragma once
+
+#include "pflow/core/odeint.hpp"
+#include "pflow/sampler/solver.hpp"
+
+namespace pflow {
+
+template <class Scalar>
+class OdeintSolver : public Solver<Scalar> {
+ public:
+  OdeintSolver(SolverInfo info, std::string method, bool adaptive, double tolerance,
+               bool in_lambda)
+      : Solver<Scalar>(std::move(info)), method_(std::move(method)), adaptive_(adaptive),
+        tolerance_(from_double<Scalar>(tolerance)), in_lambda_(in_lambda) {}
+
+  void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
+           Mat<Scalar>& x) const override {
+    using State = Vec<Scalar>;
+    const LinearSde<Scalar>& sde = ctx.sde();
+    const Eigen::Index rows = x.rows(), cols = x.cols();
+    const ScalarSde<Scalar>* scalar = in_lambda_ ? &ctx.scalar_sde() : nullptr;
+    // tau -> t, and the factor dt/dtau.
+    auto time_of = [&](const Scalar& tau) -> Scalar {
+      return scalar ? scalar->t_of_lambda(tau) : Scalar(-tau);
+    };
+    auto system = [&](const State& state, State& dxdtau, const Scalar tau) {
+      const Scalar t = time_of(tau);
+      const Mat<Scalar> xs = Eigen::Map<const Mat<Scalar>>(state.data(), rows, cols);
+      const Mat<Scalar> score = ctx.score(xs, t);
+      Mat<Scalar> dxdt = sde.apply(sde.drift(t), xs) -
+                         sde.apply(sde.diffusion(t).scaled(ratio<Scalar>(1, 2)), score);
+      if (scalar) {
+        const Scalar sigma = scalar->sigma(t);
+        dxdt *= -2 * sigma * sigma / scalar->g2(t);  // dt/dlambda
+      } else {
+        dxdt = -dxdt;  // dt/dtau = -1
+      }
+      dxdtau = Eigen::Map<const State>(dxdt.data(), dxdt.size());
+    };
+    std::vector<Scalar> taus(grid.size());
+    for (size_t i = 0; i < grid.size(); ++i)
+      taus[i] = scalar ? scalar->lambda(grid[i]) : Scalar(-grid[i]);
+    State state = Eigen::Map<const State>(x.data(), x.size());
+    if (adaptive_) {
+      run_adaptive(ctx, system, state, taus.front(), taus.back(), grid.back());
+    } else {
+      run_fixed(ctx, system, state, taus, grid);
+    }
+    x = Eigen::Map<const Mat<Scalar>>(state.data(), rows, cols);
+  }
+
+ private:
+  template <class System>
+  void run_fixed(SolveContext<Scalar>& ctx, System& system, Vec<Scalar>& state,
+                 const std::vector<Scalar>& taus, const std::vector<Scalar>& grid) const {
+    using State = Vec<Scalar>;
+    using Algebra = odeint::vector_space_algebra;
+    auto march = [&](auto stepper) {
+      for (size_t i = 0; i + 1 < taus.size(); ++i) {
+        stepper.do_step(std::ref(system), state, taus[i], Scalar(taus[i + 1] - taus[i]));
+        ctx.step_done(static_cast<int>(i), grid[i + 1], state);
+      }
+    };
+    if (method_ == "euler") {
+      march(odeint::euler<State, Scalar, State, Scalar, Algebra>());
+    } else if (method_ == "rk4") {
+      march(odeint::runge_kutta4<State, Scalar, State, Scalar, Algebra>());
+    } else if (method_ == "cash-karp54") {
+      march(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
+    } else if (method_ == "dopri5") {
+      march(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
+    } else if (method_ == "rkf78") {
+      march(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
+    } else if (method_ == "abm") {
+      using std::abs;
+      const Scalar step = taus[1] - taus[0];
+      for (size_t i = 1; i + 1 < taus.size(); ++i)
+        require(abs(Scalar(taus[i + 1] - taus[i] - step)) <= abs(step) * Scalar(1e-9), "grid",
+                in_lambda_ ? "lambda steps" : "time steps",
+                "abm needs steps uniform in its variable: use time-uniform with variable t, or "
+                "logsnr with variable lambda");
+      march(odeint::adams_bashforth_moulton<4, State, Scalar, State, Scalar, Algebra>());
+    } else {
+      throw InputError("solver", method_, "has no fixed-step form (set \"adaptive\": true)");
+    }
+  }
+
+  template <class System>
+  void run_adaptive(SolveContext<Scalar>& ctx, System& system, Vec<Scalar>& state,
+                    const Scalar& tau0, const Scalar& tau1, const Scalar& t_end) const {
+    using State = Vec<Scalar>;
+    using Algebra = odeint::vector_space_algebra;
+    const Scalar dt0 = (tau1 - tau0) / 64;
+    size_t steps = 0;
+    if (method_ == "cash-karp54") {
+      steps = odeint::integrate_adaptive(
+          odeint::make_controlled(
+              tolerance_, tolerance_,
+              odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>()),
+          std::ref(system), state, tau0, tau1, dt0);
+    } else if (method_ == "dopri5") {
+      steps = odeint::integrate_adaptive(
+          odeint::make_controlled(
+              tolerance_, tolerance_,
+              odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>()),
+          std::ref(system), state, tau0, tau1, dt0);
+    } else if (method_ == "rkf78") {
+      steps = odeint::integrate_adaptive(
+          odeint::make_controlled(
+              tolerance_, tolerance_,
+              odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>()),
+          std::ref(system), state, tau0, tau1, dt0);
+    } else if (method_ == "bulirsch-stoer") {
+      BulirschStoer<Scalar> stepper(tolerance_, tolerance_);
+      steps = odeint::integrate_adaptive(stepper, std::ref(system), state, tau0, tau1, dt0);
+    } else {
+      throw InputError("solver", method_, "has no adaptive form (set \"adaptive\": false)");
+    }
+    ctx.add_steps(static_cast<int>(steps) - 1);
+    ctx.step_done(static_cast<int>(steps) - 1, t_end, state);
+  }
+
+  std::string method_;
+  bool adaptive_;
+  Scalar tolerance_;
+  bool in_lambda_;
+};
+
+}  // namespace pflow

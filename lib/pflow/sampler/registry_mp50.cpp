@@ -1,0 +1,8 @@
+#include "pflow/sampler/registry_impl.hpp"
+
+namespace pflow {
+
+template std::unique_ptr<Solver<mp50>> make_solver<mp50>(const nlohmann::json&,
+                                                         const std::string&);
+
+}  // namespace pflow

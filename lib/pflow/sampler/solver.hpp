@@ -1,0 +1,172 @@
+// The solver concept and the one driver (STYLE.md: one Solver concept, one driver).
+//
+// A solver integrates the probability-flow ODE (or samples the reverse SDE) over a time grid
+// t_0 = t_start > ... > t_N = t_end, on a batch of particles (columns of a D x n matrix). It sees
+// the problem only through a SolveContext, which evaluates the model, counts every evaluation
+// (NFE: one call on the whole batch is one evaluation, as for a network) and checks each new state
+// for non-finite values. Every solver declares its order and its reference.
+//
+//   auto solver = make_solver<double>("dpm-solver++-3m");
+//   Problem<double> problem{&sde, &denoiser};
+//   SolveResult<double> r = solve(*solver, problem, grid, x_start);  // r.x, r.nfe, r.wall_s
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pflow/sampler/brownian.hpp"
+#include "pflow/sampler/denoiser.hpp"
+#include "pflow/target/random.hpp"
+
+namespace pflow {
+
+struct SolverInfo {
+  std::string name;       // command-line name
+  std::string label;      // name with its parameters, unique within a run
+  int order = 1;          // declared order of convergence (weak/strong order 1 for stochastic)
+  std::string reference;  // paper and equation
+  int evals_per_step = 1;  // NFE per step; 0 for adaptive solvers
+  bool stochastic = false;
+  bool adaptive = false;
+};
+
+// What a solver integrates. exact_flow is an optional oracle x_s -> x_t (the exact map for
+// Gaussian data, a 50-digit solve otherwise), used only by the "exact" multistep start.
+template <class Scalar>
+struct Problem {
+  const LinearSde<Scalar>* sde = nullptr;
+  const Denoiser<Scalar>* model = nullptr;
+  std::function<Mat<Scalar>(const Mat<Scalar>&, const Scalar&, const Scalar&)> exact_flow;
+  std::uint64_t seed = 0;      // noise of stochastic solvers
+  int brownian_levels = 12;    // the fixed Brownian path has 2^levels intervals
+};
+
+template <class Scalar>
+class SolveContext {
+ public:
+  SolveContext(const Problem<Scalar>& problem, std::string solver_name)
+      : problem_(problem), solver_(std::move(solver_name)), rng_(problem.seed) {
+    require(problem.sde != nullptr && problem.model != nullptr, "problem", solver_,
+            "needs an SDE and a model");
+    scalar_ = dynamic_cast<const ScalarSde<Scalar>*>(problem.sde);
+  }
+  const LinearSde<Scalar>& sde() const { return *problem_.sde; }
+  const Denoiser<Scalar>& model() const { return *problem_.model; }
+  bool has_scalar_sde() const { return scalar_ != nullptr; }
+  const ScalarSde<Scalar>& scalar_sde() const {
+    if (!scalar_)
+      throw InputError("solver", solver_,
+                       "needs a scalar SDE (alpha, sigma, lambda), not " + sde().name() +
+                           "; use gddim or paddim for matrix SDEs");
+    return *scalar_;
+  }
+
+  // One model evaluation on the whole batch: grad log p_t(x), D x n.
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) {
+    ++nfe_;
+    return model().score(x, t);
+  }
+  // eps = -sigma_t score and x0 = (x + sigma_t^2 score) / alpha_t (scalar SDEs, MATH.md sec. 3).
+  Mat<Scalar> eps(const Mat<Scalar>& x, const Scalar& t) {
+    return -scalar_sde().sigma(t) * score(x, t);
+  }
+  Mat<Scalar> x0(const Mat<Scalar>& x, const Scalar& t) {
+    const Scalar s = scalar_sde().sigma(t);
+    return (x + s * s * score(x, t)) / scalar_sde().alpha(t);
+  }
+  // The oracle of the "exact" start.
+  Mat<Scalar> exact_flow(const Mat<Scalar>& x, const Scalar& s, const Scalar& t) const {
+    if (!problem_.exact_flow)
+      throw InputError("start", "exact", "needs a reference flow, which this problem lacks");
+    return problem_.exact_flow(x, s, t);
+  }
+  // The Brownian increment W(s) - W(t), s > t, for a step of a stochastic solver (rows x
+  // cols). On a grid whose times lie on the fixed path's dyadic grid (time-uniform with 2^k
+  // steps) it comes from that path, so that solves with different step counts share one
+  // Brownian motion; otherwise it is sqrt(s - t) times fresh normals from the seeded stream.
+  Mat<Scalar> brownian_increment(const Scalar& s, const Scalar& t, Eigen::Index rows,
+                                 Eigen::Index cols) {
+    using std::sqrt;
+    if (!path_ && !grid_.empty())
+      path_.emplace(problem_.seed, rows, cols, grid_.back(), grid_.front(),
+                    problem_.brownian_levels);
+    if (path_) {
+      const auto a = path_->index(t), b = path_->index(s);
+      if (a && b) return path_->increment(*a, *b);
+    }
+    return sqrt(s - t) * rng_.normal_matrix<Scalar>(rows, cols);
+  }
+  void set_grid(const std::vector<Scalar>& grid) { grid_ = grid; }
+  // Called after every step: a non-finite state stops the solve where it appeared.
+  void step_done(int step, const Scalar& t, const Mat<Scalar>& x) {
+    ++steps_;
+    if (!x.allFinite())
+      throw NumericalError("solver " + solver_ + ": non-finite state at step " + to_text(step) +
+                           " (t = " + to_text(t) + ")");
+  }
+  // Steps an adaptive solver took without reporting each.
+  void add_steps(int n) { steps_ += n; }
+  long nfe() const { return nfe_; }
+  int steps() const { return steps_; }
+
+ private:
+  const Problem<Scalar>& problem_;
+  std::string solver_;
+  const ScalarSde<Scalar>* scalar_ = nullptr;
+  Rng rng_;
+  std::vector<Scalar> grid_;
+  std::optional<BrownianPath<Scalar>> path_;
+  long nfe_ = 0;
+  int steps_ = 0;
+};
+
+template <class Scalar>
+class Solver {
+ public:
+  explicit Solver(SolverInfo info) : info_(std::move(info)) {}
+  virtual ~Solver() = default;
+  const SolverInfo& info() const { return info_; }
+  // Moves x (D x n) from grid.front() to grid.back().
+  virtual void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
+                   Mat<Scalar>& x) const = 0;
+
+ private:
+  SolverInfo info_;
+};
+
+template <class Scalar>
+struct SolveResult {
+  Mat<Scalar> x;      // final states, D x n
+  long nfe = 0;       // model evaluations
+  int steps = 0;      // steps taken (accepted steps for adaptive solvers)
+  double wall_s = 0;  // wall time
+};
+
+// The driver: runs `solver` on `problem` over `grid` from x_start (D x n).
+template <class Scalar>
+SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& problem,
+                          const std::vector<Scalar>& grid, const Mat<Scalar>& x_start) {
+  require(grid.size() >= 2, "grid", grid.size(), "needs at least two times");
+  for (size_t i = 1; i < grid.size(); ++i)
+    require(grid[i] < grid[i - 1], "grid[" + to_text(i) + "]", grid[i],
+            "times must decrease strictly");
+  require(x_start.rows() == problem.sde->state_dim(), "init", x_start.rows(),
+          "rows must equal the SDE's state dimension " + to_text(problem.sde->state_dim()));
+  SolveContext<Scalar> ctx(problem, solver.info().label);
+  ctx.set_grid(grid);
+  SolveResult<Scalar> result;
+  result.x = x_start;
+  const auto start = std::chrono::steady_clock::now();
+  solver.run(ctx, grid, result.x);
+  result.wall_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.nfe = ctx.nfe();
+  result.steps = ctx.steps();
+  return result;
+}
+
+}  // namespace pflow
