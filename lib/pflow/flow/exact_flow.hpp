@@ -12,6 +12,7 @@
 #pragma once
 
 #include <Eigen/Eigenvalues>
+#include <map>
 
 #include "pflow/flow/pf_ode.hpp"
 
@@ -126,37 +127,95 @@ BlockMatrix<Scalar> flow_propagator_r_ode(const LinearSde<Scalar>& sde,
   return s <= t ? r_hi * r_lo.inverse() : r_lo * r_hi.inverse();
 }
 
+// The increment of the rotation angle theta of R = L Rot(theta) over [a, b] for a covariance
+// path `cov` with 2x2 blocks: theta' = -(L^{-1} A L)_{01}, A = F + D C^{-1}, one angle per stored
+// block of `like`. Gauss-Legendre on panels that are geometric when b/a is large (near t = 0
+// the integrand of Dirac data grows like 1/t).
+template <class Scalar, class CovarianceAt>
+std::vector<Scalar> rotation_angle_increment(const LinearSde<Scalar>& sde, CovarianceAt&& cov,
+                                             const Scalar& a, const Scalar& b,
+                                             const BlockMatrix<Scalar>& like, int points = 24) {
+  using std::ceil;
+  using std::log;
+  using std::pow;
+  const auto& [nodes, weights] = gauss_legendre_cached<Scalar>(points);
+  const int nb = like.stored_blocks();
+  std::vector<Scalar> theta(nb, Scalar(0));
+  const Scalar lo = std::min(a, b), hi = std::max(a, b);
+  const bool geometric = lo > 0 && hi / lo > 4;
+  const int panels =
+      geometric ? std::max(4, static_cast<int>(ceil(to_double(Scalar(log(hi / lo)))) * 4)) : 4;
+  for (int p = 0; p < panels; ++p) {
+    const Scalar p0 = geometric ? Scalar(lo * pow(hi / lo, Scalar(p) / panels))
+                                : Scalar(lo + (hi - lo) * p / panels);
+    const Scalar p1 = geometric ? Scalar(lo * pow(hi / lo, Scalar(p + 1) / panels))
+                                : Scalar(lo + (hi - lo) * (p + 1) / panels);
+    for (int i = 0; i < points; ++i) {
+      const Scalar r = (p0 + p1) / 2 + (p1 - p0) / 2 * nodes[i];
+      const BlockMatrix<Scalar> c = cov(r);
+      const BlockMatrix<Scalar> l = c.cholesky();
+      const BlockMatrix<Scalar> m =
+          detail::conform(l.inverse() * detail::pf_matrix(sde, c, r) * l, like);
+      for (int k = 0; k < nb; ++k) theta[k] -= weights[i] * (p1 - p0) / 2 * m.stored_block(k)(0, 1);
+    }
+  }
+  if (b < a)
+    for (auto& th : theta) th = -th;
+  return theta;
+}
+
+template <class Scalar>
+BlockMatrix<Scalar> rotation_blocks(const std::vector<Scalar>& theta,
+                                    const BlockMatrix<Scalar>& like) {
+  using std::cos;
+  using std::sin;
+  BlockMatrix<Scalar> rot = like;
+  for (size_t k = 0; k < theta.size(); ++k) {
+    Mat<Scalar> q(2, 2);
+    q << cos(theta[k]), -sin(theta[k]), sin(theta[k]), cos(theta[k]);
+    rot.stored_block(static_cast<int>(k)) = q;
+  }
+  return rot;
+}
+
 // The map R_t R_s^{-1} by the rotation-angle quadrature, for 2x2 blocks.
 template <class Scalar>
 BlockMatrix<Scalar> flow_propagator_rotation(const LinearSde<Scalar>& sde,
                                              const GaussianMixture<Scalar>& data, const Scalar& s,
-                                             const Scalar& t, int panels = 32, int points = 24) {
-  using std::cos;
-  using std::sin;
-  const BlockMatrix<Scalar> ls = gaussian_marginal(sde, data, s).second.cholesky();
-  const BlockMatrix<Scalar> lt = gaussian_marginal(sde, data, t).second.cholesky();
+                                             const Scalar& t) {
+  auto cov = [&](const Scalar& r) { return gaussian_marginal(sde, data, r).second; };
+  const BlockMatrix<Scalar> ls = cov(s).cholesky();
+  const BlockMatrix<Scalar> lt = cov(t).cholesky();
   require(ls.block_size() == 2, "sde", sde.name(),
           "the rotation-angle form needs 2x2 blocks (block size " + to_text(ls.block_size()) + ")");
-  const auto [nodes, weights] = gauss_legendre<Scalar>(points);
-  const int nb = ls.stored_blocks();
-  std::vector<Scalar> theta(nb, Scalar(0));
-  const Scalar h = (t - s) / panels;
-  for (int p = 0; p < panels; ++p)
-    for (int i = 0; i < points; ++i) {
-      const Scalar r = s + h * p + h / 2 * (1 + nodes[i]);
-      const BlockMatrix<Scalar> cov = gaussian_marginal(sde, data, r).second;
-      const BlockMatrix<Scalar> l = cov.cholesky();
-      const BlockMatrix<Scalar> m =
-          detail::conform(l.inverse() * detail::pf_matrix(sde, cov, r) * l, ls);
-      for (int k = 0; k < nb; ++k) theta[k] -= weights[i] * h / 2 * m.stored_block(k)(0, 1);
+  const auto theta = rotation_angle_increment(sde, cov, s, t, ls);
+  return detail::conform(lt * rotation_blocks(theta, ls) * ls.inverse(), ls);
+}
+
+// Factors R with R R^T = C(t) that follow the R-ODE, at each of `times`, all on one solution:
+// 1x1 blocks: R = chol(C) (it solves the R-ODE); 2x2 blocks: R = L Rot(theta) with theta by
+// quadrature, so R R^T = C holds to round-off at every time even where C is nearly singular;
+// larger blocks: the R-ODE from the earliest time.
+template <class Scalar, class CovarianceAt>
+std::map<Scalar, BlockMatrix<Scalar>> r_factors_at(const LinearSde<Scalar>& sde, CovarianceAt&& cov,
+                                                   std::vector<Scalar> times) {
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  std::map<Scalar, BlockMatrix<Scalar>> out;
+  std::vector<Scalar> theta;
+  for (size_t i = 0; i < times.size(); ++i) {
+    BlockMatrix<Scalar> l = cov(times[i]).cholesky();
+    if (i > 0 && l.block_size() == 2) {
+      const auto inc = rotation_angle_increment(sde, cov, times[i - 1], times[i], l);
+      if (theta.empty()) theta.assign(inc.size(), Scalar(0));
+      for (size_t k = 0; k < inc.size(); ++k) theta[k] += inc[k];
+      l = detail::conform(l * rotation_blocks(theta, l), l);
+    } else if (i > 0 && l.block_size() > 2) {
+      l = propagate_r_factor(sde, cov, out.at(times[i - 1]), times[i - 1], times[i]);
     }
-  BlockMatrix<Scalar> rot = ls;
-  for (int k = 0; k < nb; ++k) {
-    Mat<Scalar> q(2, 2);
-    q << cos(theta[k]), -sin(theta[k]), sin(theta[k]), cos(theta[k]);
-    rot.stored_block(k) = q;
+    out.emplace(times[i], std::move(l));
   }
-  return detail::conform(lt * rot * ls.inverse(), ls);
+  return out;
 }
 
 // x_t from x_s (D x n) for Gaussian data: the closed form for scalar SDEs, the R-ODE otherwise.

@@ -59,9 +59,9 @@ struct Level {
 };
 
 struct OrderFit {
-  double order = std::nan("");     // least-squares order over the fitted levels
-  std::vector<double> pairwise;   // between consecutive levels
-  int first = -1, last = -1;      // fitted levels
+  double order = std::nan("");   // least-squares order over the fitted levels
+  std::vector<double> pairwise;  // between consecutive levels
+  int first = -1, last = -1;     // fitted levels
 };
 
 inline OrderFit fit_order(const std::vector<Level>& levels, double floor, int fit_levels = 4) {

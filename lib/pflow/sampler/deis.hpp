@@ -123,8 +123,8 @@ class Ipndm : public Solver<Scalar> {
   Ipndm(SolverInfo info, int k) : Solver<Scalar>(std::move(info)), k_(k) {}
   void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
            Mat<Scalar>& x) const override {
-    static const long weights[4][4] = {{1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0},
-                                       {55, -59, 37, -9}};
+    static const long weights[4][4] = {
+        {1, 0, 0, 0}, {3, -1, 0, 0}, {23, -16, 5, 0}, {55, -59, 37, -9}};
     static const long denominators[4] = {1, 2, 12, 24};
     const ScalarSde<Scalar>& sde = ctx.scalar_sde();
     EpsHistory<Scalar> history;

@@ -27,7 +27,9 @@ enum class Start {
   exact,        // the problem's reference flow (an oracle; costs no model evaluation)
 };
 
-inline std::vector<std::string> start_names() { return {"lower-order", "singlestep", "exact"}; }
+inline std::vector<std::string> start_names() {
+  return {"lower-order", "singlestep", "exact"};
+}
 
 // alpha, sigma, lambda of a scalar SDE at a time.
 template <class Scalar>
@@ -60,7 +62,8 @@ Mat<Scalar> dpm_solver_step(SolveContext<Scalar>& ctx, int k, const Mat<Scalar>&
   const ScalarPoint<Scalar> s1(sde, sde.t_of_lambda(s.lambda + r1 * h));
   const ScalarPoint<Scalar> s2(sde, sde.t_of_lambda(s.lambda + r2 * h));
   const Mat<Scalar> d1 = ctx.eps(first_order(s1, r1 * h), s1.t) - eps_s;
-  const Mat<Scalar> u2 = first_order(s2, r2 * h) - (s2.sigma * r2 / r1 * r2 * h * phi(2, r2 * h)) * d1;
+  const Mat<Scalar> u2 =
+      first_order(s2, r2 * h) - (s2.sigma * r2 / r1 * r2 * h * phi(2, r2 * h)) * d1;
   const Mat<Scalar> d2 = ctx.eps(u2, s2.t) - eps_s;
   return first_order(t, h) - (t.sigma / r2 * h * phi(2, h)) * d2;
 }
@@ -77,7 +80,8 @@ Mat<Scalar> start_step(SolveContext<Scalar>& ctx, Start start, int k, const Mat<
 template <class Scalar>
 class Ddim : public Solver<Scalar> {
  public:
-  Ddim(SolverInfo info, double eta) : Solver<Scalar>(std::move(info)), eta_(from_double<Scalar>(eta)) {}
+  Ddim(SolverInfo info, double eta)
+      : Solver<Scalar>(std::move(info)), eta_(from_double<Scalar>(eta)) {}
   void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
            Mat<Scalar>& x) const override {
     using std::sqrt;
@@ -92,7 +96,8 @@ class Ddim : public Solver<Scalar> {
         // 1 - e^{-2h} = -expm1(-2h), without cancellation for small steps.
         const Scalar h = t.lambda - s.lambda;
         const Scalar c = eta_ * t.sigma * sqrt(Scalar(-boost::math::expm1(Scalar(-2 * h))));
-        const Mat<Scalar> z = ctx.brownian_increment(s.t, t.t, x.rows(), x.cols()) / sqrt(s.t - t.t);
+        const Mat<Scalar> z =
+            ctx.brownian_increment(s.t, t.t, x.rows(), x.cols()) / sqrt(s.t - t.t);
         x = t.alpha * x0 + sqrt(t.sigma * t.sigma - c * c) * eps + c * z;
       }
       ctx.step_done(static_cast<int>(i), t.t, x);

@@ -5,7 +5,7 @@
 //           order q: eps extrapolated by the Lagrange polynomial in t through the last q + 1
 //           points, x_t = Psi(t,s) x_s + sum_j C_j eps_j,
 //           C_j = int_s^t Psi(t,r) D(r) K_r^{-T} l_j(r) dr, D = G G^T / 2.
-//           K = R (the factor that follows the forward R-ODE dR/dt = (F + D C^{-1}) R) makes
+//           K = R (a factor that follows the R-ODE dR/dt = (F + D C^{-1}) R) makes
 //           int_s^t Psi(t,r) D R_r^{-T} dr = R_t - Psi(t,s) R_s exactly, so order 0 is exact for
 //           Dirac data (C = Sigma(t)) or, with covariance "data", for Gaussian data;
 //           K = Cholesky factor of C(t) is the ablation (first order only).
@@ -33,8 +33,8 @@ namespace pflow {
 // choice) or the marginal covariance of the data's Gaussian moments ("data").
 template <class Scalar>
 std::function<BlockMatrix<Scalar>(const Scalar&)> factor_covariance(SolveContext<Scalar>& ctx,
-                                                                     bool data_aware,
-                                                                     const std::string& solver) {
+                                                                    bool data_aware,
+                                                                    const std::string& solver) {
   const LinearSde<Scalar>& sde = ctx.sde();
   if (!data_aware) return [&sde](const Scalar& t) { return sde.covariance(t); };
   const auto moments = ctx.model().data_moments();
@@ -50,7 +50,10 @@ template <class Scalar>
 class Gddim : public Solver<Scalar> {
  public:
   Gddim(SolverInfo info, int q, bool cholesky, bool data_aware, Start start)
-      : Solver<Scalar>(std::move(info)), q_(q), cholesky_(cholesky), data_aware_(data_aware),
+      : Solver<Scalar>(std::move(info)),
+        q_(q),
+        cholesky_(cholesky),
+        data_aware_(data_aware),
         start_(start) {}
 
   void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
@@ -115,24 +118,13 @@ class Gddim : public Solver<Scalar> {
                      "has no singlestep method for matrix SDEs; use lower-order or exact");
   }
 
-  // K at each time: Cholesky factors, or R carried forward from the earliest time.
+  // K at each time: Cholesky factors, or R on one solution of the R-ODE (r_factors_at).
   std::map<Scalar, BlockMatrix<Scalar>> factors(
       const LinearSde<Scalar>& sde, const std::function<BlockMatrix<Scalar>(const Scalar&)>& cov,
       std::vector<Scalar> times) const {
-    std::sort(times.begin(), times.end());
-    times.erase(std::unique(times.begin(), times.end()), times.end());
+    if (!cholesky_) return r_factors_at(sde, cov, std::move(times));
     std::map<Scalar, BlockMatrix<Scalar>> out;
-    // For a scalar SDE and C = Sigma(t) = sigma^2 I, R = sigma I solves the R-ODE
-    // (d sigma/dt = f sigma + g^2 / (2 sigma)), so R is the Cholesky factor: no ODE needed.
-    const bool r_is_cholesky =
-        !data_aware_ && dynamic_cast<const ScalarSde<Scalar>*>(&sde) != nullptr;
-    for (size_t i = 0; i < times.size(); ++i) {
-      BlockMatrix<Scalar> k = cholesky_ || r_is_cholesky || i == 0
-                                  ? cov(times[i]).cholesky()
-                                  : propagate_r_factor(sde, cov, out.at(times[i - 1]),
-                                                       times[i - 1], times[i]);
-      out.emplace(times[i], std::move(k));
-    }
+    for (const Scalar& t : times) out.emplace(t, cov(t).cholesky());
     return out;
   }
 
@@ -235,8 +227,7 @@ class Paddim : public Solver<Scalar> {
         const Scalar kappa = primitive(s0(a), t.lambda) - primitive(s0(a), s.lambda);
         for (Eigen::Index j = 0; j < xs.cols(); ++j) {
           // x0 of the Gaussian approximation: (alpha s x + sigma^2 mu) / (alpha^2 s + sigma^2)
-          const Scalar x0_gauss =
-              (s.alpha * s0(a) * xs(a, j) + s.sigma * s.sigma * mu(a)) / var;
+          const Scalar x0_gauss = (s.alpha * s0(a) * xs(a, j) + s.sigma * s.sigma * mu(a)) / var;
           const Scalar w_s = (xs(a, j) - s.alpha * mu(a)) / vs(a);
           w(a, j) = t.alpha * mu(a) + vt(a) * (w_s + kappa * (x0(a, j) - x0_gauss));
         }

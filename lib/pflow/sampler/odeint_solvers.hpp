@@ -19,10 +19,12 @@ namespace pflow {
 template <class Scalar>
 class OdeintSolver : public Solver<Scalar> {
  public:
-  OdeintSolver(SolverInfo info, std::string method, bool adaptive, double tolerance,
-               bool in_lambda)
-      : Solver<Scalar>(std::move(info)), method_(std::move(method)), adaptive_(adaptive),
-        tolerance_(from_double<Scalar>(tolerance)), in_lambda_(in_lambda) {}
+  OdeintSolver(SolverInfo info, std::string method, bool adaptive, double tolerance, bool in_lambda)
+      : Solver<Scalar>(std::move(info)),
+        method_(std::move(method)),
+        adaptive_(adaptive),
+        tolerance_(from_double<Scalar>(tolerance)),
+        in_lambda_(in_lambda) {}
 
   void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
            Mat<Scalar>& x) const override {

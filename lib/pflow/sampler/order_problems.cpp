@@ -18,12 +18,16 @@ std::vector<nlohmann::json> standard_order_solvers(const std::string& problem) {
     return params;
   };
   if (problem == "cld")
-    return {with("gddim", {{"order", 0}}), with("gddim", {{"order", 0}, {"K", "cholesky"}}),
+    return {with("gddim", {{"order", 0}}),
+            with("gddim", {{"order", 0}, {"K", "cholesky"}}),
             with("gddim", {{"order", 1}, {"start", "exact"}}),
-            with("gddim", {{"order", 2}, {"start", "exact"}}), "paddim", "euler", "rk4",
+            with("gddim", {{"order", 2}, {"start", "exact"}}),
+            "paddim",
+            "euler",
+            "rk4",
             "dopri5"};
-  std::vector<json> specs = {"ddim", "dpm-solver-1", "dpm-solver-2", "dpm-solver-3",
-                             "dpm-solver++-1", "dpm-solver++-2s"};
+  std::vector<json> specs = {"ddim",         "dpm-solver-1",   "dpm-solver-2",
+                             "dpm-solver-3", "dpm-solver++-1", "dpm-solver++-2s"};
   for (std::string m : {"dpm-solver++-2m", "dpm-solver++-3m", "dpm-solver++-3m-corrected",
                         "deis-tab-2", "deis-tab-3", "deis-rhoab-2", "deis-rhoab-3"})
     specs.push_back(with(m, exact_start));
@@ -34,8 +38,8 @@ std::vector<nlohmann::json> standard_order_solvers(const std::string& problem) {
   specs.push_back("euler-edm");
   specs.push_back("heun-edm");
   for (int q = 0; q <= 3; ++q)
-    specs.push_back(with("gddim", q == 0 ? json{{"order", 0}}
-                                         : json{{"order", q}, {"start", "exact"}}));
+    specs.push_back(
+        with("gddim", q == 0 ? json{{"order", 0}} : json{{"order", q}, {"start", "exact"}}));
   specs.push_back("paddim");
   specs.push_back(with("paddim", {{"form", "data"}}));
   for (std::string m : {"euler", "rk4", "cash-karp54", "dopri5", "rkf78"}) specs.push_back(m);
@@ -49,7 +53,8 @@ const nlohmann::json& problem_config(const std::string& name) {
   static const std::map<std::string, nlohmann::json> configs = {
       {"gaussian",
        {{"sde", {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}}},
-        {"target", {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
+        {"target",
+         {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
         {"init", {{0.3, -1.1}, {1.2, 0.4}, {-0.8, 0.9}, {-1.5, -0.6}}},
         {"grid", "logsnr"}}},
       {"mixture",
@@ -64,7 +69,8 @@ const nlohmann::json& problem_config(const std::string& name) {
         {"grid", "logsnr"}}},
       {"gaussian-short",
        {{"sde", {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}}},
-        {"target", {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
+        {"target",
+         {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
         {"init", {{0.3, -1.1}, {1.2, 0.4}, {-0.8, 0.9}, {-1.5, -0.6}}},
         {"t_start", 0.5},
         {"t_end", 0.1},
@@ -94,8 +100,8 @@ OrderProblem<Scalar> build(const std::string& name) {
   p.sde = std::shared_ptr<LinearSde<Scalar>>(make_sde<Scalar>(c["sde"], p.data->dim()));
   p.model = std::make_shared<AnalyticDenoiser<Scalar>>(*p.sde, *p.data);
   p.t_start = c.contains("t_start") ? from_double<Scalar>(c["t_start"].get<double>()) : Scalar(1);
-  p.t_end = c.contains("t_end") ? from_double<Scalar>(c["t_end"].get<double>())
-                                : ratio<Scalar>(1, 1000);
+  p.t_end =
+      c.contains("t_end") ? from_double<Scalar>(c["t_end"].get<double>()) : ratio<Scalar>(1, 1000);
   p.grid.kind = c["grid"].get<std::string>();
   const auto& init = c["init"];
   p.x_start.resize(p.sde->state_dim(), static_cast<Eigen::Index>(init.size()));

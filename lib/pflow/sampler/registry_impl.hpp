@@ -69,7 +69,8 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   };
 
   if (name == "ddim" || name == "ddpm") {
-    const Fields f = fields(name == "ddim" ? std::vector<std::string>{"eta"} : std::vector<std::string>{});
+    const Fields f =
+        fields(name == "ddim" ? std::vector<std::string>{"eta"} : std::vector<std::string>{});
     const double eta = name == "ddpm" ? 1.0 : to_double(f.number<double>("eta", 0.0));
     require(eta >= 0 && eta <= 1, f.at("eta"), eta, "must be in [0, 1]");
     info.stochastic = eta > 0;
@@ -78,12 +79,13 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   if (name.rfind("dpm-solver++-", 0) == 0) {
     const std::string variant = name.substr(13);
     const bool multistep = variant.back() != 's' && variant != "1";
-    const Fields f = fields(multistep ? std::vector<std::string>{"start"} : std::vector<std::string>{});
+    const Fields f =
+        fields(multistep ? std::vector<std::string>{"start"} : std::vector<std::string>{});
     info.order = variant[0] - '0';
     info.evals_per_step = variant == "2s" ? 2 : 1;
     if (variant == "3m") info.order = 3;  // declared; see the README for the measured order
-    return std::make_unique<DpmSolverPp<Scalar>>(info, variant,
-                                                 multistep ? detail::parse_start(f) : Start::lower_order);
+    return std::make_unique<DpmSolverPp<Scalar>>(
+        info, variant, multistep ? detail::parse_start(f) : Start::lower_order);
   }
   if (name.rfind("dpm-solver-", 0) == 0) {
     fields({});
@@ -141,15 +143,15 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   const Fields f = fields({"adaptive", "tolerance", "variable"});
   const bool adaptive_only = name == "bulirsch-stoer";
   const bool adaptive = f.boolean("adaptive", adaptive_only);
-  require(adaptive || !adaptive_only, f.at("adaptive"), "false",
-          "bulirsch-stoer is adaptive only");
+  require(adaptive || !adaptive_only, f.at("adaptive"), "false", "bulirsch-stoer is adaptive only");
   require(!adaptive || (name != "euler" && name != "rk4" && name != "abm"), f.at("adaptive"),
-          "true", name + " has no error estimate; use cash-karp54, dopri5, rkf78 or bulirsch-stoer");
+          "true",
+          name + " has no error estimate; use cash-karp54, dopri5, rkf78 or bulirsch-stoer");
   const double tol = to_double(f.number<double>("tolerance", 1e-8));
   require(tol > 0 && tol < 1, f.at("tolerance"), tol, "must be in (0, 1)");
   const bool in_lambda = f.text("variable", "t", {"t", "lambda"}) == "lambda";
   static const std::map<std::string, std::pair<int, int>> orders = {
-      {"euler", {1, 1}},   {"rk4", {4, 4}}, {"cash-karp54", {5, 6}}, {"dopri5", {5, 6}},
+      {"euler", {1, 1}},  {"rk4", {4, 4}}, {"cash-karp54", {5, 6}},   {"dopri5", {5, 6}},
       {"rkf78", {8, 13}}, {"abm", {4, 1}}, {"bulirsch-stoer", {0, 0}}};
   info.order = adaptive ? 0 : orders.at(name).first;
   info.evals_per_step = adaptive ? 0 : orders.at(name).second;

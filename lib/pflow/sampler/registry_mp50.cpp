@@ -2,7 +2,6 @@
 
 namespace pflow {
 
-template std::unique_ptr<Solver<mp50>> make_solver<mp50>(const nlohmann::json&,
-                                                         const std::string&);
+template std::unique_ptr<Solver<mp50>> make_solver<mp50>(const nlohmann::json&, const std::string&);
 
 }  // namespace pflow

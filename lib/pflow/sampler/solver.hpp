@@ -25,10 +25,10 @@
 namespace pflow {
 
 struct SolverInfo {
-  std::string name;       // command-line name
-  std::string label;      // name with its parameters, unique within a run
-  int order = 1;          // declared order of convergence (weak/strong order 1 for stochastic)
-  std::string reference;  // paper and equation
+  std::string name;        // command-line name
+  std::string label;       // name with its parameters, unique within a run
+  int order = 1;           // declared order of convergence (weak/strong order 1 for stochastic)
+  std::string reference;   // paper and equation
   int evals_per_step = 1;  // NFE per step; 0 for adaptive solvers
   bool stochastic = false;
   bool adaptive = false;
@@ -41,8 +41,8 @@ struct Problem {
   const LinearSde<Scalar>* sde = nullptr;
   const Denoiser<Scalar>* model = nullptr;
   std::function<Mat<Scalar>(const Mat<Scalar>&, const Scalar&, const Scalar&)> exact_flow;
-  std::uint64_t seed = 0;      // noise of stochastic solvers
-  int brownian_levels = 12;    // the fixed Brownian path has 2^levels intervals
+  std::uint64_t seed = 0;    // noise of stochastic solvers
+  int brownian_levels = 12;  // the fixed Brownian path has 2^levels intervals
 };
 
 template <class Scalar>
@@ -162,8 +162,7 @@ SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& p
   result.x = x_start;
   const auto start = std::chrono::steady_clock::now();
   solver.run(ctx, grid, result.x);
-  result.wall_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.nfe = ctx.nfe();
   result.steps = ctx.steps();
   return result;

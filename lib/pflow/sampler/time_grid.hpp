@@ -20,7 +20,7 @@ namespace pflow {
 
 struct GridSpec {
   std::string kind = "logsnr";
-  double rho = 7;            // edm only
+  double rho = 7;             // edm only
   std::vector<double> times;  // list only (descending)
 };
 
@@ -53,8 +53,7 @@ std::vector<Scalar> make_time_grid(const LinearSde<Scalar>& sde, const GridSpec&
   }
   require(steps >= 1, "steps", steps, "must be at least 1");
   require(t_end > 0, "time.t_end", t_end, "must be positive (sigma(0) = 0 at t = 0)");
-  require(t_start > t_end, "time.t_start", t_start,
-          "must exceed time.t_end = " + to_text(t_end));
+  require(t_start > t_end, "time.t_start", t_start, "must exceed time.t_end = " + to_text(t_end));
   require(t_start <= sde.t_max(), "time.t_start", t_start,
           "exceeds the SDE's T = " + to_text(sde.t_max()));
   grid.resize(steps + 1);
@@ -67,9 +66,9 @@ std::vector<Scalar> make_time_grid(const LinearSde<Scalar>& sde, const GridSpec&
       const Scalar r = sqrt(t_start) + u * (sqrt(t_end) - sqrt(t_start));
       grid[i] = r * r;
     } else if (spec.kind == "logsnr" || spec.kind == "edm") {
-      require(scalar != nullptr, "time.grid", spec.kind,
-              "needs lambda(t) and its inverse, which only scalar SDEs have (not " + sde.name() +
-                  ")");
+      require(
+          scalar != nullptr, "time.grid", spec.kind,
+          "needs lambda(t) and its inverse, which only scalar SDEs have (not " + sde.name() + ")");
       const Scalar l0 = scalar->lambda(t_start), l1 = scalar->lambda(t_end);
       if (spec.kind == "logsnr") {
         grid[i] = scalar->t_of_lambda(l0 + u * (l1 - l0));

@@ -12,7 +12,6 @@
 
 namespace pflow {
 
-
 const std::vector<SdeInfo>& sde_catalogue() {
   static const std::vector<SdeInfo> catalogue = {
       {"vp-linear", "beta_min = 0.1, beta_max = 20", "Ho et al. 2020; Song et al. 2021 (VP SDE)"},
@@ -54,7 +53,6 @@ std::string closest_name(const std::string& word, const std::vector<std::string>
 }
 
 namespace {
-
 
 std::string type_of(const json& config, const std::string& path,
                     const std::vector<std::string>& types) {

@@ -8,6 +8,8 @@
 // All are computed block by block in the SDE's structure.
 #pragma once
 
+#include <map>
+
 #include <vector>
 
 #include "pflow/core/odeint.hpp"
@@ -116,6 +118,15 @@ std::pair<std::vector<Scalar>, std::vector<Scalar>> gauss_legendre(int n) {
     weights[i] = 2 / ((1 - x * x) * dp * dp);
   }
   return {nodes, weights};
+}
+
+// The n-point rule, computed once per precision and size.
+template <class Scalar>
+const std::pair<std::vector<Scalar>, std::vector<Scalar>>& gauss_legendre_cached(int n) {
+  static std::map<int, std::pair<std::vector<Scalar>, std::vector<Scalar>>> cache;
+  auto it = cache.find(n);
+  if (it == cache.end()) it = cache.emplace(n, gauss_legendre<Scalar>(n)).first;
+  return it->second;
 }
 
 // Sigma(t) by variation of constants with the SDE's transition Psi and adaptive Gauss-Legendre
