@@ -9,6 +9,7 @@
 
 #include "orders.hpp"
 #include "pflow/core/errors.hpp"
+#include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/verify/verify.hpp"
 
@@ -52,6 +53,14 @@ void run_list() {
             << "  dirac     {point}\n"
             << "  gaussian  {mean, cov}\n"
             << "  gmm       {weights, means, covs | diag_covs}\n";
+  std::cout << "Solvers (a name, or {\"name\": ..., parameters}):\n";
+  for (const auto& s : pflow::solver_catalogue()) {
+    std::cout << "  " << s.name << "  [" << s.family << "]  order " << s.order << "\n";
+    if (!s.parameters.empty()) std::cout << "      parameters: " << s.parameters << "\n";
+    std::cout << "      reference:  " << s.reference << "\n";
+  }
+  std::cout
+      << "Time grids (time.grid): time-uniform, time-quadratic, logsnr, edm (rho = 7), list\n";
 }
 
 }  // namespace
@@ -82,6 +91,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   orders->add_option("--steps", orders_options.steps, "the ladder of step counts")
       ->capture_default_str();
+  orders
+      ->add_option("--start", orders_options.start,
+                   "start of the multistep solvers of the standard list (default: exact)")
+      ->check(CLI::IsMember({"lower-order", "singlestep", "exact"}));
   orders->add_flag("--details", orders_options.details, "print every level");
 
   try {

@@ -32,6 +32,9 @@ int run(const OrdersOptions& o) {
     std::vector<nlohmann::json> specs;
     if (o.solvers.empty()) {
       specs = pflow::standard_order_solvers(problem_name);
+      if (!o.start.empty())
+        for (auto& spec : specs)
+          if (spec.is_object() && spec.contains("start")) spec["start"] = o.start;
     } else {
       for (const auto& s : o.solvers) {
         const auto parsed = nlohmann::json::parse(s, nullptr, false);
@@ -67,7 +70,11 @@ int run(const OrdersOptions& o) {
         continue;
       }
       const auto& lv = row.levels.at(p);
-      if (std::isnan(it->second.order)) {
+      double worst = 0;
+      for (const auto& l : lv) worst = l.failed ? 1e300 : std::max(worst, l.err_max);
+      if (worst <= 1e-12) {
+        std::cout << " exact (" << fmt("%.0e", worst) << ") |";
+      } else if (std::isnan(it->second.order)) {
         const bool failed = !lv.empty() && lv.back().failed;
         std::cout << (failed ? " failed |" : " at round-off |");
       } else {

@@ -334,6 +334,15 @@ TEST_CASE("gDDIM on CLD: K = R is exact in one step, K = Cholesky converges at f
       json{{"name", "gddim"}, {"order", 0}, {"K", "cholesky"}}, p, {16, 32, 64, 128, 256, 512});
   const OrderFit fit = fit_order(levels, roundoff_floor(p));
   CHECK(fit.order == Approx(1.0).margin(0.2));
+  // The principal-axis factor with the same (consistent) coefficients: first order too; the
+  // per-axis DDIM step of paddim is not consistent when the axes rotate: its error stays.
+  const auto principal = convergence_levels<double>(
+      json{{"name", "gddim"}, {"order", 0}, {"K", "principal"}}, p, {16, 32, 64, 128, 256, 512});
+  CHECK(fit_order(principal, roundoff_floor(p)).order == Approx(1.0).margin(0.2));
+  const auto paddim = convergence_levels<double>("paddim", p, {16, 512});
+  INFO("paddim errors " << paddim[0].err_max << ", " << paddim[1].err_max);
+  CHECK(paddim[1].err_max > 0.05);
+  CHECK(paddim[1].err_max > 0.5 * paddim[0].err_max);
   const auto exact_levels =
       convergence_levels<double>(json{{"name", "gddim"}, {"order", 0}}, p, {4, 16});
   INFO("exact levels " << exact_levels[0].err_max << " " << exact_levels[1].err_max);

@@ -8,11 +8,16 @@
 //           K = R (a factor that follows the R-ODE dR/dt = (F + D C^{-1}) R) makes
 //           int_s^t Psi(t,r) D R_r^{-T} dr = R_t - Psi(t,s) R_s exactly, so order 0 is exact for
 //           Dirac data (C = Sigma(t)) or, with covariance "data", for Gaussian data;
-//           K = Cholesky factor of C(t) is the ablation (first order only).
+//           K = Cholesky factor of C(t) or K = principal-axis factor V (below) are the
+//           ablations: with the quadrature coefficients they are consistent for any K, but
+//           first order only and not exact.
 //   paddim  (DDIM Redux, seed 000) principal-axis DDIM: C(t) = V V^T, V = U Lambda^{1/2} per
 //           block, x_t = Psi(t,s)(x_s - V_s eps_s) + V_t eps_s: each principal axis runs a scalar
 //           DDIM. Exact when the axes are fixed and the circulating part of F C vanishes
-//           (scalar SDEs, where it is DDIM); not for CLD.
+//           (scalar SDEs, where it is DDIM). Under CLD the axes rotate and this step is not
+//           even consistent: V' = (F + D C^{-1}) V fails, so the error does not go to zero
+//           with the step (measured: it stays at 0.15; README); gddim with K = principal is the
+//           consistent first-order method with the same factor.
 //           Data-aware form (scalar SDEs): axes of the data covariance S0 = U diag(s) U^T; in
 //           w = V_t^{-1}(x - alpha_t mu), V_t = U diag(sqrt(alpha_t^2 s_i + sigma_t^2)), the
 //           Gaussian part of the PF-ODE is exact and only the x0 residual Delta = x0_hat - x0_gauss
@@ -46,13 +51,47 @@ std::function<BlockMatrix<Scalar>(const Scalar&)> factor_covariance(SolveContext
   return [&sde, gaussian](const Scalar& t) { return gaussian_marginal(sde, *gaussian, t).second; };
 }
 
+// Principal-axis factor V = U Lambda^{1/2} of a covariance, block by block, with the axes
+// ordered and signed to follow `previous` (so that V_t V_s^{-1} does not flip an axis).
+template <class Scalar>
+BlockMatrix<Scalar> principal_factor(const BlockMatrix<Scalar>& cov,
+                                     const BlockMatrix<Scalar>* previous) {
+  using std::abs;
+  using std::sqrt;
+  BlockMatrix<Scalar> v = cov;
+  for (int k = 0; k < cov.stored_blocks(); ++k) {
+    Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov.stored_block(k));
+    Mat<Scalar> u = eig.eigenvectors();
+    Vec<Scalar> lam = eig.eigenvalues();
+    if (previous) {
+      const Mat<Scalar>& before = previous->stored_block(k);
+      for (Eigen::Index c = 0; c < u.cols(); ++c) {
+        // The axis of u most aligned with the previous axis c goes to column c.
+        Eigen::Index best = c;
+        Scalar best_overlap = -1;
+        for (Eigen::Index m = c; m < u.cols(); ++m) {
+          const Scalar overlap = abs(Scalar(u.col(m).dot(before.col(c)))) / before.col(c).norm();
+          if (overlap > best_overlap) best_overlap = overlap, best = m;
+        }
+        u.col(c).swap(u.col(best));
+        std::swap(lam(c), lam(best));
+        if (u.col(c).dot(before.col(c)) < 0) u.col(c) = -u.col(c);
+      }
+    }
+    for (Eigen::Index c = 0; c < u.cols(); ++c) u.col(c) *= sqrt(std::max(lam(c), Scalar(0)));
+    v.stored_block(k) = u;
+  }
+  return v;
+}
+
 template <class Scalar>
 class Gddim : public Solver<Scalar> {
  public:
-  Gddim(SolverInfo info, int q, bool cholesky, bool data_aware, Start start)
+  enum class Factor { r, cholesky, principal };
+  Gddim(SolverInfo info, int q, Factor factor, bool data_aware, Start start)
       : Solver<Scalar>(std::move(info)),
         q_(q),
-        cholesky_(cholesky),
+        factor_(factor),
         data_aware_(data_aware),
         start_(start) {}
 
@@ -61,7 +100,7 @@ class Gddim : public Solver<Scalar> {
     const LinearSde<Scalar>& sde = ctx.sde();
     const auto cov = factor_covariance(ctx, data_aware_, this->info().name);
     const auto& [gl_nodes, gl_weights] = step_quadrature<Scalar>();
-    const bool closed_step = !cholesky_ && q_ == 0;
+    const bool closed_step = factor_ == Factor::r && q_ == 0;
     // Every time at which K is needed: grid times, and the quadrature nodes of each step.
     std::vector<Scalar> times(grid.begin(), grid.end());
     if (!closed_step)
@@ -118,53 +157,28 @@ class Gddim : public Solver<Scalar> {
                      "has no singlestep method for matrix SDEs; use lower-order or exact");
   }
 
-  // K at each time: Cholesky factors, or R on one solution of the R-ODE (r_factors_at).
+  // K at each time: R on one solution of the R-ODE (r_factors_at), Cholesky factors, or
+  // principal-axis factors (axes followed continuously from the earliest time).
   std::map<Scalar, BlockMatrix<Scalar>> factors(
       const LinearSde<Scalar>& sde, const std::function<BlockMatrix<Scalar>(const Scalar&)>& cov,
       std::vector<Scalar> times) const {
-    if (!cholesky_) return r_factors_at(sde, cov, std::move(times));
+    if (factor_ == Factor::r) return r_factors_at(sde, cov, std::move(times));
+    std::sort(times.begin(), times.end());
     std::map<Scalar, BlockMatrix<Scalar>> out;
-    for (const Scalar& t : times) out.emplace(t, cov(t).cholesky());
+    const BlockMatrix<Scalar>* previous = nullptr;
+    for (const Scalar& t : times) {
+      BlockMatrix<Scalar> k =
+          factor_ == Factor::cholesky ? cov(t).cholesky() : principal_factor(cov(t), previous);
+      previous = &out.emplace(t, std::move(k)).first->second;
+    }
     return out;
   }
 
   int q_;
-  bool cholesky_, data_aware_;
+  Factor factor_;
+  bool data_aware_;
   Start start_;
 };
-
-// Principal-axis factor V = U Lambda^{1/2} of a covariance, block by block, with the axes
-// ordered and signed to follow `previous` (so that V_t V_s^{-1} does not flip an axis).
-template <class Scalar>
-BlockMatrix<Scalar> principal_factor(const BlockMatrix<Scalar>& cov,
-                                     const BlockMatrix<Scalar>* previous) {
-  using std::abs;
-  using std::sqrt;
-  BlockMatrix<Scalar> v = cov;
-  for (int k = 0; k < cov.stored_blocks(); ++k) {
-    Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov.stored_block(k));
-    Mat<Scalar> u = eig.eigenvectors();
-    Vec<Scalar> lam = eig.eigenvalues();
-    if (previous) {
-      const Mat<Scalar>& before = previous->stored_block(k);
-      for (Eigen::Index c = 0; c < u.cols(); ++c) {
-        // The axis of u most aligned with the previous axis c goes to column c.
-        Eigen::Index best = c;
-        Scalar best_overlap = -1;
-        for (Eigen::Index m = c; m < u.cols(); ++m) {
-          const Scalar overlap = abs(Scalar(u.col(m).dot(before.col(c)))) / before.col(c).norm();
-          if (overlap > best_overlap) best_overlap = overlap, best = m;
-        }
-        u.col(c).swap(u.col(best));
-        std::swap(lam(c), lam(best));
-        if (u.col(c).dot(before.col(c)) < 0) u.col(c) = -u.col(c);
-      }
-    }
-    for (Eigen::Index c = 0; c < u.cols(); ++c) u.col(c) *= sqrt(std::max(lam(c), Scalar(0)));
-    v.stored_block(k) = u;
-  }
-  return v;
-}
 
 template <class Scalar>
 class Paddim : public Solver<Scalar> {

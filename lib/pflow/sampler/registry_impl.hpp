@@ -124,10 +124,14 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   if (name == "gddim") {
     const Fields f = fields({"order", "K", "covariance", "start"});
     const int q = bounded(f, "order", 2, 0, 3);
-    const bool cholesky = f.text("K", "R", {"R", "cholesky"}) == "cholesky";
+    const std::string k = f.text("K", "R", {"R", "cholesky", "principal"});
+    using Factor = typename Gddim<Scalar>::Factor;
+    const Factor factor = k == "R"          ? Factor::r
+                          : k == "cholesky" ? Factor::cholesky
+                                            : Factor::principal;
     const bool data = f.text("covariance", "kernel", {"kernel", "data"}) == "data";
     info.order = q + 1;
-    return std::make_unique<Gddim<Scalar>>(info, q, cholesky, data, detail::parse_start(f));
+    return std::make_unique<Gddim<Scalar>>(info, q, factor, data, detail::parse_start(f));
   }
   if (name == "paddim") {
     const Fields f = fields({"form"});
