@@ -281,6 +281,46 @@ TEMPLATE_TEST_CASE(
   }
 }
 
+TEST_CASE("Dirac data on a scalar SDE: DDIM and paddim are exact in one step", "[samplers]") {
+  VpLinear<double> sde(0.1, 20.0, 2);
+  const auto data = make_target<double>(json{{"type", "dirac"}, {"point", {0.5, -1.0}}});
+  AnalyticDenoiser<double> model(sde, data);
+  Problem<double> problem;
+  problem.sde = &sde;
+  problem.model = &model;
+  const Mat<double> x = init_points<double>();
+  const std::vector<double> one_step = {1.0, 1e-3};
+  // x_t - alpha_t x0 = (sigma_t / sigma_s)(x_s - alpha_s x0) for a Dirac at x0.
+  Vec<double> x0(2);
+  x0 << 0.5, -1.0;
+  const Mat<double> exact =
+      ((x.colwise() - sde.alpha(1.0) * x0) * (sde.sigma(1e-3) / sde.sigma(1.0))).colwise() +
+      sde.alpha(1e-3) * x0;
+  for (const char* name : {"ddim", "paddim", "dpm-solver++-1"}) {
+    const double err = max_diff(run<double>(name, problem, one_step, x), exact);
+    INFO(name << ": " << err);
+    CHECK(err <= 1e-13);  // alpha_t / alpha_s ~ 150 multiplies the round-off of x_s
+  }
+}
+
+TEST_CASE("the singlestep start keeps a multistep method at its order", "[samplers]") {
+  const auto& p = order_problem<double>("mixture");
+  for (const char* name : {"deis-tab-3", "dpm-solver++-3m-corrected"}) {
+    const json spec = {{"name", name}, {"start", "singlestep"}};
+    const auto levels = convergence_levels<double>(spec, p, {128, 256, 512, 1024});
+    INFO(name << ": order " << fit_order(levels, roundoff_floor(p)).order);
+    CHECK(fit_order(levels, roundoff_floor(p)).order >= 2.8);
+    // two start-up steps by DPM-Solver-3: 3 evaluations each instead of 1
+    CHECK(levels[0].nfe == 128 + 2 * 2);
+  }
+  // Heun on the EDM grid (rho = 7): second order there too.
+  OrderProblem<double> on_edm = p;
+  on_edm.grid.kind = "edm";
+  const auto heun = convergence_levels<double>("heun-edm", on_edm, {128, 256, 512});
+  INFO("heun-edm on the edm grid: " << heun[0].err_max << ", " << heun[2].err_max);
+  CHECK(fit_order(heun, roundoff_floor(p), 3).order == Approx(2.0).margin(0.2));
+}
+
 TEST_CASE("gDDIM on CLD: K = R is exact in one step, K = Cholesky converges at first order",
           "[samplers][cld]") {
   const auto sde = make_sde<double>(json{{"type", "cld"}}, 1);

@@ -71,7 +71,7 @@ class Deis : public Solver<Scalar> {
       history.push(s.t, ctx.eps(x, s.t), k_);
       const size_t q = history.entries.size();
       if (static_cast<int>(q) < k_ && start_ != Start::lower_order) {
-        x = start_step(ctx, start_, k_, x, s.t, t.t);
+        x = start_step(ctx, start_, k_, x, history.entries[0].eps, s.t, t.t);
         ctx.step_done(static_cast<int>(i), t.t, x);
         continue;
       }

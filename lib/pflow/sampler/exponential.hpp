@@ -68,12 +68,21 @@ Mat<Scalar> dpm_solver_step(SolveContext<Scalar>& ctx, int k, const Mat<Scalar>&
   return first_order(t, h) - (t.sigma / r2 * h * phi(2, h)) * d2;
 }
 
-// A start-up step of a multistep method of order k from s to t.
+// A start-up step of a multistep method of order k from s to t; eps_s = eps(x, s), which the
+// method has already evaluated.
 template <class Scalar>
 Mat<Scalar> start_step(SolveContext<Scalar>& ctx, Start start, int k, const Mat<Scalar>& x,
-                       const Scalar& s, const Scalar& t) {
+                       const Mat<Scalar>& eps_s, const Scalar& s, const Scalar& t) {
   if (start == Start::exact) return ctx.exact_flow(x, s, t);
-  return dpm_solver_step(ctx, std::min(k, 3), x, ctx.eps(x, s), s, t);
+  return dpm_solver_step(ctx, std::min(k, 3), x, eps_s, s, t);
+}
+
+// eps from an x0 prediction at the same point: eps = (x - alpha x0) / sigma.
+template <class Scalar>
+Mat<Scalar> eps_from_x0(SolveContext<Scalar>& ctx, const Mat<Scalar>& x, const Mat<Scalar>& x0,
+                        const Scalar& t) {
+  const ScalarSde<Scalar>& sde = ctx.scalar_sde();
+  return (x - sde.alpha(t) * x0) / sde.sigma(t);
 }
 
 // DDIM, eta = 0 deterministic: independent of the phi-function path (x0 and eps recombined).
@@ -163,7 +172,7 @@ class DpmSolverPp : public Solver<Scalar> {
         const Mat<Scalar> m1 = ctx.x0(u, s1.t);
         x = update(m0 + (1 / (2 * r1)) * (m1 - m0));
       } else if (k > 1 && available < k && start_ != Start::lower_order) {
-        x = start_step(ctx, start_, k, x, s.t, t.t);
+        x = start_step(ctx, start_, k, x, eps_from_x0(ctx, x, m0, s.t), s.t, t.t);
       } else if (k == 1 || available == 1) {
         x = update(m0);
       } else if (k == 2 || available == 2) {

@@ -38,7 +38,8 @@ class UniPc : public Solver<Scalar> {
       while (static_cast<int>(past.size()) > p_) past.pop_back();
       const int p = static_cast<int>(past.size());
       if (p < p_ && start_ != Start::lower_order) {
-        x = start_step(ctx, start_, p_ + (corrector_ ? 1 : 0), x, s.t, t.t);
+        x = start_step(ctx, start_, p_ + (corrector_ ? 1 : 0), x,
+                       eps_from_x0(ctx, x, past[0].x0, s.t), s.t, t.t);
         if (!last) m_next = ctx.x0(x, t.t);
         ctx.step_done(static_cast<int>(i), t.t, x);
         continue;
