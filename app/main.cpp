@@ -2,13 +2,18 @@
 //   pflow verify [--precision double|mp50|both] [--sde NAME ...]
 //   pflow list
 // Exit status: 0 success, 1 a check failed, 2 bad input.
+#include <unistd.h>
 #include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "orders.hpp"
 #include "pflow/core/errors.hpp"
+#include "pflow/experiment/run.hpp"
+#include "pflow/experiment/table.hpp"
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/verify/verify.hpp"
@@ -42,6 +47,56 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
             << std::setprecision(1) << seconds << " s)\n";
   std::cout << "error = max |a - b| / max(1, max |b|) over the time grid, particles and entries\n";
   return failed == 0 ? 0 : 1;
+}
+
+struct RunArgs {
+  std::string config, out;
+  bool force = false, quiet = false;
+  int threads = 1;
+};
+
+int run_experiment(const RunArgs& a) {
+  // Everything is validated before any work, and an existing result is never overwritten
+  // without --force.
+  const pflow::ExperimentConfig config = pflow::load_experiment(a.config);
+  const std::string out =
+      a.out.empty() ? "results/" + config.name + "/" + config.name + ".h5" : a.out;
+  if (std::filesystem::exists(out) && !a.force)
+    throw pflow::InputError("--out", out, "exists; pass --force to overwrite it");
+  pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
+                 "must be between 1 and 256");
+  const auto start = std::chrono::steady_clock::now();
+  if (config.kind == "kernel") {
+    pflow::run_kernel(config, out);
+    std::cout << "kernel table of " << config.sde.dump() << " at " << config.times.size()
+              << " times written to " << out << "\n";
+    return 0;
+  }
+  pflow::RunOptions options;
+  options.threads = a.threads;
+  const bool show = !a.quiet && isatty(STDERR_FILENO);
+  size_t done = 0;
+  const size_t cells = config.solvers.size() * config.nfe.size();
+  if (show)
+    options.progress = [&](const std::string& line) {
+      std::cerr << "\r[" << ++done << "/" << cells << "] " << line << "\x1b[K" << std::flush;
+    };
+  const pflow::ExperimentResult result = pflow::run_convergence(config, options);
+  if (show) std::cerr << "\n";
+  pflow::write_result(result, out);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << config.name << ": " << result.particles << " particles, reference "
+            << result.reference_method << "\n\n"
+            << pflow::summary_table(result) << "\nerrors: max over particles and coordinates of "
+            << "|x - x_ref| at t_end; fitted order: least-squares slope over NFE\n"
+            << "written to " << out << " (" << std::fixed << std::setprecision(1) << seconds
+            << " s)\n";
+  int failed = 0;
+  for (const auto& s : result.solvers)
+    for (const auto& c : s.cells) failed += c.failed;
+  if (failed) std::cout << failed << " cells failed (see the 'failures' attributes)\n";
+  return 0;
 }
 
 void run_list() {
@@ -80,6 +135,25 @@ int main(int argc, char** argv) {
 
   auto* list = app.add_subcommand("list", "list SDEs, targets and solvers");
 
+  auto* run = app.add_subcommand("run", "run an experiment config and write its HDF5 result");
+  RunArgs run_args;
+  run->add_option("config", run_args.config, "the experiment's JSON file")->required();
+  run->add_option("--out", run_args.out, "result file (default results/<name>/<name>.h5)");
+  run->add_flag("--force", run_args.force, "overwrite an existing result file");
+  run->add_option("--threads", run_args.threads, "worker threads (results do not depend on it)")
+      ->capture_default_str();
+  run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
+
+  auto* table = app.add_subcommand("table", "print a result file as a table");
+  std::string table_file, table_format = "markdown", table_metric = "err_max";
+  table->add_option("result", table_file, "the HDF5 result file")->required();
+  table->add_option("--format", table_format, "markdown, latex or csv")
+      ->check(CLI::IsMember({"markdown", "latex", "csv"}))
+      ->capture_default_str();
+  table->add_option("--metric", table_metric, "err_max, err_rms or wall_s")
+      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s"}))
+      ->capture_default_str();
+
   auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");
   pflow_app::OrdersOptions orders_options;
   orders->add_option("--problem", orders_options.problems, "gaussian, mixture, cld (repeatable)")
@@ -106,6 +180,11 @@ int main(int argc, char** argv) {
   try {
     if (*verify) return run_verify(precision, sdes);
     if (*orders) return pflow_app::run_orders(orders_options);
+    if (*run) return run_experiment(run_args);
+    if (*table) {
+      std::cout << pflow::result_table(table_file, table_format, table_metric);
+      return 0;
+    }
     if (*list) run_list();
     return 0;
   } catch (const pflow::InputError& e) {

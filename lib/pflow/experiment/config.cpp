@@ -1,0 +1,167 @@
+#include "pflow/experiment/config.hpp"
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "pflow/core/json_fields.hpp"
+#include "pflow/sampler/registry.hpp"
+#include "pflow/sde/factory.hpp"
+
+namespace pflow {
+
+ExperimentConfig parse_experiment(const nlohmann::json& j) {
+  ExperimentConfig c;
+  const Fields f(j, "config",
+                 {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe",
+                  "precision", "reference", "seed", "times", "description"});
+  c.name = f.text("name");
+  require(std::regex_match(c.name, std::regex("[A-Za-z0-9_.-]+")), "name", c.name,
+          "must be letters, digits, '_', '-' or '.' (it names the result file)");
+  c.kind = f.text("kind", "convergence", experiment_kinds());
+  c.precision = f.text("precision", "double", {"double", "mp50"});
+  c.reference = f.text("reference", "auto", {"auto", "exact", "mp50"});
+  const double seed = f.has("seed") ? to_double(f.number<double>("seed")) : 0.0;
+  require(seed >= 0 && seed == std::floor(seed) && seed < 9e15, "seed", seed,
+          "must be a non-negative integer");
+  c.seed = static_cast<std::uint64_t>(seed);
+
+  // The target first: it gives the data dimension the SDE is built for.
+  require(f.has("target"), "target", "(missing)", "is required");
+  require(f.has("sde"), "sde", "(missing)", "is required");
+  c.target = f.raw("target");
+  c.sde = f.raw("sde");
+  const auto data = make_target<double>(c.target, "target");
+  c.data_dim = data.dim();
+  const auto sde = make_sde<double>(c.sde, c.data_dim, "sde");
+  c.state_dim = sde->state_dim();
+  c.denoiser = f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}};
+  {
+    const Fields d(c.denoiser, "denoiser", {"type"});
+    d.text("type", "analytic", {"analytic"});
+  }
+
+  if (c.kind == "kernel") {
+    require(f.has("times"), "times", "(missing)", "is required for kind 'kernel'");
+    const Vec<double> times = f.vector<double>("times");
+    for (Eigen::Index i = 0; i < times.size(); ++i) {
+      require(times(i) >= 0 && times(i) <= to_double(sde->t_max()),
+              "times[" + std::to_string(i) + "]", times(i),
+              "must lie in [0, T = " + to_text(to_double(sde->t_max())) + "]");
+      c.times.push_back(times(i));
+    }
+  } else {
+    require(f.has("time"), "time", "(missing)", "is required");
+    const Fields t(f.raw("time"), "time", {"t_start", "t_end", "grid", "rho", "times"});
+    c.grid.kind = t.text("grid", "logsnr", grid_names());
+    c.t_start = to_double(t.number<double>("t_start", to_double(sde->t_max())));
+    c.t_end = to_double(t.number<double>("t_end", 1e-3));
+    c.grid.rho = to_double(t.number<double>("rho", 7.0));
+    if (c.grid.kind == "list") {
+      const Vec<double> times = t.vector<double>("times");
+      c.grid.times.assign(times.data(), times.data() + times.size());
+      c.t_start = c.grid.times.front();
+      c.t_end = c.grid.times.back();
+    }
+    // The grid builder checks t_end > 0, t_start > t_end, t_start <= T and the grid's needs.
+    make_time_grid<double>(*sde, c.grid, c.t_start, c.t_end, 2);
+
+    require(f.has("init"), "init", "(missing)", "is required");
+    const Fields in(f.raw("init"), "init", {"points", "count", "seed"});
+    if (in.has("points")) {
+      require(!in.has("count"), "init.count", in.raw("count").dump(),
+              "give either init.points or init.count, not both");
+      const Mat<double> points = in.matrix<double>("points");
+      require(points.cols() == c.state_dim, "init.points[0]", in.raw("points")[0].dump(),
+              "needs " + std::to_string(c.state_dim) + " coordinates (the state dimension of " +
+                  sde->name() + ")");
+      for (Eigen::Index r = 0; r < points.rows(); ++r)
+        c.init_points.push_back(
+            std::vector<double>(points.row(r).data(), points.row(r).data() + points.cols()));
+      // matrix_of is column-major in Eigen: copy row by row.
+      for (Eigen::Index r = 0; r < points.rows(); ++r)
+        for (Eigen::Index k = 0; k < points.cols(); ++k) c.init_points[r][k] = points(r, k);
+    } else {
+      c.init_count = in.integer("count");
+      require(c.init_count >= 1 && c.init_count <= 100000, "init.count", c.init_count,
+              "must be between 1 and 100000");
+      const double s = to_double(in.number<double>("seed", static_cast<double>(c.seed)));
+      require(s >= 0 && s == std::floor(s), "init.seed", s, "must be a non-negative integer");
+      c.init_seed = static_cast<std::uint64_t>(s);
+    }
+
+    require(f.has("solvers"), "solvers", "(missing)", "is required");
+    const nlohmann::json& solvers = f.raw("solvers");
+    require(solvers.is_array() && !solvers.empty(), "solvers", solvers.dump(),
+            "must be a non-empty array of solver names or objects");
+    std::vector<std::string> labels;
+    int min_evals = 1;
+    for (size_t i = 0; i < solvers.size(); ++i) {
+      const std::string path = "solvers[" + std::to_string(i) + "]";
+      const auto solver = make_solver<double>(solvers[i], path);
+      const SolverInfo& info = solver->info();
+      require(!info.adaptive, path, solvers[i].dump(),
+              "is adaptive: convergence runs need fixed steps (set \"adaptive\": false)");
+      require(info.label.find('/') == std::string::npos, path + ".label", info.label,
+              "must not contain '/' (it names an HDF5 group)");
+      require(std::find(labels.begin(), labels.end(), info.label) == labels.end(), path, info.label,
+              "appears twice (give one a \"label\")");
+      labels.push_back(info.label);
+      min_evals = std::max(min_evals, info.evals_per_step);
+      c.solvers.push_back(solvers[i]);
+    }
+    require(f.has("nfe"), "nfe", "(missing)", "is required");
+    const nlohmann::json& nfe = f.raw("nfe");
+    require(nfe.is_array() && !nfe.empty(), "nfe", nfe.dump(),
+            "must be a non-empty array of evaluation counts");
+    for (size_t i = 0; i < nfe.size(); ++i) {
+      const std::string path = "nfe[" + std::to_string(i) + "]";
+      require(nfe[i].is_number_integer(), path, nfe[i].dump(), "must be an integer");
+      const int n = nfe[i].get<int>();
+      require(n >= 1 && n <= 1000000, path, n, "must be between 1 and 1000000");
+      require(i == 0 || n > c.nfe.back(), path, n, "NFE values must increase");
+      c.nfe.push_back(n);
+    }
+    for (size_t i = 0; i < c.solvers.size(); ++i) {
+      const auto solver = make_solver<double>(c.solvers[i]);
+      require(c.nfe.front() >= solver->info().evals_per_step, "nfe[0]", c.nfe.front(),
+              "is below the minimum of " + solver->info().label + " (" +
+                  std::to_string(solver->info().evals_per_step) + " evaluations per step)");
+    }
+  }
+
+  // The normalised config: every default written out.
+  nlohmann::json n = {
+      {"name", c.name},           {"kind", c.kind},         {"sde", c.sde},
+      {"target", c.target},       {"denoiser", c.denoiser}, {"precision", c.precision},
+      {"reference", c.reference}, {"seed", c.seed}};
+  if (f.has("description")) n["description"] = f.raw("description");
+  if (c.kind == "kernel") {
+    n["times"] = c.times;
+  } else {
+    n["time"] = {{"t_start", c.t_start}, {"t_end", c.t_end}, {"grid", c.grid.kind}};
+    if (c.grid.kind == "edm") n["time"]["rho"] = c.grid.rho;
+    if (c.grid.kind == "list") n["time"]["times"] = c.grid.times;
+    if (c.init_count > 0) {
+      n["init"] = {{"count", c.init_count}, {"seed", c.init_seed}};
+    } else {
+      n["init"] = {{"points", c.init_points}};
+    }
+    n["solvers"] = c.solvers;
+    n["nfe"] = c.nfe;
+  }
+  c.normalized = n;
+  return c;
+}
+
+ExperimentConfig load_experiment(const std::string& path) {
+  std::ifstream in(path);
+  require(static_cast<bool>(in), "config file", path, "cannot be read");
+  std::stringstream text;
+  text << in.rdbuf();
+  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+  require(!j.is_discarded(), "config file", path, "is not valid JSON");
+  return parse_experiment(j);
+}
+
+}  // namespace pflow

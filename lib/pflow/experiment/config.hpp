@@ -1,0 +1,44 @@
+// Experiment configs (JSON): parsed and validated completely before any work starts, with the
+// defaults filled in (the result file stores that normalised config). README "Experiments"
+// documents the schema; errors name the JSON path and the value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/sampler/time_grid.hpp"
+
+namespace pflow {
+
+struct ExperimentConfig {
+  std::string name;
+  std::string kind;  // convergence | kernel
+  nlohmann::json sde, target, denoiser;
+  double t_start = 1, t_end = 1e-3;
+  GridSpec grid;
+  std::vector<std::vector<double>> init_points;  // explicit points (state dimension each)
+  int init_count = 0;                            // or this many samples of p_{t_start}
+  std::uint64_t init_seed = 0;
+  std::vector<nlohmann::json> solvers;
+  std::vector<int> nfe;
+  std::string precision = "double";  // double | mp50
+  std::string reference = "auto";    // auto | exact | mp50
+  std::uint64_t seed = 0;
+  std::vector<double> times;  // kernel: the times to tabulate
+  int data_dim = 0, state_dim = 0;
+  nlohmann::json normalized;  // the config as run, defaults filled in
+};
+
+inline const std::vector<std::string>& experiment_kinds() {
+  static const std::vector<std::string> kinds = {"convergence", "kernel"};
+  return kinds;
+}
+
+ExperimentConfig parse_experiment(const nlohmann::json& config);
+// Reads and parses a file; a missing file or invalid JSON is an InputError naming it.
+ExperimentConfig load_experiment(const std::string& path);
+
+}  // namespace pflow

@@ -1,0 +1,194 @@
+#include "pflow/experiment/h5.hpp"
+
+#include <H5Cpp.h>
+
+#include "pflow/core/errors.hpp"
+
+namespace pflow::h5 {
+
+struct File::Impl {
+  H5::H5File file;
+};
+
+namespace {
+
+template <class F>
+auto guarded(const std::string& file, const std::string& object, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const H5::Exception& e) {
+    throw InputError(file, object, "HDF5 error: " + std::string(e.getDetailMsg()));
+  }
+}
+
+H5::StrType utf8_string() {
+  H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+  type.setCset(H5T_CSET_UTF8);
+  return type;
+}
+
+// The object (group or dataset) at a path, for attributes.
+template <class F>
+void with_object(H5::H5File& file, const std::string& object, F&& f) {
+  if (object == "/" || object.empty()) {
+    H5::Group root = file.openGroup("/");
+    f(static_cast<H5::H5Object&>(root));
+    return;
+  }
+  H5O_info_t info;
+  H5Oget_info_by_name(file.getId(), object.c_str(), &info, H5P_DEFAULT);
+  if (info.type == H5O_TYPE_DATASET) {
+    H5::DataSet ds = file.openDataSet(object);
+    f(static_cast<H5::H5Object&>(ds));
+  } else {
+    H5::Group g = file.openGroup(object);
+    f(static_cast<H5::H5Object&>(g));
+  }
+}
+
+}  // namespace
+
+File::File(std::string path, Impl* impl) : path_(std::move(path)), impl_(impl) {}
+File::File(File&& other) noexcept : path_(std::move(other.path_)), impl_(other.impl_) {
+  other.impl_ = nullptr;
+}
+File& File::operator=(File&& other) noexcept {
+  std::swap(path_, other.path_);
+  std::swap(impl_, other.impl_);
+  return *this;
+}
+File::~File() {
+  delete impl_;
+}
+
+File File::create(const std::string& path) {
+  H5::Exception::dontPrint();
+  return guarded(path, "(create)",
+                 [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_TRUNC)}); });
+}
+
+File File::open(const std::string& path) {
+  H5::Exception::dontPrint();
+  if (!H5::H5File::isHdf5(path.c_str()))
+    throw InputError("result file", path, "is not an HDF5 file");
+  return guarded(path, "(open)",
+                 [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_RDONLY)}); });
+}
+
+void File::group(const std::string& path) {
+  guarded(path_, path, [&] { impl_->file.createGroup(path); });
+}
+
+void File::dataset(const std::string& path, const std::vector<size_t>& shape,
+                   const std::vector<double>& data) {
+  guarded(path_, path, [&] {
+    std::vector<hsize_t> dims(shape.begin(), shape.end());
+    H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+    H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::IEEE_F64LE, space);
+    ds.write(data.data(), H5::PredType::NATIVE_DOUBLE);
+  });
+}
+
+void File::dataset(const std::string& path, const std::vector<long>& data) {
+  guarded(path_, path, [&] {
+    hsize_t dims[1] = {data.size()};
+    H5::DataSpace space(1, dims);
+    H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::STD_I64LE, space);
+    ds.write(data.data(), H5::PredType::NATIVE_LONG);
+  });
+}
+
+void File::attribute(const std::string& object, const std::string& name, const std::string& value) {
+  guarded(path_, object + "@" + name, [&] {
+    with_object(impl_->file, object, [&](H5::H5Object& o) {
+      const H5::StrType type = utf8_string();
+      H5::Attribute a = o.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
+      a.write(type, value);
+    });
+  });
+}
+
+void File::attribute(const std::string& object, const std::string& name, double value) {
+  guarded(path_, object + "@" + name, [&] {
+    with_object(impl_->file, object, [&](H5::H5Object& o) {
+      H5::Attribute a =
+          o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
+      a.write(H5::PredType::NATIVE_DOUBLE, &value);
+    });
+  });
+}
+
+void File::attribute(const std::string& object, const std::string& name,
+                     const std::vector<double>& value) {
+  guarded(path_, object + "@" + name, [&] {
+    with_object(impl_->file, object, [&](H5::H5Object& o) {
+      hsize_t dims[1] = {value.size()};
+      H5::Attribute a = o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(1, dims));
+      if (!value.empty()) a.write(H5::PredType::NATIVE_DOUBLE, value.data());
+    });
+  });
+}
+
+void File::flush() {
+  guarded(path_, "(flush)", [&] { impl_->file.flush(H5F_SCOPE_GLOBAL); });
+}
+
+bool File::exists(const std::string& path) const {
+  return guarded(path_, path,
+                 [&] { return H5Lexists(impl_->file.getId(), path.c_str(), H5P_DEFAULT) > 0; });
+}
+
+std::vector<std::string> File::children(const std::string& group) const {
+  return guarded(path_, group, [&] {
+    H5::Group g = impl_->file.openGroup(group);
+    std::vector<std::string> names;
+    for (hsize_t i = 0; i < g.getNumObjs(); ++i) names.push_back(g.getObjnameByIdx(i));
+    return names;
+  });
+}
+
+std::vector<double> File::read(const std::string& path, std::vector<size_t>* shape) const {
+  return guarded(path_, path, [&] {
+    H5::DataSet ds = impl_->file.openDataSet(path);
+    H5::DataSpace space = ds.getSpace();
+    const int rank = space.getSimpleExtentNdims();
+    std::vector<hsize_t> dims(rank);
+    space.getSimpleExtentDims(dims.data());
+    size_t total = 1;
+    for (hsize_t d : dims) total *= d;
+    std::vector<double> data(total);
+    if (total) ds.read(data.data(), H5::PredType::NATIVE_DOUBLE);
+    if (shape) shape->assign(dims.begin(), dims.end());
+    return data;
+  });
+}
+
+std::string File::read_string(const std::string& object, const std::string& name) const {
+  return guarded(path_, object + "@" + name, [&] {
+    std::string out;
+    with_object(impl_->file, object, [&](H5::H5Object& o) {
+      H5::Attribute a = o.openAttribute(name);
+      a.read(a.getStrType(), out);
+    });
+    return out;
+  });
+}
+
+double File::read_double(const std::string& object, const std::string& name) const {
+  return read_doubles(object, name).at(0);
+}
+
+std::vector<double> File::read_doubles(const std::string& object, const std::string& name) const {
+  return guarded(path_, object + "@" + name, [&] {
+    std::vector<double> out;
+    with_object(impl_->file, object, [&](H5::H5Object& o) {
+      H5::Attribute a = o.openAttribute(name);
+      const hssize_t n = a.getSpace().getSimpleExtentNpoints();
+      out.resize(static_cast<size_t>(n));
+      if (n) a.read(H5::PredType::NATIVE_DOUBLE, out.data());
+    });
+    return out;
+  });
+}
+
+}  // namespace pflow::h5

@@ -1,0 +1,46 @@
+// A small layer over HDF5's C++ API (H5Cpp) for the result files: groups, row-major double and
+// integer datasets, and attributes (UTF-8 variable-length strings, numbers, vectors). Every HDF5
+// failure becomes a pflow error naming the file and the object.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pflow::h5 {
+
+class File {
+ public:
+  // Creates (truncates) a file for writing, or opens an existing one read-only.
+  static File create(const std::string& path);
+  static File open(const std::string& path);
+  File(File&&) noexcept;
+  File& operator=(File&&) noexcept;
+  ~File();
+
+  void group(const std::string& path);
+  // A dataset of the given shape from row-major data (numpy order).
+  void dataset(const std::string& path, const std::vector<size_t>& shape,
+               const std::vector<double>& data);
+  void dataset(const std::string& path, const std::vector<long>& data);
+  void attribute(const std::string& object, const std::string& name, const std::string& value);
+  void attribute(const std::string& object, const std::string& name, double value);
+  void attribute(const std::string& object, const std::string& name,
+                 const std::vector<double>& value);
+  void flush();
+
+  bool exists(const std::string& path) const;
+  std::vector<std::string> children(const std::string& group) const;
+  std::vector<double> read(const std::string& path, std::vector<size_t>* shape = nullptr) const;
+  std::string read_string(const std::string& object, const std::string& name) const;
+  double read_double(const std::string& object, const std::string& name) const;
+  std::vector<double> read_doubles(const std::string& object, const std::string& name) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  File(std::string path, Impl* impl);
+  std::string path_;
+  Impl* impl_ = nullptr;
+};
+
+}  // namespace pflow::h5

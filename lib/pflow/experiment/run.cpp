@@ -1,0 +1,361 @@
+#include "pflow/experiment/run.hpp"
+
+#include <unistd.h>
+
+#include <H5Cpp.h>
+
+#include <atomic>
+#include <boost/version.hpp>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "pflow/experiment/h5.hpp"
+#include "pflow/sde/factory.hpp"
+#include "pflow/sde/kernel_numeric.hpp"
+
+#ifndef PFLOW_SOURCE_DIR
+#define PFLOW_SOURCE_DIR "."
+#endif
+
+namespace pflow {
+
+namespace {
+
+std::string shell(const std::string& command) {
+  std::string out;
+  if (FILE* p = popen(command.c_str(), "r")) {
+    char buf[256];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+template <class Scalar>
+std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
+  std::vector<double> out(static_cast<size_t>(x.size()));
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index i = 0; i < x.rows(); ++i) out[j * x.rows() + i] = to_double(Scalar(x(i, j)));
+  return out;
+}
+
+template <class Scalar>
+ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
+  ExperimentResult result;
+  result.config = c;
+  const auto data = make_target<Scalar>(c.target, "target");
+  const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
+  const AnalyticDenoiser<Scalar> model(*sde, data);
+  const Scalar t_start = from_double<Scalar>(c.t_start), t_end = from_double<Scalar>(c.t_end);
+
+  // Initial states (D x n).
+  Mat<Scalar> x0;
+  if (!c.init_points.empty()) {
+    x0.resize(c.state_dim, static_cast<Eigen::Index>(c.init_points.size()));
+    for (size_t j = 0; j < c.init_points.size(); ++j)
+      for (int i = 0; i < c.state_dim; ++i) x0(i, j) = from_double<Scalar>(c.init_points[j][i]);
+  } else {
+    Rng rng(c.init_seed);
+    x0 = Marginal<Scalar>(*sde, data, t_start).sample(c.init_count, rng);
+  }
+  result.particles = static_cast<int>(x0.cols());
+  result.init = row_major(x0);
+
+  // The reference in 50 digits: the exact flow map where one exists, else Bulirsch-Stoer.
+  Mat<mp50> ref50;
+  {
+    const auto data50 = make_target<mp50>(c.target, "target");
+    const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
+    const Mat<mp50> x50 = x0.template cast<mp50>();
+    const bool has_exact = data50.components() == 1;
+    require(c.reference != "exact" || has_exact, "reference", "exact",
+            "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
+    const mp50 s50 = from_double<mp50>(c.t_start), e50 = from_double<mp50>(c.t_end);
+    Mat<mp50>& ref = ref50;
+    if (has_exact && c.reference != "mp50") {
+      ref = exact_flow_map(*sde50, data50, x50, s50, e50);
+      result.reference_method = "exact flow map (50 digits)";
+      result.reference_tolerance = 0;
+    } else {
+      ref = reference_flow<mp50>(*sde50, data50, x50, s50, e50);
+      result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
+      result.reference_tolerance = 1e-32;
+    }
+    result.reference = row_major(ref);
+  }
+  const Mat<Scalar> reference = ref50.template cast<Scalar>();
+
+  // The cells, in a fixed order; threads take them one by one (each is independent, so the
+  // results do not depend on the thread count).
+  Problem<Scalar> problem;
+  problem.sde = sde.get();
+  problem.model = &model;
+  problem.seed = c.seed;
+  for (const auto& spec : c.solvers) {
+    const auto solver = make_solver<Scalar>(spec);
+    SolverRun run{solver->info().label,
+                  solver->info().name,
+                  solver->info().reference,
+                  solver->info().order,
+                  std::vector<CellResult>(c.nfe.size()),
+                  {}};
+    result.solvers.push_back(std::move(run));
+  }
+  const size_t cells = c.solvers.size() * c.nfe.size();
+  std::atomic<size_t> next{0};
+  std::mutex report;
+  auto worker = [&] {
+    for (size_t k = next++; k < cells; k = next++) {
+      const size_t si = k / c.nfe.size(), ni = k % c.nfe.size();
+      CellResult& cell = result.solvers[si].cells[ni];
+      cell.nfe_target = c.nfe[ni];
+      try {
+        const auto solver = make_solver<Scalar>(c.solvers[si]);
+        const int steps = std::max(1, c.nfe[ni] / std::max(1, solver->info().evals_per_step));
+        const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, steps);
+        const SolveResult<Scalar> r = solve(*solver, problem, grid, x0);
+        cell.nfe = r.nfe;
+        cell.steps = r.steps;
+        cell.wall_s = r.wall_s;
+        cell.x = row_major(r.x);
+        const Mat<Scalar> exact_diff = r.x - reference;
+        cell.err_max = to_double(Scalar(exact_diff.cwiseAbs().maxCoeff()));
+        cell.err_rms = std::sqrt(to_double(Scalar(exact_diff.squaredNorm())) /
+                                 static_cast<double>(exact_diff.size()));
+      } catch (const std::exception& e) {
+        cell.failed = true;
+        cell.failure = e.what();
+        cell.err_max = cell.err_rms = std::nan("");
+      }
+      if (options.progress) {
+        std::lock_guard<std::mutex> lock(report);
+        options.progress(result.solvers[si].label + " nfe " + std::to_string(c.nfe[ni]) +
+                         (cell.failed ? " failed: " + cell.failure : ""));
+      }
+    }
+  };
+  const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(cells)));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+
+  const double floor = 100 * to_double(eps<Scalar>()) *
+                       std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
+  for (auto& run : result.solvers) {
+    std::vector<Level> levels;
+    for (const auto& cell : run.cells) {
+      Level l;
+      l.steps = static_cast<int>(cell.nfe);
+      l.nfe = cell.nfe;
+      l.err_max = cell.err_max;
+      l.failed = cell.failed;
+      levels.push_back(l);
+    }
+    run.fit = fit_order(levels, floor);
+  }
+  return result;
+}
+
+std::string format_error(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2e", v);
+  return buf;
+}
+
+}  // namespace
+
+Provenance current_provenance() {
+  Provenance p;
+  const std::string src = PFLOW_SOURCE_DIR;
+  p.git_commit = shell("git -C '" + src + "' rev-parse HEAD 2>/dev/null");
+  if (p.git_commit.empty()) p.git_commit = "unknown";
+  const std::string status = shell("git -C '" + src + "' status --porcelain 2>/dev/null");
+  p.git_dirty = p.git_commit == "unknown" ? "unknown" : (status.empty() ? "false" : "true");
+  p.pflow_version = PFLOW_VERSION;
+  char buf[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  p.created_utc = buf;
+  char host[256] = "unknown";
+  gethostname(host, sizeof host);
+  p.host = host;
+  p.compiler = std::string("g++ ") + __VERSION__;
+  std::ostringstream libs;
+  libs << "Eigen " << EIGEN_WORLD_VERSION << "." << EIGEN_MAJOR_VERSION << "."
+       << EIGEN_MINOR_VERSION << "; Boost " << BOOST_LIB_VERSION << "; HDF5 " << H5_VERS_INFO
+       << "; nlohmann_json " << NLOHMANN_JSON_VERSION_MAJOR << "." << NLOHMANN_JSON_VERSION_MINOR
+       << "." << NLOHMANN_JSON_VERSION_PATCH;
+  p.libraries = libs.str();
+  return p;
+}
+
+ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options) {
+  require(config.kind == "convergence", "kind", config.kind, "is not a convergence run");
+  if (config.precision == "mp50") return run_in<mp50>(config, options);
+  return run_in<double>(config, options);
+}
+
+std::string summary_table(const ExperimentResult& r) {
+  std::ostringstream out;
+  out << "| solver | declared order | fitted order |";
+  for (int n : r.config.nfe) out << " NFE " << n << " |";
+  out << "\n|---|---|---|";
+  for (size_t i = 0; i < r.config.nfe.size(); ++i) out << "---|";
+  out << "\n";
+  for (const auto& s : r.solvers) {
+    char fitted[32] = "n/a";
+    if (!std::isnan(s.fit.order)) std::snprintf(fitted, sizeof fitted, "%.2f", s.fit.order);
+    out << "| " << s.label << " | " << s.declared_order << " | " << fitted << " |";
+    for (const auto& cell : s.cells)
+      out << " " << (cell.failed ? "failed" : format_error(cell.err_max)) << " |";
+    out << "\n";
+  }
+  return out.str();
+}
+
+namespace {
+
+void write_provenance(h5::File& f, const std::string& config_json) {
+  const Provenance p = current_provenance();
+  f.attribute("/", "config_json", config_json);
+  f.attribute("/", "git_commit", p.git_commit);
+  f.attribute("/", "git_dirty", p.git_dirty);
+  f.attribute("/", "pflow_version", p.pflow_version);
+  f.attribute("/", "created_utc", p.created_utc);
+  f.attribute("/", "schema_version", std::string("1"));
+  f.attribute("/", "host", p.host);
+  f.attribute("/", "compiler", p.compiler);
+  f.attribute("/", "libraries", p.libraries);
+}
+
+// Writes through `fill` into a temporary file beside `path`, then renames it into place.
+template <class Fill>
+void write_atomically(const std::string& path, Fill&& fill) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const std::string temp = path + ".tmp-" + std::to_string(getpid());
+  try {
+    {
+      h5::File f = h5::File::create(temp);
+      fill(f);
+      f.flush();
+    }
+    fs::rename(temp, target);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temp, ignored);
+    throw;
+  }
+}
+
+}  // namespace
+
+void write_result(const ExperimentResult& r, const std::string& path) {
+  write_atomically(path, [&](h5::File& f) {
+    write_provenance(f, r.config.normalized.dump());
+    const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
+    f.group("/init");
+    f.dataset("/init/x", {n, d}, r.init);
+    f.group("/reference");
+    f.dataset("/reference/x", {n, d}, r.reference);
+    f.attribute("/reference", "method", r.reference_method);
+    f.attribute("/reference", "tolerance", r.reference_tolerance);
+    f.group("/solvers");
+    for (size_t si = 0; si < r.solvers.size(); ++si) {
+      const SolverRun& s = r.solvers[si];
+      const std::string g = "/solvers/" + s.label;
+      f.group(g);
+      std::vector<long> nfe, steps;
+      std::vector<double> err_max, err_rms, wall, x;
+      for (const auto& cell : s.cells) {
+        nfe.push_back(cell.nfe);
+        steps.push_back(cell.steps);
+        err_max.push_back(cell.err_max);
+        err_rms.push_back(cell.err_rms);
+        wall.push_back(cell.wall_s);
+        if (cell.failed) {
+          x.insert(x.end(), n * d, std::nan(""));
+        } else {
+          x.insert(x.end(), cell.x.begin(), cell.x.end());
+        }
+      }
+      const size_t m = s.cells.size();
+      f.dataset(g + "/nfe", nfe);
+      f.dataset(g + "/steps", steps);
+      f.dataset(g + "/err_max", {m}, err_max);
+      f.dataset(g + "/err_rms", {m}, err_rms);
+      f.dataset(g + "/wall_s", {m}, wall);
+      f.dataset(g + "/x", {m, n, d}, x);
+      f.attribute(g, "name", s.name);
+      f.attribute(g, "index", static_cast<double>(si));  // position in the config
+      f.attribute(g, "reference", s.reference);
+      f.attribute(g, "declared_order", static_cast<double>(s.declared_order));
+      f.attribute(g, "fitted_order", s.fit.order);
+      f.attribute(g, "pairwise_orders", s.fit.pairwise);
+      std::string failures;
+      for (const auto& cell : s.cells)
+        if (cell.failed)
+          failures += "nfe " + std::to_string(cell.nfe_target) + ": " + cell.failure + "\n";
+      f.attribute(g, "failures", failures);
+    }
+  });
+}
+
+void run_kernel(const ExperimentConfig& c, const std::string& path) {
+  const auto sde = make_sde<double>(c.sde, c.data_dim, "sde");
+  const auto data = make_target<double>(c.target, "target");
+  const size_t T = c.times.size(), D = static_cast<size_t>(c.state_dim);
+  std::vector<double> sigma, sigma_n, psi, psi_n, mean, mean_n, lambda, q;
+  const auto* scalar = dynamic_cast<const ScalarSde<double>*>(sde.get());
+  Vec<double> mu = Vec<double>::Zero(c.data_dim);
+  for (int k = 0; k < data.components(); ++k) mu += data.weights()(k) * data.means().col(k);
+  auto push = [](std::vector<double>& out, const Mat<double>& m) {
+    for (Eigen::Index i = 0; i < m.rows(); ++i)
+      for (Eigen::Index j = 0; j < m.cols(); ++j) out.push_back(m(i, j));
+  };
+  auto ambient = [&](const BlockMatrix<double>& b) {
+    const Mat<double> dense = b.to_dense();
+    if (!sde->has_spectral_basis()) return dense;
+    // U B U^T from the spectral basis maps.
+    return Mat<double>(sde->from_spectral(Mat<double>(sde->from_spectral(dense).transpose())));
+  };
+  for (double t : c.times) {
+    push(sigma, ambient(sde->covariance(t)));
+    push(sigma_n, ambient(ode_covariance(*sde, t)));
+    push(psi, ambient(sde->transition(t, 0.0)));
+    push(psi_n, ambient(ode_transition(*sde, t, 0.0)));
+    push(mean, sde->mean(t, mu));
+    push(mean_n, sde->from_spectral(ode_transition(*sde, t, 0.0).apply(sde->lift_data(mu))));
+    lambda.push_back(scalar && t > 0 ? scalar->lambda(t) : std::nan(""));
+    Mat<double> circulation = Mat<double>::Constant(D, D, std::nan(""));
+    try {
+      if (t > 0) circulation = ambient(frozen_equilibrium(*sde, t).circulation);
+    } catch (const std::exception&) {
+    }
+    push(q, circulation);
+  }
+  write_atomically(path, [&](h5::File& f) {
+    write_provenance(f, c.normalized.dump());
+    f.group("/kernel");
+    f.dataset("/kernel/times", {T}, c.times);
+    f.dataset("/kernel/sigma", {T, D, D}, sigma);
+    f.dataset("/kernel/sigma_numeric", {T, D, D}, sigma_n);
+    f.dataset("/kernel/psi", {T, D, D}, psi);
+    f.dataset("/kernel/psi_numeric", {T, D, D}, psi_n);
+    f.dataset("/kernel/mean", {T, D}, mean);
+    f.dataset("/kernel/mean_numeric", {T, D}, mean_n);
+    f.dataset("/kernel/lambda", {T}, lambda);
+    f.dataset("/kernel/q", {T, D, D}, q);
+    f.attribute("/kernel", "mean_of", std::string("the data mean"));
+  });
+}
+
+}  // namespace pflow

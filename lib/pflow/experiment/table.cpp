@@ -1,0 +1,118 @@
+#include "pflow/experiment/table.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/core/errors.hpp"
+#include "pflow/experiment/h5.hpp"
+
+namespace pflow {
+
+namespace {
+
+std::string number(const char* format, double v) {
+  if (std::isnan(v)) return "failed";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '_' || ch == '&' || ch == '%' || ch == '#' || ch == '$' || ch == '{' || ch == '}')
+      out += '\\';
+    out += ch;
+  }
+  return out;
+}
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string result_table(const std::string& path, const std::string& format,
+                         const std::string& metric) {
+  require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
+          "must be markdown, latex or csv");
+  require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
+          "must be err_max, err_rms or wall_s");
+  const h5::File f = h5::File::open(path);
+  require(f.exists("/solvers"), path, "/solvers",
+          "is missing: not a pflow convergence result (kernel results have no table)");
+  const nlohmann::json config =
+      nlohmann::json::parse(f.read_string("/", "config_json"), nullptr, false);
+  require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
+          "is not a pflow experiment config");
+  const std::vector<int> nfe = config["nfe"].get<std::vector<int>>();
+
+  struct Row {
+    std::string label;
+    double declared, fitted;
+    std::vector<double> values;
+    double index;
+  };
+  std::vector<Row> rows;
+  for (const std::string& label : f.children("/solvers")) {
+    const std::string g = "/solvers/" + label;
+    Row row{label, f.read_double(g, "declared_order"), f.read_double(g, "fitted_order"),
+            f.read(g + "/" + metric), f.read_double(g, "index")};
+    require(row.values.size() == nfe.size(), path, g + "/" + metric,
+            "has " + std::to_string(row.values.size()) + " entries for " +
+                std::to_string(nfe.size()) + " NFE values");
+    rows.push_back(std::move(row));
+  }
+  // The config's solver order (HDF5 lists groups alphabetically).
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
+
+  const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
+  std::ostringstream out;
+  if (format == "markdown") {
+    out << "| solver | declared order | fitted order |";
+    for (int n : nfe) out << " NFE " << n << " |";
+    out << "\n|---|---|---|";
+    for (size_t i = 0; i < nfe.size(); ++i) out << "---|";
+    out << "\n";
+    for (const Row& r : rows) {
+      out << "| " << r.label << " | " << number("%.0f", r.declared) << " | "
+          << (std::isnan(r.fitted) ? std::string("n/a") : number("%.2f", r.fitted)) << " |";
+      for (double v : r.values) out << " " << number(value_format, v) << " |";
+      out << "\n";
+    }
+  } else if (format == "latex") {
+    out << "\\begin{tabular}{lrr" << std::string(nfe.size(), 'r') << "}\n\\toprule\n";
+    out << "solver & declared & fitted";
+    for (int n : nfe) out << " & " << n;
+    out << " \\\\\n\\midrule\n";
+    for (const Row& r : rows) {
+      out << "\\texttt{" << latex_escape(r.label) << "} & " << number("%.0f", r.declared) << " & "
+          << (std::isnan(r.fitted) ? std::string("--") : number("%.2f", r.fitted));
+      for (double v : r.values) out << " & " << number(value_format, v);
+      out << " \\\\\n";
+    }
+    out << "\\bottomrule\n\\end{tabular}\n";
+  } else {
+    out << "solver,declared_order,fitted_order";
+    for (int n : nfe) out << ",nfe_" << n;
+    out << "\n";
+    for (const Row& r : rows) {
+      out << csv_quote(r.label) << "," << number("%.0f", r.declared) << ","
+          << (std::isnan(r.fitted) ? std::string("") : number("%.4f", r.fitted));
+      for (double v : r.values) out << "," << number(metric == "wall_s" ? "%.6g" : "%.6e", v);
+      out << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace pflow

@@ -1,0 +1,12 @@
+// `pflow table`: a result file as a Markdown, LaTeX (booktabs) or CSV table: one row per solver
+// with its declared and fitted order and the chosen metric at each NFE.
+#pragma once
+
+#include <string>
+
+namespace pflow {
+
+std::string result_table(const std::string& path, const std::string& format,
+                         const std::string& metric);
+
+}  // namespace pflow
