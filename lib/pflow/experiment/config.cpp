@@ -69,8 +69,9 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     require(f.has("init"), "init", "(missing)", "is required");
     const Fields in(f.raw("init"), "init", {"points", "count", "seed"});
     if (in.has("points")) {
-      require(!in.has("count"), "init.count", in.raw("count").dump(),
-              "give either init.points or init.count, not both");
+      if (in.has("count"))
+        throw InputError("init.count", in.raw("count").dump(),
+                         "give either init.points or init.count, not both");
       const Mat<double> points = in.matrix<double>("points");
       require(points.cols() == c.state_dim, "init.points[0]", in.raw("points")[0].dump(),
               "needs " + std::to_string(c.state_dim) + " coordinates (the state dimension of " +

@@ -2,6 +2,8 @@
 
 #include <H5Cpp.h>
 
+#include <fstream>
+
 #include "pflow/core/errors.hpp"
 
 namespace pflow::h5 {
@@ -69,8 +71,14 @@ File File::create(const std::string& path) {
 
 File File::open(const std::string& path) {
   H5::Exception::dontPrint();
-  if (!H5::H5File::isHdf5(path.c_str()))
-    throw InputError("result file", path, "is not an HDF5 file");
+  std::ifstream probe(path);
+  if (!probe) throw InputError("result file", path, "does not exist or cannot be read");
+  bool hdf5 = false;
+  try {
+    hdf5 = H5::H5File::isHdf5(path.c_str());
+  } catch (const H5::Exception&) {
+  }
+  if (!hdf5) throw InputError("result file", path, "is not an HDF5 file");
   return guarded(path, "(open)",
                  [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_RDONLY)}); });
 }

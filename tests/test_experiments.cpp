@@ -1,0 +1,198 @@
+// Experiments: a convergence run read back from its HDF5 file (every dataset and attribute of
+// the documented layout), bit-identical results across thread counts, the kernel table, the
+// table formats and config validation.
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.hpp"
+#include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/run.hpp"
+#include "pflow/experiment/table.hpp"
+
+using namespace pflow;
+using json = nlohmann::json;
+
+namespace {
+
+json tiny_config() {
+  std::ifstream in(std::string(PFLOW_TEST_DATA) + "/tiny_convergence.json");
+  return json::parse(in);
+}
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("pflow_test_" + name)).string();
+}
+
+}  // namespace
+
+TEST_CASE("a convergence run writes every documented dataset and attribute", "[experiments]") {
+  const ExperimentConfig config = parse_experiment(tiny_config());
+  const ExperimentResult result = run_convergence(config, {});
+  const std::string path = temp_path("run.h5");
+  write_result(result, path);
+  const h5::File f = h5::File::open(path);
+
+  for (const char* key : {"config_json", "git_commit", "git_dirty", "pflow_version", "created_utc",
+                          "schema_version", "host", "compiler", "libraries"})
+    CHECK_FALSE(f.read_string("/", key).empty());
+  const json stored = json::parse(f.read_string("/", "config_json"));
+  CHECK(stored["nfe"] == json({16, 32, 64, 128}));
+  CHECK(stored["precision"] == "double");  // defaults are filled in
+  CHECK(stored["reference"] == "auto");
+  CHECK(f.read_string("/", "schema_version") == "1");
+
+  std::vector<size_t> shape;
+  const auto init = f.read("/init/x", &shape);
+  CHECK(shape == std::vector<size_t>{3, 2});
+  CHECK(init[0] == 0.3);  // row-major: particle 0, coordinate 0, then coordinate 1
+  CHECK(init[1] == -1.1);
+  const auto reference = f.read("/reference/x", &shape);
+  CHECK(shape == std::vector<size_t>{3, 2});
+  CHECK(f.read_string("/reference", "method") == "exact flow map (50 digits)");
+  // The reference is the exact flow map: the first particle's image is known to 1e-15.
+  Mat<double> x(2, 1);
+  x << 0.3, -1.1;
+  VpLinear<double> sde(0.1, 20.0, 2);
+  Mat<double> s0(2, 2);
+  s0 << 1.0, 0.8, 0.8, 0.9;
+  Vec<double> mu(2);
+  mu << 0.5, -1.0;
+  const Mat<double> exact =
+      exact_flow_map<double>(sde, GaussianMixture<double>::gaussian(mu, s0), x, 1.0, 1e-3);
+  CHECK(std::abs(reference[0] - exact(0, 0)) < 1e-14);
+  CHECK(std::abs(reference[1] - exact(1, 0)) < 1e-14);
+
+  const auto labels = f.children("/solvers");
+  REQUIRE(labels.size() == 3);
+  for (const auto& label : labels) {
+    const std::string g = "/solvers/" + label;
+    INFO(label);
+    for (const char* name : {"nfe", "steps", "err_max", "err_rms", "wall_s"}) {
+      f.read(g + "/" + name, &shape);
+      CHECK(shape == std::vector<size_t>{4});
+    }
+    const auto xs = f.read(g + "/x", &shape);
+    CHECK(shape == std::vector<size_t>{4, 3, 2});
+    const auto err = f.read(g + "/err_max");
+    // err_max is max |x - reference| of the stored final states.
+    double recomputed = 0;
+    for (size_t k = 0; k < 6; ++k)
+      recomputed = std::max(recomputed, std::abs(xs[3 * 6 + k] - reference[k]));
+    CHECK(std::abs(recomputed - err[3]) <= 1e-15);
+    for (size_t i = 1; i < err.size(); ++i) CHECK(err[i] < err[i - 1]);
+    CHECK_FALSE(f.read_string(g, "name").empty());
+    CHECK(f.read_doubles(g, "pairwise_orders").size() == 3);
+    const double declared = f.read_double(g, "declared_order");
+    const double fitted = f.read_double(g, "fitted_order");
+    CHECK(fitted > declared - 0.3);
+    const auto nfe = f.read(g + "/nfe");
+    const auto steps = f.read(g + "/steps");
+    CHECK(nfe[0] == (label == "dpm-solver-2" ? 16 : 16));
+    CHECK(steps[0] == (label == "dpm-solver-2" ? 8 : 16));
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("same config and seed give bit-identical datasets for 1 and 2 threads", "[experiments]") {
+  json c = tiny_config();
+  c["init"] = {{"count", 5}, {"seed", 11}};
+  c["solvers"] = {"ddim", "ddpm", "dpm-solver++-3m"};
+  const ExperimentConfig config = parse_experiment(c);
+  RunOptions one, two;
+  two.threads = 2;
+  const ExperimentResult a = run_convergence(config, one);
+  const ExperimentResult b = run_convergence(config, two);
+  CHECK(a.init == b.init);
+  CHECK(a.reference == b.reference);
+  for (size_t s = 0; s < a.solvers.size(); ++s)
+    for (size_t k = 0; k < a.solvers[s].cells.size(); ++k) {
+      CHECK(a.solvers[s].cells[k].x == b.solvers[s].cells[k].x);
+      CHECK(a.solvers[s].cells[k].err_max == b.solvers[s].cells[k].err_max);
+      CHECK(a.solvers[s].cells[k].nfe == b.solvers[s].cells[k].nfe);
+    }
+  // A different seed changes the stochastic solver only.
+  c["seed"] = 4;
+  const ExperimentResult d = run_convergence(parse_experiment(c), one);
+  CHECK(d.solvers[0].cells[0].x == a.solvers[0].cells[0].x);
+  CHECK(d.solvers[1].cells[0].x != a.solvers[1].cells[0].x);
+}
+
+TEST_CASE("the kernel table: closed forms beside their numerical counterparts", "[experiments]") {
+  const json c = {{"name", "cld_kernel"},
+                  {"kind", "kernel"},
+                  {"sde", {{"type", "cld"}}},
+                  {"target", {{"type", "dirac"}, {"point", {0.5}}}},
+                  {"times", {0.0, 0.1, 0.5, 1.0}}};
+  const std::string path = temp_path("kernel.h5");
+  run_kernel(parse_experiment(c), path);
+  const h5::File f = h5::File::open(path);
+  std::vector<size_t> shape;
+  const auto sigma = f.read("/kernel/sigma", &shape);
+  CHECK(shape == std::vector<size_t>{4, 2, 2});
+  const auto sigma_numeric = f.read("/kernel/sigma_numeric");
+  for (size_t i = 0; i < sigma.size(); ++i) CHECK(std::abs(sigma[i] - sigma_numeric[i]) < 1e-12);
+  // MATH.md's public check values: CLD Sigma(0.1).
+  CHECK(std::abs(sigma[4] - 0.2218100610414) < 1e-13);
+  CHECK(std::abs(sigma[5] - 0.1298598403741) < 1e-13);
+  CHECK(std::abs(sigma[7] - 0.2157583505481) < 1e-13);
+  const auto psi = f.read("/kernel/psi"), psi_numeric = f.read("/kernel/psi_numeric");
+  for (size_t i = 0; i < psi.size(); ++i) CHECK(std::abs(psi[i] - psi_numeric[i]) < 1e-12);
+  const auto q = f.read("/kernel/q", &shape);
+  CHECK(shape == std::vector<size_t>{4, 2, 2});
+  CHECK(std::abs(q[4 * 2 + 1] + 4.0) < 1e-12);  // Q = beta [[0, -1], [1, 0]] at t = 0.5
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("tables: markdown, LaTeX with booktabs, CSV", "[experiments]") {
+  const std::string path = temp_path("table.h5");
+  write_result(run_convergence(parse_experiment(tiny_config()), {}), path);
+  const std::string md = result_table(path, "markdown", "err_max");
+  CHECK_THAT(md, Catch::Contains("| solver | declared order | fitted order | NFE 16 |"));
+  CHECK_THAT(md, Catch::Contains("| ddim | 1 | 0.97 | 1.73e-01 |"));
+  const std::string tex = result_table(path, "latex", "err_rms");
+  for (const char* rule : {"\\toprule", "\\midrule", "\\bottomrule", "\\texttt{ddim}"})
+    CHECK_THAT(tex, Catch::Contains(rule));
+  const std::string csv = result_table(path, "csv", "wall_s");
+  CHECK_THAT(csv, Catch::StartsWith("solver,declared_order,fitted_order,nfe_16,nfe_32"));
+  CHECK_THAT(csv, Catch::Contains("\"unipc(order=2,variant=bh1)\""));
+  CHECK_THROWS_WITH(result_table(path, "html", "err_max"), Catch::Contains("--format = html"));
+  CHECK_THROWS_WITH(result_table("/nonexistent.h5", "markdown", "err_max"),
+                    Catch::Contains("result file = /nonexistent.h5: does not exist"));
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("configs are validated before any work, naming the field", "[experiments]") {
+  auto fails = [](json c, const std::string& fragment) {
+    INFO(fragment);
+    CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains(fragment));
+  };
+  const json good = tiny_config();
+  json c = good;
+  c["nfe"] = {1, 2};
+  c["solvers"] = {"dpm-solver-3"};
+  fails(c, "nfe[0] = 1: is below the minimum of dpm-solver-3");
+  c = good;
+  c["init"]["points"] = {{0.1, 0.2, 0.3}};
+  fails(c, "init.points[0]");
+  c = good;
+  c["time"]["t_end"] = 0.0;
+  fails(c, "time.t_end = 0");
+  c = good;
+  c["solvers"] = {"ddim", "dpm-solver-9"};
+  fails(c, "solvers[1].name = dpm-solver-9");
+  c = good;
+  c["kind"] = "convergance";
+  fails(c, "did you mean 'convergence'");
+  c = good;
+  c["nfe"] = {32, 16};
+  fails(c, "nfe[1] = 16: NFE values must increase");
+  c = good;
+  c["solvers"] = {"ddim", "ddim"};
+  fails(c, "appears twice");
+  c = good;
+  c["target"]["cov"] = {{1.0, 2.0}, {2.0, 1.0}};
+  fails(c, "target.cov");
+  c = good;
+  c["solvers"] = {json{{"name", "dopri5"}, {"adaptive", true}}};
+  fails(c, "is adaptive");
+}
