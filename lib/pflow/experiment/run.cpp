@@ -176,7 +176,9 @@ Provenance current_provenance() {
   const std::string src = PFLOW_SOURCE_DIR;
   p.git_commit = shell("git -C '" + src + "' rev-parse HEAD 2>/dev/null");
   if (p.git_commit.empty()) p.git_commit = "unknown";
-  const std::string status = shell("git -C '" + src + "' status --porcelain 2>/dev/null");
+  // Dirty = uncommitted changes to the code; results/ is what runs write, so it does not count.
+  const std::string status =
+      shell("git -C '" + src + "' status --porcelain -- . ':!results' 2>/dev/null");
   p.git_dirty = p.git_commit == "unknown" ? "unknown" : (status.empty() ? "false" : "true");
   p.pflow_version = PFLOW_VERSION;
   char buf[64];

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""Plots a pflow convergence result: error against NFE on log-log axes, one line per solver with
+its fitted order in the legend and a slope triangle of the declared order at the finest level.
+Writes RESULT.png and RESULT.pdf next to the file.
+
+Usage: /usr/bin/python3 scripts/plot.py RESULT.h5 [--metric err_max|err_rms]
+(Debian's interpreter: it has h5py and matplotlib.)
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import h5py
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("result")
+    parser.add_argument("--metric", default="err_max", choices=["err_max", "err_rms"])
+    args = parser.parse_args()
+    if not os.path.exists(args.result):
+        sys.exit(f"plot.py: {args.result}: no such file")
+    with h5py.File(args.result, "r") as f:
+        if "solvers" not in f:
+            sys.exit(f"plot.py: {args.result}: no /solvers group (not a convergence result)")
+        config = json.loads(f.attrs["config_json"])
+        groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
+        rows = []
+        for label in groups:
+            g = f["solvers"][label]
+            rows.append((label, g["nfe"][()], g[args.metric][()],
+                         float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    cmap = plt.get_cmap("tab20")
+    for i, (label, nfe, err, declared, fitted) in enumerate(rows):
+        ok = np.isfinite(err) & (err > 0)
+        if not ok.any():
+            continue
+        fit = "n/a" if math.isnan(fitted) else f"{fitted:.2f}"
+        style = "-" if i < 10 else "--"
+        ax.loglog(nfe[ok], err[ok], style, marker="o", ms=3, color=cmap(i % 20),
+                  label=f"{label} (order {fit}, declared {declared:.0f})")
+    # One slope triangle per declared order, beside the finest level: slope -k over a factor 2.
+    finite = [e[np.isfinite(e) & (e > 0)] for _, _, e, _, _ in rows]
+    floor = min((e.min() for e in finite if len(e)), default=1e-6)
+    x_max = max(n.max() for _, n, _, _, _ in rows)
+    orders = sorted({int(d) for *_, d, _ in rows if d > 0})
+    for j, k in enumerate(orders):
+        x0, x1 = x_max * 1.15, x_max * 2.3
+        y1 = floor * 10 ** (j * 0.9)
+        y0 = y1 * 2 ** k
+        ax.plot([x0, x1, x0, x0], [y0, y1, y1, y0], color="0.3", lw=0.8)
+        ax.text(x0 * 0.97, (y0 * y1) ** 0.5, str(k), ha="right", va="center", fontsize=7,
+                color="0.3")
+    ax.set_xlabel("NFE (model evaluations)")
+    ax.set_ylabel(f"{args.metric} at t_end")
+    sde = config["sde"]["type"]
+    ax.set_title(f"{config['name']}: {sde}, {config['time']['grid']} grid, "
+                 f"t {config['time']['t_start']} -> {config['time']['t_end']}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6.5, ncol=2, loc="lower left")
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0]
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf")
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+if __name__ == "__main__":
+    main()
