@@ -108,6 +108,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       require(std::find(labels.begin(), labels.end(), info.label) == labels.end(), path, info.label,
               "appears twice (give one a \"label\")");
       labels.push_back(info.label);
+      if (info.scalar_sde_only && !dynamic_cast<const ScalarSde<double>*>(sde.get()))
+        throw InputError(path, info.label,
+                         "needs a scalar SDE (alpha, sigma, lambda), not " + sde->name() +
+                             "; use gddim, paddim or an odeint solver");
       min_evals = std::max(min_evals, info.evals_per_step);
       c.solvers.push_back(solvers[i]);
     }

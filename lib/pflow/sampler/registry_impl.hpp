@@ -56,6 +56,8 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   const auto& entry = *std::find_if(solver_catalogue().begin(), solver_catalogue().end(),
                                     [&](const auto& e) { return e.name == name; });
   SolverInfo info{name, label, 1, entry.reference, 1};
+  info.scalar_sde_only =
+      entry.family == "exponential" || entry.family == "multistep" || name == "ddpm";
   auto fields = [&](std::vector<std::string> keys) {
     keys.push_back("name");
     keys.push_back("label");
@@ -136,6 +138,7 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   if (name == "paddim") {
     const Fields f = fields({"form"});
     const bool data = f.text("form", "kernel", {"kernel", "data"}) == "data";
+    info.scalar_sde_only = data;
     return std::make_unique<Paddim<Scalar>>(info, data);
   }
   if (name == "euler-maruyama") {

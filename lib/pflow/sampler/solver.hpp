@@ -32,6 +32,7 @@ struct SolverInfo {
   int evals_per_step = 1;  // NFE per step; 0 for adaptive solvers
   bool stochastic = false;
   bool adaptive = false;
+  bool scalar_sde_only = false;  // needs alpha, sigma, lambda (not CLD, blurring, linear)
 };
 
 // What a solver integrates. exact_flow is an optional oracle x_s -> x_t (the exact map for
