@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Plots a pflow convergence result: error against NFE on log-log axes, one line per solver with
-its fitted order in the legend and a slope triangle of the declared order at the finest level.
+"""Plots a pflow result: for a convergence run, error against NFE on log-log axes, one line per
+solver with its fitted order in the legend and slope triangles of the declared orders; for a
+work-precision run, error against NFE and against wall time side by side.
 Writes RESULT.png and RESULT.pdf next to the file.
 
 Usage: /usr/bin/python3 scripts/plot.py RESULT.h5 [--metric err_max|err_rms]
@@ -33,10 +34,14 @@ def main():
         config = json.loads(f.attrs["config_json"])
         groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
         rows = []
+        walls = []
         for label in groups:
             g = f["solvers"][label]
             rows.append((label, g["nfe"][()], g[args.metric][()],
                          float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+            walls.append(g["wall_s"][()])
+    if config.get("kind") == "work-precision":
+        return work_precision(args, config, rows, walls)
     fig, ax = plt.subplots(figsize=(8.5, 6.5))
     cmap = plt.get_cmap("tab20")
     for i, (label, nfe, err, declared, fitted) in enumerate(rows):
@@ -66,6 +71,29 @@ def main():
                  f"t {config['time']['t_start']} -> {config['time']['t_end']}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6.5, ncol=2, loc="lower left")
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0]
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf")
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+def work_precision(args, config, rows, walls):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), sharey=True)
+    cmap = plt.get_cmap("tab10")
+    for i, ((label, nfe, err, _, _), wall) in enumerate(zip(rows, walls)):
+        ok = np.isfinite(err) & (err > 0)
+        order = np.argsort(nfe[ok])
+        axes[0].loglog(nfe[ok][order], err[ok][order], "-o", ms=3, color=cmap(i % 10), label=label)
+        axes[1].loglog(np.maximum(wall[ok][order], 1e-6), err[ok][order], "-o", ms=3,
+                       color=cmap(i % 10), label=label)
+    axes[0].set_xlabel("NFE (model evaluations)")
+    axes[1].set_xlabel("wall time [s]")
+    axes[0].set_ylabel(f"{args.metric} at t_end")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{config['name']}: work-precision ({config['sde']['type']})", fontsize=10)
     fig.tight_layout()
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)

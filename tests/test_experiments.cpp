@@ -196,3 +196,41 @@ TEST_CASE("configs are validated before any work, naming the field", "[experimen
   c["solvers"] = {json{{"name", "dopri5"}, {"adaptive", true}}};
   fails(c, "is adaptive");
 }
+
+TEST_CASE("work-precision: adaptive solvers over tolerances, fixed ones over NFE",
+          "[experiments]") {
+  json c = tiny_config();
+  c["kind"] = "work-precision";
+  c["solvers"] = {json{{"name", "dopri5"}, {"adaptive", true}}, "bulirsch-stoer", "ddim"};
+  c["tolerances"] = {1e-4, 1e-7, 1e-10};
+  c["nfe"] = {16, 64};
+  const ExperimentConfig config = parse_experiment(c);
+  const ExperimentResult r = run_convergence(config, {});
+  REQUIRE(r.solvers.size() == 3);
+  CHECK(r.solvers[0].cells.size() == 3);
+  CHECK(r.solvers[2].cells.size() == 2);
+  for (int s = 0; s < 2; ++s) {
+    INFO(r.solvers[s].label);
+    for (size_t i = 0; i < 3; ++i) {
+      CHECK_FALSE(r.solvers[s].cells[i].failed);
+      CHECK(r.solvers[s].cells[i].err_max < 300 * config.tolerances[i]);
+      if (i > 0) CHECK(r.solvers[s].cells[i].nfe > r.solvers[s].cells[i - 1].nfe);
+    }
+    CHECK(std::isnan(r.solvers[s].fit.order));
+  }
+  const std::string path = temp_path("wp.h5");
+  write_result(r, path);
+  const h5::File f = h5::File::open(path);
+  const auto tol = f.read("/solvers/bulirsch-stoer/tolerance");
+  CHECK(tol == std::vector<double>{1e-4, 1e-7, 1e-10});
+  CHECK(std::isnan(f.read("/solvers/ddim/tolerance")[0]));
+  const std::string md = result_table(path, "markdown", "err_max");
+  CHECK_THAT(md, Catch::Contains("| bulirsch-stoer | tol 1e-07 |"));
+  CHECK_THAT(md, Catch::Contains("| ddim | fixed | 16 |"));
+  std::filesystem::remove(path);
+  // Adaptive solvers need tolerances; convergence runs refuse them.
+  c.erase("tolerances");
+  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("tolerances = (missing)"));
+  c["kind"] = "convergence";
+  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("is adaptive"));
+}

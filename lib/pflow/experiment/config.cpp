@@ -14,7 +14,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
   const Fields f(j, "config",
                  {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe",
-                  "precision", "reference", "seed", "times", "description"});
+                  "precision", "reference", "seed", "times", "description", "tolerances"});
   c.name = f.text("name");
   require(std::regex_match(c.name, std::regex("[A-Za-z0-9_.-]+")), "name", c.name,
           "must be letters, digits, '_', '-' or '.' (it names the result file)");
@@ -97,12 +97,15 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
             "must be a non-empty array of solver names or objects");
     std::vector<std::string> labels;
     int min_evals = 1;
+    bool any_fixed = false, any_adaptive = false;
     for (size_t i = 0; i < solvers.size(); ++i) {
       const std::string path = "solvers[" + std::to_string(i) + "]";
       const auto solver = make_solver<double>(solvers[i], path);
       const SolverInfo& info = solver->info();
-      require(!info.adaptive, path, solvers[i].dump(),
-              "is adaptive: convergence runs need fixed steps (set \"adaptive\": false)");
+      require(!info.adaptive || c.kind == "work-precision", path, solvers[i].dump(),
+              "is adaptive: convergence runs need fixed steps (set \"adaptive\": false, or use "
+              "kind \"work-precision\")");
+      (info.adaptive ? any_adaptive : any_fixed) = true;
       require(info.label.find('/') == std::string::npos, path + ".label", info.label,
               "must not contain '/' (it names an HDF5 group)");
       require(std::find(labels.begin(), labels.end(), info.label) == labels.end(), path, info.label,
@@ -115,23 +118,36 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       min_evals = std::max(min_evals, info.evals_per_step);
       c.solvers.push_back(solvers[i]);
     }
-    require(f.has("nfe"), "nfe", "(missing)", "is required");
-    const nlohmann::json& nfe = f.raw("nfe");
-    require(nfe.is_array() && !nfe.empty(), "nfe", nfe.dump(),
-            "must be a non-empty array of evaluation counts");
-    for (size_t i = 0; i < nfe.size(); ++i) {
-      const std::string path = "nfe[" + std::to_string(i) + "]";
-      require(nfe[i].is_number_integer(), path, nfe[i].dump(), "must be an integer");
-      const int n = nfe[i].get<int>();
-      require(n >= 1 && n <= 1000000, path, n, "must be between 1 and 1000000");
-      require(i == 0 || n > c.nfe.back(), path, n, "NFE values must increase");
-      c.nfe.push_back(n);
+    if (any_fixed) {
+      require(f.has("nfe"), "nfe", "(missing)", "is required");
+      const nlohmann::json& nfe = f.raw("nfe");
+      require(nfe.is_array() && !nfe.empty(), "nfe", nfe.dump(),
+              "must be a non-empty array of evaluation counts");
+      for (size_t i = 0; i < nfe.size(); ++i) {
+        const std::string path = "nfe[" + std::to_string(i) + "]";
+        require(nfe[i].is_number_integer(), path, nfe[i].dump(), "must be an integer");
+        const int n = nfe[i].get<int>();
+        require(n >= 1 && n <= 1000000, path, n, "must be between 1 and 1000000");
+        require(i == 0 || n > c.nfe.back(), path, n, "NFE values must increase");
+        c.nfe.push_back(n);
+      }
+      for (size_t i = 0; i < c.solvers.size(); ++i) {
+        const auto solver = make_solver<double>(c.solvers[i]);
+        if (solver->info().adaptive) continue;
+        require(c.nfe.front() >= solver->info().evals_per_step, "nfe[0]", c.nfe.front(),
+                "is below the minimum of " + solver->info().label + " (" +
+                    std::to_string(solver->info().evals_per_step) + " evaluations per step)");
+      }
     }
-    for (size_t i = 0; i < c.solvers.size(); ++i) {
-      const auto solver = make_solver<double>(c.solvers[i]);
-      require(c.nfe.front() >= solver->info().evals_per_step, "nfe[0]", c.nfe.front(),
-              "is below the minimum of " + solver->info().label + " (" +
-                  std::to_string(solver->info().evals_per_step) + " evaluations per step)");
+    if (any_adaptive) {
+      require(f.has("tolerances"), "tolerances", "(missing)", "is required for adaptive solvers");
+      const Vec<double> tols = f.vector<double>("tolerances");
+      for (Eigen::Index i = 0; i < tols.size(); ++i) {
+        const std::string path = "tolerances[" + std::to_string(i) + "]";
+        require(tols(i) > 0 && tols(i) < 1, path, tols(i), "must be in (0, 1)");
+        require(i == 0 || tols(i) < tols(i - 1), path, tols(i), "tolerances must decrease");
+        c.tolerances.push_back(tols(i));
+      }
     }
   }
 
@@ -154,6 +170,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     }
     n["solvers"] = c.solvers;
     n["nfe"] = c.nfe;
+    if (!c.tolerances.empty()) n["tolerances"] = c.tolerances;
   }
   c.normalized = n;
   return c;

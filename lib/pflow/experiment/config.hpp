@@ -23,7 +23,8 @@ struct ExperimentConfig {
   int init_count = 0;                            // or this many samples of p_{t_start}
   std::uint64_t init_seed = 0;
   std::vector<nlohmann::json> solvers;
-  std::vector<int> nfe;
+  std::vector<int> nfe;              // fixed-step solvers
+  std::vector<double> tolerances;    // adaptive solvers (work-precision)
   std::string precision = "double";  // double | mp50
   std::string reference = "auto";    // auto | exact | mp50
   std::uint64_t seed = 0;
@@ -33,7 +34,7 @@ struct ExperimentConfig {
 };
 
 inline const std::vector<std::string>& experiment_kinds() {
-  static const std::vector<std::string> kinds = {"convergence", "kernel"};
+  static const std::vector<std::string> kinds = {"convergence", "kernel", "work-precision"};
   return kinds;
 }
 

@@ -97,29 +97,49 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   problem.sde = sde.get();
   problem.model = &model;
   problem.seed = c.seed;
-  for (const auto& spec : c.solvers) {
-    const auto solver = make_solver<Scalar>(spec);
-    SolverRun run{solver->info().label,
-                  solver->info().name,
-                  solver->info().reference,
-                  solver->info().order,
-                  std::vector<CellResult>(c.nfe.size()),
-                  {}};
+  // Each solver's cells: its NFE budgets, or its tolerances when it is adaptive.
+  std::vector<nlohmann::json> cell_spec;
+  std::vector<std::pair<size_t, size_t>> cell_index;
+  for (size_t si = 0; si < c.solvers.size(); ++si) {
+    const auto solver = make_solver<Scalar>(c.solvers[si]);
+    const SolverInfo& info = solver->info();
+    SolverRun run{info.label, info.name, info.reference, info.order, info.adaptive, {}, {}};
+    const size_t m = info.adaptive ? c.tolerances.size() : c.nfe.size();
+    run.cells.resize(m);
+    for (size_t ci = 0; ci < m; ++ci) {
+      nlohmann::json spec =
+          c.solvers[si].is_string() ? nlohmann::json{{"name", c.solvers[si]}} : c.solvers[si];
+      if (info.adaptive) {
+        spec["tolerance"] = c.tolerances[ci];
+        spec["label"] = info.label;
+        run.cells[ci].tolerance = c.tolerances[ci];
+      } else {
+        run.cells[ci].nfe_target = c.nfe[ci];
+      }
+      cell_spec.push_back(spec);
+      cell_index.emplace_back(si, ci);
+    }
     result.solvers.push_back(std::move(run));
   }
-  const size_t cells = c.solvers.size() * c.nfe.size();
+  const size_t cells = cell_index.size();
   std::atomic<size_t> next{0};
   std::mutex report;
   auto worker = [&] {
     for (size_t k = next++; k < cells; k = next++) {
-      const size_t si = k / c.nfe.size(), ni = k % c.nfe.size();
+      const auto [si, ni] = cell_index[k];
       CellResult& cell = result.solvers[si].cells[ni];
-      cell.nfe_target = c.nfe[ni];
       try {
-        const auto solver = make_solver<Scalar>(c.solvers[si]);
-        const int steps = std::max(1, c.nfe[ni] / std::max(1, solver->info().evals_per_step));
+        const auto solver = make_solver<Scalar>(cell_spec[k]);
+        const int steps = solver->info().adaptive
+                              ? 1
+                              : std::max(1, c.nfe[ni] / std::max(1, solver->info().evals_per_step));
         const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, steps);
-        const SolveResult<Scalar> r = solve(*solver, problem, grid, x0);
+        SolveResult<Scalar> r = solve(*solver, problem, grid, x0);
+        // Work-precision timings: the fastest of three identical runs (timer noise at the
+        // millisecond scale otherwise dominates).
+        if (c.kind == "work-precision")
+          for (int rep = 1; rep < 3; ++rep)
+            r.wall_s = std::min(r.wall_s, solve(*solver, problem, grid, x0).wall_s);
         cell.nfe = r.nfe;
         cell.steps = r.steps;
         cell.wall_s = r.wall_s;
@@ -135,7 +155,9 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
       }
       if (options.progress) {
         std::lock_guard<std::mutex> lock(report);
-        options.progress(result.solvers[si].label + " nfe " + std::to_string(c.nfe[ni]) +
+        options.progress(result.solvers[si].label +
+                         (result.solvers[si].adaptive ? " tolerance " + to_text(cell.tolerance)
+                                                      : " nfe " + std::to_string(cell.nfe_target)) +
                          (cell.failed ? " failed: " + cell.failure : ""));
       }
     }
@@ -149,6 +171,7 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
   for (auto& run : result.solvers) {
+    if (run.adaptive) continue;  // no step ladder: the fitted order stays NaN
     std::vector<Level> levels;
     for (const auto& cell : run.cells) {
       Level l;
@@ -199,13 +222,28 @@ Provenance current_provenance() {
 }
 
 ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options) {
-  require(config.kind == "convergence", "kind", config.kind, "is not a convergence run");
+  require(config.kind == "convergence" || config.kind == "work-precision", "kind", config.kind,
+          "is not a convergence or work-precision run");
   if (config.precision == "mp50") return run_in<mp50>(config, options);
   return run_in<double>(config, options);
 }
 
 std::string summary_table(const ExperimentResult& r) {
   std::ostringstream out;
+  if (r.config.kind == "work-precision") {
+    out << "| solver | setting | NFE | err_max | wall_s |\n|---|---|---|---|---|\n";
+    for (const auto& s : r.solvers)
+      for (const auto& cell : s.cells) {
+        char wall[32];
+        std::snprintf(wall, sizeof wall, "%.3g", cell.wall_s);
+        out << "| " << s.label << " | "
+            << (s.adaptive ? "tol " + format_error(cell.tolerance)
+                           : "NFE " + std::to_string(cell.nfe_target))
+            << " | " << cell.nfe << " | " << (cell.failed ? "failed" : format_error(cell.err_max))
+            << " | " << wall << " |\n";
+      }
+    return out.str();
+  }
   out << "| solver | declared order | fitted order |";
   for (int n : r.config.nfe) out << " NFE " << n << " |";
   out << "\n|---|---|---|";
@@ -276,8 +314,9 @@ void write_result(const ExperimentResult& r, const std::string& path) {
       const std::string g = "/solvers/" + s.label;
       f.group(g);
       std::vector<long> nfe, steps;
-      std::vector<double> err_max, err_rms, wall, x;
+      std::vector<double> err_max, err_rms, wall, x, tolerance;
       for (const auto& cell : s.cells) {
+        tolerance.push_back(cell.tolerance);
         nfe.push_back(cell.nfe);
         steps.push_back(cell.steps);
         err_max.push_back(cell.err_max);
@@ -295,6 +334,7 @@ void write_result(const ExperimentResult& r, const std::string& path) {
       f.dataset(g + "/err_max", {m}, err_max);
       f.dataset(g + "/err_rms", {m}, err_rms);
       f.dataset(g + "/wall_s", {m}, wall);
+      f.dataset(g + "/tolerance", {m}, tolerance);  // NaN for fixed-step solvers
       f.dataset(g + "/x", {m, n, d}, x);
       f.attribute(g, "name", s.name);
       f.attribute(g, "index", static_cast<double>(si));  // position in the config
@@ -305,7 +345,9 @@ void write_result(const ExperimentResult& r, const std::string& path) {
       std::string failures;
       for (const auto& cell : s.cells)
         if (cell.failed)
-          failures += "nfe " + std::to_string(cell.nfe_target) + ": " + cell.failure + "\n";
+          failures += (s.adaptive ? "tolerance " + to_text(cell.tolerance)
+                                  : "nfe " + std::to_string(cell.nfe_target)) +
+                      ": " + cell.failure + "\n";
       f.attribute(g, "failures", failures);
     }
   });

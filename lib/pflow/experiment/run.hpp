@@ -2,6 +2,7 @@
 // an SDE, written to one HDF5 file with its provenance (README "Results").
 #pragma once
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -12,7 +13,8 @@
 namespace pflow {
 
 struct CellResult {
-  int nfe_target = 0;
+  int nfe_target = 0;               // fixed-step solvers: the NFE budget
+  double tolerance = std::nan("");  // adaptive solvers: the tolerance
   long nfe = 0;
   int steps = 0;
   double err_max = 0, err_rms = 0, wall_s = 0;
@@ -24,6 +26,7 @@ struct CellResult {
 struct SolverRun {
   std::string label, name, reference;
   int declared_order = 0;
+  bool adaptive = false;
   std::vector<CellResult> cells;
   OrderFit fit;
 };
@@ -42,6 +45,8 @@ struct RunOptions {
   std::function<void(const std::string&)> progress;  // one line per finished cell
 };
 
+// Kinds "convergence" and "work-precision" (fixed solvers over `nfe`, adaptive ones over
+// `tolerances`).
 ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options);
 
 // The summary table of a run: solver, declared and fitted order, error at each NFE.

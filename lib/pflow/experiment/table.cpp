@@ -39,6 +39,47 @@ std::string csv_quote(const std::string& s) {
   return out + "\"";
 }
 
+// Work-precision results in long form: one row per cell (solver, setting, NFE, metric).
+std::string work_precision_table(const h5::File& f, const std::string& format,
+                                 const std::string& metric) {
+  struct Row {
+    std::string label, setting;
+    double nfe, value, index;
+  };
+  std::vector<Row> rows;
+  for (const std::string& label : f.children("/solvers")) {
+    const std::string g = "/solvers/" + label;
+    const auto nfe = f.read(g + "/nfe"), values = f.read(g + "/" + metric),
+               tol = f.read(g + "/tolerance");
+    const double index = f.read_double(g, "index");
+    for (size_t i = 0; i < nfe.size(); ++i)
+      rows.push_back({label, std::isnan(tol[i]) ? "fixed" : "tol " + number("%.0e", tol[i]), nfe[i],
+                      values[i], index + 1e-6 * static_cast<double>(i)});
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
+  const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
+  std::ostringstream out;
+  if (format == "markdown") {
+    out << "| solver | setting | NFE | " << metric << " |\n|---|---|---|---|\n";
+    for (const Row& r : rows)
+      out << "| " << r.label << " | " << r.setting << " | " << number("%.0f", r.nfe) << " | "
+          << number(value_format, r.value) << " |\n";
+  } else if (format == "latex") {
+    out << "\\begin{tabular}{llrr}\n\\toprule\nsolver & setting & NFE & " << latex_escape(metric)
+        << " \\\\\n\\midrule\n";
+    for (const Row& r : rows)
+      out << "\\texttt{" << latex_escape(r.label) << "} & " << r.setting << " & "
+          << number("%.0f", r.nfe) << " & " << number(value_format, r.value) << " \\\\\n";
+    out << "\\bottomrule\n\\end{tabular}\n";
+  } else {
+    out << "solver,setting,nfe," << metric << "\n";
+    for (const Row& r : rows)
+      out << csv_quote(r.label) << "," << r.setting << "," << number("%.0f", r.nfe) << ","
+          << number("%.6e", r.value) << "\n";
+  }
+  return out.str();
+}
+
 }  // namespace
 
 std::string result_table(const std::string& path, const std::string& format,
@@ -54,6 +95,8 @@ std::string result_table(const std::string& path, const std::string& format,
       nlohmann::json::parse(f.read_string("/", "config_json"), nullptr, false);
   require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
           "is not a pflow experiment config");
+  if (config.value("kind", "convergence") == "work-precision")
+    return work_precision_table(f, format, metric);
   const std::vector<int> nfe = config["nfe"].get<std::vector<int>>();
 
   struct Row {
