@@ -234,3 +234,37 @@ TEST_CASE("work-precision: adaptive solvers over tolerances, fixed ones over NFE
   c["kind"] = "convergence";
   CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("is adaptive"));
 }
+
+TEST_CASE("trajectory runs store every grid state beside the reference", "[experiments]") {
+  json c = tiny_config();
+  c["kind"] = "trajectory";
+  c["solvers"] = {"ddim", "dpm-solver-2"};
+  c["nfe"] = {8, 16};
+  const ExperimentConfig config = parse_experiment(c);
+  const ExperimentResult r = run_convergence(config, {});
+  const std::string path = temp_path("trajectory.h5");
+  write_result(r, path);
+  const h5::File f = h5::File::open(path);
+  std::vector<size_t> shape;
+  const std::string g = "/solvers/dpm-solver-2/trajectory_nfe_16";
+  const auto t = f.read(g + "/t", &shape);
+  CHECK(shape == std::vector<size_t>{9});  // 8 steps of 2 evaluations
+  CHECK(t.front() == 1.0);
+  CHECK(t.back() == 1e-3);
+  const auto x = f.read(g + "/x", &shape);
+  CHECK(shape == std::vector<size_t>{9, 3, 2});
+  const auto ref = f.read(g + "/reference");
+  const auto init = f.read("/init/x"), final_ref = f.read("/reference/x");
+  const auto final_x = f.read("/solvers/dpm-solver-2/x");  // [2, 3, 2]
+  for (size_t k = 0; k < 6; ++k) {
+    CHECK(x[k] == init[k]);
+    CHECK(std::abs(ref[k] - init[k]) < 1e-15);
+    CHECK(std::abs(ref[8 * 6 + k] - final_ref[k]) < 1e-15);
+    CHECK(x[8 * 6 + k] == final_x[6 + k]);
+  }
+  // Errors along the way stay below the final one's order of magnitude times 10.
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - ref[i]));
+  CHECK(worst < 10 * r.solvers[1].cells[1].err_max + 1e-3);
+  std::filesystem::remove(path);
+}

@@ -34,7 +34,8 @@ struct ExperimentConfig {
 };
 
 inline const std::vector<std::string>& experiment_kinds() {
-  static const std::vector<std::string> kinds = {"convergence", "kernel", "work-precision"};
+  static const std::vector<std::string> kinds = {"convergence", "kernel", "work-precision",
+                                                 "trajectory"};
   return kinds;
 }
 

@@ -45,6 +45,29 @@ std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
   return out;
 }
 
+// The reference flow from t_start through every grid time in 50 digits (exact map, or the
+// Bulirsch-Stoer solve carried from one grid time to the next).
+template <class Scalar>
+void record_trajectory(const ExperimentConfig& c, const std::vector<Scalar>& grid,
+                       const std::vector<Mat<Scalar>>& states, Trajectory& out) {
+  const auto data50 = make_target<mp50>(c.target, "target");
+  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
+  const bool exact = data50.components() == 1 && c.reference != "mp50";
+  Mat<mp50> x = states.front().template cast<mp50>();
+  const Mat<mp50> x_start = x;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    const mp50 t = mp50(grid[i]);
+    if (i > 0)
+      x = exact ? exact_flow_map(*sde50, data50, x_start, mp50(grid.front()), t)
+                : reference_flow<mp50>(*sde50, data50, x, mp50(grid[i - 1]), t);
+    out.t.push_back(to_double(grid[i]));
+    const auto ref = row_major(x);
+    out.reference.insert(out.reference.end(), ref.begin(), ref.end());
+    const auto xs = row_major(states.at(i));
+    out.x.insert(out.x.end(), xs.begin(), xs.end());
+  }
+}
+
 template <class Scalar>
 ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   ExperimentResult result;
@@ -134,7 +157,16 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
                               ? 1
                               : std::max(1, c.nfe[ni] / std::max(1, solver->info().evals_per_step));
         const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, steps);
-        SolveResult<Scalar> r = solve(*solver, problem, grid, x0);
+        Problem<Scalar> cell_problem = problem;
+        std::vector<Mat<Scalar>> states;
+        if (c.kind == "trajectory") {
+          states.push_back(x0);
+          cell_problem.on_step = [&states](int, const Scalar&, const Mat<Scalar>& x) {
+            states.push_back(x);
+          };
+        }
+        SolveResult<Scalar> r = solve(*solver, cell_problem, grid, x0);
+        if (c.kind == "trajectory") record_trajectory(c, grid, states, cell.trajectory);
         // Work-precision timings: the fastest of three identical runs (timer noise at the
         // millisecond scale otherwise dominates).
         if (c.kind == "work-precision")
@@ -222,8 +254,7 @@ Provenance current_provenance() {
 }
 
 ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options) {
-  require(config.kind == "convergence" || config.kind == "work-precision", "kind", config.kind,
-          "is not a convergence or work-precision run");
+  require(config.kind != "kernel", "kind", config.kind, "has no solver cells (use run_kernel)");
   if (config.precision == "mp50") return run_in<mp50>(config, options);
   return run_in<double>(config, options);
 }
@@ -349,6 +380,16 @@ void write_result(const ExperimentResult& r, const std::string& path) {
                                   : "nfe " + std::to_string(cell.nfe_target)) +
                       ": " + cell.failure + "\n";
       f.attribute(g, "failures", failures);
+      if (r.config.kind == "trajectory")
+        for (const auto& cell : s.cells) {
+          if (cell.failed) continue;
+          const std::string tg = g + "/trajectory_nfe_" + std::to_string(cell.nfe_target);
+          const size_t points = cell.trajectory.t.size();
+          f.group(tg);
+          f.dataset(tg + "/t", {points}, cell.trajectory.t);
+          f.dataset(tg + "/x", {points, n, d}, cell.trajectory.x);
+          f.dataset(tg + "/reference", {points, n, d}, cell.trajectory.reference);
+        }
     }
   });
 }

@@ -12,6 +12,12 @@
 
 namespace pflow {
 
+// A trajectory (kind "trajectory"): the grid, the solver's states and the reference states at
+// every grid time, row-major [steps + 1, n, D].
+struct Trajectory {
+  std::vector<double> t, x, reference;
+};
+
 struct CellResult {
   int nfe_target = 0;               // fixed-step solvers: the NFE budget
   double tolerance = std::nan("");  // adaptive solvers: the tolerance
@@ -21,6 +27,7 @@ struct CellResult {
   std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
+  Trajectory trajectory;  // kind "trajectory" only
 };
 
 struct SolverRun {
@@ -45,7 +52,8 @@ struct RunOptions {
   std::function<void(const std::string&)> progress;  // one line per finished cell
 };
 
-// Kinds "convergence" and "work-precision" (fixed solvers over `nfe`, adaptive ones over
+// Kinds "convergence", "trajectory" (the same, plus every intermediate state and the reference
+// at every grid time) and "work-precision" (fixed solvers over `nfe`, adaptive ones over
 // `tolerances`).
 ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options);
 

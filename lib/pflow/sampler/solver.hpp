@@ -42,7 +42,9 @@ struct Problem {
   const LinearSde<Scalar>* sde = nullptr;
   const Denoiser<Scalar>* model = nullptr;
   std::function<Mat<Scalar>(const Mat<Scalar>&, const Scalar&, const Scalar&)> exact_flow;
-  std::uint64_t seed = 0;    // noise of stochastic solvers
+  std::uint64_t seed = 0;  // noise of stochastic solvers
+  // Called with (step, t, x) after every step of a fixed-step solver (trajectories).
+  std::function<void(int, const Scalar&, const Mat<Scalar>&)> on_step;
   int brownian_levels = 12;  // the fixed Brownian path has 2^levels intervals
 };
 
@@ -108,6 +110,7 @@ class SolveContext {
     if (!x.allFinite())
       throw NumericalError("solver " + solver_ + ": non-finite state at step " + to_text(step) +
                            " (t = " + to_text(t) + ")");
+    if (problem_.on_step) problem_.on_step(step, t, x);
   }
   // Steps an adaptive solver took without reporting each.
   void add_steps(int n) { steps_ += n; }
