@@ -76,12 +76,11 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       require(points.cols() == c.state_dim, "init.points[0]", in.raw("points")[0].dump(),
               "needs " + std::to_string(c.state_dim) + " coordinates (the state dimension of " +
                   sde->name() + ")");
-      for (Eigen::Index r = 0; r < points.rows(); ++r)
-        c.init_points.push_back(
-            std::vector<double>(points.row(r).data(), points.row(r).data() + points.cols()));
-      // matrix_of is column-major in Eigen: copy row by row.
-      for (Eigen::Index r = 0; r < points.rows(); ++r)
-        for (Eigen::Index k = 0; k < points.cols(); ++k) c.init_points[r][k] = points(r, k);
+      for (Eigen::Index r = 0; r < points.rows(); ++r) {
+        std::vector<double> point(static_cast<size_t>(points.cols()));
+        for (Eigen::Index k = 0; k < points.cols(); ++k) point[k] = points(r, k);
+        c.init_points.push_back(std::move(point));
+      }
     } else {
       c.init_count = in.integer("count");
       require(c.init_count >= 1 && c.init_count <= 100000, "init.count", c.init_count,
@@ -96,7 +95,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     require(solvers.is_array() && !solvers.empty(), "solvers", solvers.dump(),
             "must be a non-empty array of solver names or objects");
     std::vector<std::string> labels;
-    int min_evals = 1;
+    std::vector<SolverInfo> infos;
     bool any_fixed = false, any_adaptive = false;
     for (size_t i = 0; i < solvers.size(); ++i) {
       const std::string path = "solvers[" + std::to_string(i) + "]";
@@ -115,7 +114,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
         throw InputError(path, info.label,
                          "needs a scalar SDE (alpha, sigma, lambda), not " + sde->name() +
                              "; use gddim, paddim or an odeint solver");
-      min_evals = std::max(min_evals, info.evals_per_step);
+      infos.push_back(info);
       c.solvers.push_back(solvers[i]);
     }
     if (any_fixed) {
@@ -131,12 +130,11 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
         require(i == 0 || n > c.nfe.back(), path, n, "NFE values must increase");
         c.nfe.push_back(n);
       }
-      for (size_t i = 0; i < c.solvers.size(); ++i) {
-        const auto solver = make_solver<double>(c.solvers[i]);
-        if (solver->info().adaptive) continue;
-        require(c.nfe.front() >= solver->info().evals_per_step, "nfe[0]", c.nfe.front(),
-                "is below the minimum of " + solver->info().label + " (" +
-                    std::to_string(solver->info().evals_per_step) + " evaluations per step)");
+      for (const SolverInfo& info : infos) {
+        if (info.adaptive) continue;
+        require(c.nfe.front() >= info.evals_per_step, "nfe[0]", c.nfe.front(),
+                "is below the minimum of " + info.label + " (" +
+                    std::to_string(info.evals_per_step) + " evaluations per step)");
       }
     }
     if (any_adaptive) {

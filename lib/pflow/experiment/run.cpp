@@ -48,18 +48,16 @@ std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
 // The reference flow from t_start through every grid time in 50 digits (exact map, or the
 // Bulirsch-Stoer solve carried from one grid time to the next).
 template <class Scalar>
-void record_trajectory(const ExperimentConfig& c, const std::vector<Scalar>& grid,
+void record_trajectory(const LinearSde<mp50>& sde50, const GaussianMixture<mp50>& data50,
+                       bool exact, const std::vector<Scalar>& grid,
                        const std::vector<Mat<Scalar>>& states, Trajectory& out) {
-  const auto data50 = make_target<mp50>(c.target, "target");
-  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
-  const bool exact = data50.components() == 1 && c.reference != "mp50";
   Mat<mp50> x = states.front().template cast<mp50>();
   const Mat<mp50> x_start = x;
   for (size_t i = 0; i < grid.size(); ++i) {
     const mp50 t = mp50(grid[i]);
     if (i > 0)
-      x = exact ? exact_flow_map(*sde50, data50, x_start, mp50(grid.front()), t)
-                : reference_flow<mp50>(*sde50, data50, x, mp50(grid[i - 1]), t);
+      x = exact ? exact_flow_map(sde50, data50, x_start, mp50(grid.front()), t)
+                : reference_flow<mp50>(sde50, data50, x, mp50(grid[i - 1]), t);
     out.t.push_back(to_double(grid[i]));
     const auto ref = row_major(x);
     out.reference.insert(out.reference.end(), ref.begin(), ref.end());
@@ -91,17 +89,19 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   result.init = row_major(x0);
 
   // The reference in 50 digits: the exact flow map where one exists, else Bulirsch-Stoer.
+  // Built once: trajectory runs also use them for the reference at every grid time.
+  const auto data50 = make_target<mp50>(c.target, "target");
+  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
+  const bool has_exact = data50.components() == 1;
+  require(c.reference != "exact" || has_exact, "reference", "exact",
+          "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
+  const bool use_exact = has_exact && c.reference != "mp50";
   Mat<mp50> ref50;
   {
-    const auto data50 = make_target<mp50>(c.target, "target");
-    const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
     const Mat<mp50> x50 = x0.template cast<mp50>();
-    const bool has_exact = data50.components() == 1;
-    require(c.reference != "exact" || has_exact, "reference", "exact",
-            "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
     const mp50 s50 = from_double<mp50>(c.t_start), e50 = from_double<mp50>(c.t_end);
     Mat<mp50>& ref = ref50;
-    if (has_exact && c.reference != "mp50") {
+    if (use_exact) {
       ref = exact_flow_map(*sde50, data50, x50, s50, e50);
       result.reference_method = "exact flow map (50 digits)";
       result.reference_tolerance = 0;
@@ -166,7 +166,8 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
           };
         }
         SolveResult<Scalar> r = solve(*solver, cell_problem, grid, x0);
-        if (c.kind == "trajectory") record_trajectory(c, grid, states, cell.trajectory);
+        if (c.kind == "trajectory")
+          record_trajectory(*sde50, data50, use_exact, grid, states, cell.trajectory);
         // Work-precision timings: the fastest of three identical runs (timer noise at the
         // millisecond scale otherwise dominates).
         if (c.kind == "work-precision")
@@ -416,9 +417,10 @@ void run_kernel(const ExperimentConfig& c, const std::string& path) {
     push(sigma, ambient(sde->covariance(t)));
     push(sigma_n, ambient(ode_covariance(*sde, t)));
     push(psi, ambient(sde->transition(t, 0.0)));
-    push(psi_n, ambient(ode_transition(*sde, t, 0.0)));
+    const BlockMatrix<double> psi_ode = ode_transition(*sde, t, 0.0);
+    push(psi_n, ambient(psi_ode));
     push(mean, sde->mean(t, mu));
-    push(mean_n, sde->from_spectral(ode_transition(*sde, t, 0.0).apply(sde->lift_data(mu))));
+    push(mean_n, sde->from_spectral(psi_ode.apply(sde->lift_data(mu))));
     lambda.push_back(scalar && t > 0 ? scalar->lambda(t) : std::nan(""));
     Mat<double> circulation = Mat<double>::Constant(D, D, std::nan(""));
     try {

@@ -105,24 +105,17 @@ class OdeintSolver : public Solver<Scalar> {
     using Algebra = odeint::vector_space_algebra;
     const Scalar dt0 = (tau1 - tau0) / 64;
     size_t steps = 0;
+    // The error-controlled Runge-Kutta pairs share one driver; abs = rel tolerance.
+    auto controlled = [&](auto stepper) {
+      return odeint::integrate_adaptive(odeint::make_controlled(tolerance_, tolerance_, stepper),
+                                        std::ref(system), state, tau0, tau1, dt0);
+    };
     if (method_ == "cash-karp54") {
-      steps = odeint::integrate_adaptive(
-          odeint::make_controlled(
-              tolerance_, tolerance_,
-              odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>()),
-          std::ref(system), state, tau0, tau1, dt0);
+      steps = controlled(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
     } else if (method_ == "dopri5") {
-      steps = odeint::integrate_adaptive(
-          odeint::make_controlled(
-              tolerance_, tolerance_,
-              odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>()),
-          std::ref(system), state, tau0, tau1, dt0);
+      steps = controlled(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
     } else if (method_ == "rkf78") {
-      steps = odeint::integrate_adaptive(
-          odeint::make_controlled(
-              tolerance_, tolerance_,
-              odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>()),
-          std::ref(system), state, tau0, tau1, dt0);
+      steps = controlled(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
     } else if (method_ == "bulirsch-stoer") {
       BulirschStoer<Scalar> stepper(tolerance_, tolerance_);
       steps = odeint::integrate_adaptive(stepper, std::ref(system), state, tau0, tau1, dt0);

@@ -51,7 +51,6 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
                      "unknown solver" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
                          "; `pflow list` shows them all");
   }
-  const std::string where = spec.is_string() ? path : path;
   const std::string label = detail::label_of(spec, name);
   const auto& entry = *std::find_if(solver_catalogue().begin(), solver_catalogue().end(),
                                     [&](const auto& e) { return e.name == name; });
@@ -61,7 +60,7 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   auto fields = [&](std::vector<std::string> keys) {
     keys.push_back("name");
     keys.push_back("label");
-    return Fields(object, where, keys);
+    return Fields(object, path, keys);
   };
   auto bounded = [&](const Fields& f, const std::string& key, int fallback, int lo, int hi) {
     const int v = f.integer(key, fallback);
