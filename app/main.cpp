@@ -5,9 +5,12 @@
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 
 #include "orders.hpp"
@@ -51,17 +54,41 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
 
 struct RunArgs {
   std::string config, out;
-  bool force = false, quiet = false;
+  bool force = false, quiet = false, resume = false;
   int threads = 1;
 };
 
+// SIGINT / SIGTERM: stop at the next cell boundary (the running cells finish and are
+// checkpointed); a second signal kills at once.
+std::atomic<bool> stop_requested{false};
+extern "C" void request_stop(int signal_number) {
+  stop_requested = true;
+  std::signal(signal_number, SIG_DFL);
+  const char message[] = "\npflow: stopping after the running cells (again to abort)\n";
+  [[maybe_unused]] const auto ignored = write(STDERR_FILENO, message, sizeof message - 1);
+}
+
+std::string shell_quote(const std::string& s) {
+  if (s.find_first_of(" '\"$`\\") == std::string::npos) return s;
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
 int run_experiment(const RunArgs& a) {
+  namespace fs = std::filesystem;
   // Everything is validated before any work, and an existing result is never overwritten
-  // without --force.
+  // without --force (or --resume of a run that was writing it).
   const pflow::ExperimentConfig config = pflow::load_experiment(a.config);
   const std::string out =
       a.out.empty() ? "results/" + config.name + "/" + config.name + ".h5" : a.out;
-  if (std::filesystem::exists(out) && !a.force)
+  const std::string checkpoint = out + ".checkpoint";
+  const bool has_checkpoint = fs::exists(checkpoint);
+  if (has_checkpoint && !a.resume && !a.force)
+    throw pflow::InputError("--out", out,
+                            "has the checkpoint of an interrupted run (" + checkpoint +
+                                "): pass --resume to continue it, or --force to start over");
+  if (fs::exists(out) && !a.force && !(a.resume && has_checkpoint))
     throw pflow::InputError("--out", out, "exists; pass --force to overwrite it");
   pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
                  "must be between 1 and 256");
@@ -72,26 +99,42 @@ int run_experiment(const RunArgs& a) {
               << " times written to " << out << "\n";
     return 0;
   }
+  if (has_checkpoint && !a.resume) fs::remove_all(checkpoint);  // --force: start over
   pflow::RunOptions options;
   options.threads = a.threads;
+  options.checkpoint_dir = checkpoint;
+  options.resume = a.resume;
+  options.stop = &stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
   const bool show = !a.quiet && isatty(STDERR_FILENO);
   size_t done = 0;
-  const size_t cells = config.solvers.size() * config.nfe.size();
   if (show)
     options.progress = [&](const std::string& line) {
-      std::cerr << "\r[" << ++done << "/" << cells << "] " << line << "\x1b[K" << std::flush;
+      std::cerr << "\r[" << ++done << "] " << line << "\x1b[K" << std::flush;
     };
   const pflow::ExperimentResult result = pflow::run_convergence(config, options);
   if (show) std::cerr << "\n";
+  if (result.cells_done < result.cells_total) {
+    std::cerr << "pflow: interrupted: " << result.cells_done << " of " << result.cells_total
+              << " cells done, kept in " << checkpoint << "\ncontinue with: pflow run "
+              << shell_quote(a.config) << " --out " << shell_quote(out) << " --resume\n";
+    return 130;
+  }
   pflow::write_result(result, out);
+  fs::remove_all(checkpoint);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const bool stochastic = config.kind == "stochastic";
   std::cout << config.name << ": " << result.particles << " particles, reference "
             << result.reference_method << "\n\n"
-            << pflow::summary_table(result) << "\nerrors: max over particles and coordinates of "
-            << "|x - x_ref| at t_end; fitted order: least-squares slope over NFE\n"
-            << "written to " << out << " (" << std::fixed << std::setprecision(1) << seconds
-            << " s)\n";
+            << pflow::result_table(out, "markdown", "err_max") << "\nerrors: "
+            << (stochastic ? "strong = RMS over paths and coordinates of |x - x_ref|, weak = max "
+                             "|mean - mean_ref|, |cov - cov_ref| at t_end, on one Brownian path"
+                           : "max over particles and coordinates of |x - x_ref| at t_end")
+            << "; fitted order: least-squares slope over the last " << config.fit_levels
+            << " NFE levels\nwritten to " << out << " (" << std::fixed << std::setprecision(1)
+            << seconds << " s)\n";
   int failed = 0;
   for (const auto& s : result.solvers)
     for (const auto& c : s.cells) failed += c.failed;
@@ -143,6 +186,8 @@ int main(int argc, char** argv) {
   run->add_option("--threads", run_args.threads, "worker threads (results do not depend on it)")
       ->capture_default_str();
   run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
+  run->add_flag("--resume", run_args.resume,
+                "continue an interrupted run from its checkpoint (<out>.checkpoint)");
 
   auto* table = app.add_subcommand("table", "print a result file as a table");
   std::string table_file, table_format = "markdown", table_metric = "err_max";

@@ -1,6 +1,10 @@
 // Bad parameters raise an InputError that names the parameter (JSON path) and its value.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+
+#include "pflow/experiment/config.hpp"
+#include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/target/marginal.hpp"
 
@@ -110,4 +114,31 @@ TEST_CASE("Target parameters: covariances, weights and dimensions are validated"
   const auto data = make_target<double>({{"type", "dirac"}, {"point", {1.0, 2.0}}});
   CHECK_THAT(error_of([&] { Marginal<double>(*sde, data, 0.5); }),
              Contains("target dimension = 2") && Contains("data dimension 3"));
+}
+
+// Found by the config fuzzer (tests/fuzz) and its review: values that used to wrap or overflow.
+TEST_CASE("Integers beyond int and huge image shapes are rejected and long names accepted",
+          "[inputs]") {
+  // get<int>() wrapped 4294967298 to 2 and accepted it.
+  CHECK_THAT(error_of([] {
+               make_solver<double>(json{{"name", "unipc"}, {"order", 4294967298}});
+             }),
+             Contains("solver.order = 4294967298") && Contains("out of range"));
+  CHECK_THAT(sde_error({{"type", "blurring"}, {"shape", {4294967297, 1, 1}}}, 1),
+             Contains("sde.shape[0] = 4294967297") && Contains("out of range"));
+  // 641 * 6700417 = 2^32 + 1: the int product overflowed (UB) and wrapped onto dimension 1.
+  CHECK_THAT(sde_error({{"type", "blurring"}, {"shape", {1, 641, 6700417}}}, 1),
+             Contains("sde.shape = [1,641,6700417]") && Contains("too many coordinates"));
+  // A long (valid) name: std::regex recursed per character and overflowed the stack.
+  std::ifstream in(PFLOW_TEST_DATA "/tiny_convergence.json");
+  json config = json::parse(in);
+  config["name"] = std::string(200000, 'a');
+  CHECK(parse_experiment(config).name.size() == 200000);
+  // A double beyond uint64_t was cast to it (UB).
+  config["init"] = {{"count", 2}, {"seed", 2e56}};
+  CHECK_THAT(error_of([&] { parse_experiment(config); }), Contains("init.seed = 2e+56"));
+  config["init"]["seed"] = 7;
+  config["nfe"] = {16, 4294967328};
+  CHECK_THAT(error_of([&] { parse_experiment(config); }),
+             Contains("nfe[1] = 4294967328") && Contains("out of range"));
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,9 +52,7 @@ class Fields {
       if (fallback) return *fallback;
       throw InputError(at(key), "(missing)", "is required");
     }
-    const json& v = j_.at(key);
-    require(v.is_number_integer(), at(key), v.dump(), "must be an integer");
-    return v.get<int>();
+    return integer_of(j_.at(key), at(key));
   }
   template <class Scalar>
   Vec<Scalar> vector(const std::string& key) const {
@@ -95,6 +95,16 @@ class Fields {
     return s;
   }
 
+  // An integer in int's range: get<int>() alone would wrap 4294967298 to 2.
+  static int integer_of(const json& v, const std::string& where) {
+    require(v.is_number_integer(), where, v.dump(), "must be an integer");
+    constexpr auto lo = std::numeric_limits<int>::min(), hi = std::numeric_limits<int>::max();
+    const bool fits = v.is_number_unsigned()
+                          ? v.get<std::uint64_t>() <= static_cast<std::uint64_t>(hi)
+                          : v.get<std::int64_t>() >= lo && v.get<std::int64_t>() <= hi;
+    require(fits, where, v.dump(), "is out of range");
+    return v.get<int>();
+  }
   template <class Scalar>
   static Scalar number_of(const json& v, const std::string& where) {
     require(v.is_number(), where, v.dump(), "must be a number");

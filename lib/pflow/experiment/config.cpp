@@ -1,7 +1,7 @@
 #include "pflow/experiment/config.hpp"
 
+#include <algorithm>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "pflow/core/json_fields.hpp"
@@ -12,11 +12,18 @@ namespace pflow {
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
-  const Fields f(j, "config",
-                 {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe",
-                  "precision", "reference", "seed", "times", "description", "tolerances"});
+  const Fields f(
+      j, "config",
+      {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe", "precision",
+       "reference", "seed", "times", "description", "tolerances", "fit_levels", "brownian_levels"});
   c.name = f.text("name");
-  require(std::regex_match(c.name, std::regex("[A-Za-z0-9_.-]+")), "name", c.name,
+  // A plain character test, not std::regex: libstdc++'s matcher recurses once per character and
+  // overflows the stack on names of ~100k characters.
+  const auto name_char = [](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == '-';
+  };
+  require(!c.name.empty() && std::all_of(c.name.begin(), c.name.end(), name_char), "name", c.name,
           "must be letters, digits, '_', '-' or '.' (it names the result file)");
   c.kind = f.text("kind", "convergence", experiment_kinds());
   c.precision = f.text("precision", "double", {"double", "mp50"});
@@ -86,7 +93,9 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       require(c.init_count >= 1 && c.init_count <= 100000, "init.count", c.init_count,
               "must be between 1 and 100000");
       const double s = to_double(in.number<double>("seed", static_cast<double>(c.seed)));
-      require(s >= 0 && s == std::floor(s), "init.seed", s, "must be a non-negative integer");
+      // Bounded like "seed": casting a larger double to uint64_t is UB (found by tests/fuzz).
+      require(s >= 0 && s == std::floor(s) && s < 9e15, "init.seed", s,
+              "must be a non-negative integer");
       c.init_seed = static_cast<std::uint64_t>(s);
     }
 
@@ -114,6 +123,9 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
         throw InputError(path, info.label,
                          "needs a scalar SDE (alpha, sigma, lambda), not " + sde->name() +
                              "; use gddim, paddim or an odeint solver");
+      require(c.kind != "stochastic" || info.stochastic, path, info.label,
+              "is deterministic: kind \"stochastic\" measures stochastic samplers (ddpm, ddim "
+              "with eta > 0, euler-maruyama)");
       infos.push_back(info);
       c.solvers.push_back(solvers[i]);
     }
@@ -124,8 +136,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
               "must be a non-empty array of evaluation counts");
       for (size_t i = 0; i < nfe.size(); ++i) {
         const std::string path = "nfe[" + std::to_string(i) + "]";
-        require(nfe[i].is_number_integer(), path, nfe[i].dump(), "must be an integer");
-        const int n = nfe[i].get<int>();
+        const int n = Fields::integer_of(nfe[i], path);
         require(n >= 1 && n <= 1000000, path, n, "must be between 1 and 1000000");
         require(i == 0 || n > c.nfe.back(), path, n, "NFE values must increase");
         c.nfe.push_back(n);
@@ -136,6 +147,38 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
                 "is below the minimum of " + info.label + " (" +
                     std::to_string(info.evals_per_step) + " evaluations per step)");
       }
+    }
+    c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
+    require(c.fit_levels >= 2 && c.fit_levels <= 20, "fit_levels", c.fit_levels,
+            "must be between 2 and 20");
+    if (c.kind == "stochastic") {
+      // Strong errors need every solve on one Brownian path: the steps of each grid must lie on
+      // the path's dyadic grid, and the reference (Euler-Maruyama on every interval of the
+      // path) must be much finer than the finest level.
+      require(c.grid.kind == "time-uniform", "time.grid", c.grid.kind,
+              "must be \"time-uniform\" for kind \"stochastic\" (steps on the Brownian path's "
+              "dyadic grid)");
+      int finest = 0;
+      for (size_t i = 0; i < c.nfe.size(); ++i) {
+        const int n = c.nfe[i];
+        require((n & (n - 1)) == 0, "nfe[" + std::to_string(i) + "]", n,
+                "must be a power of two for kind \"stochastic\" (steps on the dyadic grid)");
+        while ((1 << finest) < n) ++finest;
+      }
+      c.brownian_levels = f.has("brownian_levels") ? f.integer("brownian_levels") : finest + 4;
+      require(c.brownian_levels >= finest + 3 && c.brownian_levels <= 20, "brownian_levels",
+              c.brownian_levels,
+              "must be between log2(max nfe) + 3 = " + std::to_string(finest + 3) +
+                  " (a reference 8 times finer than the finest level) and 20");
+      const double particles =
+          c.init_count > 0 ? c.init_count : static_cast<double>(c.init_points.size());
+      const double bytes = std::ldexp(1.0, c.brownian_levels) * c.state_dim * particles * 8;
+      require(bytes <= 2e9, "brownian_levels", c.brownian_levels,
+              "makes a Brownian path of " + to_text(bytes / 1e9) +
+                  " GB for these particles (at most 2 GB): lower it or init.count");
+    } else if (f.has("brownian_levels")) {
+      throw InputError("brownian_levels", f.raw("brownian_levels").dump(),
+                       "applies to kind \"stochastic\" only");
     }
     if (any_adaptive) {
       require(f.has("tolerances"), "tolerances", "(missing)", "is required for adaptive solvers");
@@ -169,6 +212,8 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     n["solvers"] = c.solvers;
     n["nfe"] = c.nfe;
     if (!c.tolerances.empty()) n["tolerances"] = c.tolerances;
+    n["fit_levels"] = c.fit_levels;
+    if (c.kind == "stochastic") n["brownian_levels"] = c.brownian_levels;
   }
   c.normalized = n;
   return c;

@@ -15,7 +15,7 @@ namespace pflow {
 
 struct ExperimentConfig {
   std::string name;
-  std::string kind;  // convergence | kernel
+  std::string kind;  // experiment_kinds()
   nlohmann::json sde, target, denoiser;
   double t_start = 1, t_end = 1e-3;
   GridSpec grid;
@@ -28,6 +28,8 @@ struct ExperimentConfig {
   std::string precision = "double";  // double | mp50
   std::string reference = "auto";    // auto | exact | mp50
   std::uint64_t seed = 0;
+  int fit_levels = 4;         // the fitted order: least squares over this many trailing levels
+  int brownian_levels = 0;    // stochastic: the shared Brownian path has 2^levels intervals
   std::vector<double> times;  // kernel: the times to tabulate
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
@@ -35,7 +37,7 @@ struct ExperimentConfig {
 
 inline const std::vector<std::string>& experiment_kinds() {
   static const std::vector<std::string> kinds = {"convergence", "kernel", "work-precision",
-                                                 "trajectory"};
+                                                 "trajectory", "stochastic"};
   return kinds;
 }
 

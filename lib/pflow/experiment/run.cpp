@@ -4,12 +4,14 @@
 
 #include <H5Cpp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/version.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -66,6 +68,106 @@ void record_trajectory(const LinearSde<mp50>& sde50, const GaussianMixture<mp50>
   }
 }
 
+// Declared order on this SDE: paDDIM's fixed-axes step is not consistent when the principal
+// axes of Sigma(t) rotate (2x2 blocks: CLD), so it declares no order there (README, issue 3).
+int declared_order_on(const SolverInfo& info, const nlohmann::json& spec, int block_size) {
+  const bool paddim_kernel =
+      info.name == "paddim" && !(spec.is_object() && spec.value("form", "kernel") == "data");
+  return paddim_kernel && block_size > 1 ? 0 : info.order;
+}
+
+// Moments of the particles (columns): the weak error compares these with the reference's.
+template <class Scalar>
+double weak_error(const Mat<Scalar>& x, const Mat<Scalar>& reference) {
+  auto moments = [](const Mat<Scalar>& m) {
+    const Vec<Scalar> mean = m.rowwise().mean();
+    const Mat<Scalar> centred = m.colwise() - mean;
+    const Mat<Scalar> cov = centred * centred.transpose() / Scalar(m.cols());
+    return std::make_pair(mean, cov);
+  };
+  const auto [mx, cx] = moments(x);
+  const auto [mr, cr] = moments(reference);
+  return std::max(to_double(Scalar((mx - mr).cwiseAbs().maxCoeff())),
+                  to_double(Scalar((cx - cr).cwiseAbs().maxCoeff())));
+}
+
+// Checkpoint files: one JSON file per finished cell. Doubles round-trip exactly through
+// nlohmann's shortest representation; NaN (failed cells, fixed-step tolerances) is stored as null.
+nlohmann::json number_or_null(double v) {
+  return std::isnan(v) ? nlohmann::json() : nlohmann::json(v);
+}
+double number_or_nan(const nlohmann::json& v) {
+  return v.is_null() ? std::nan("") : v.get<double>();
+}
+
+nlohmann::json cell_to_json(const CellResult& c) {
+  return {{"nfe_target", c.nfe_target},
+          {"tolerance", number_or_null(c.tolerance)},
+          {"nfe", c.nfe},
+          {"steps", c.steps},
+          {"err_max", number_or_null(c.err_max)},
+          {"err_rms", number_or_null(c.err_rms)},
+          {"err_weak", number_or_null(c.err_weak)},
+          {"wall_s", c.wall_s},
+          {"x", c.x},
+          {"failed", c.failed},
+          {"failure", c.failure},
+          {"trajectory",
+           {{"t", c.trajectory.t}, {"x", c.trajectory.x}, {"reference", c.trajectory.reference}}}};
+}
+
+CellResult cell_from_json(const nlohmann::json& j) {
+  CellResult c;
+  c.nfe_target = j.at("nfe_target").get<int>();
+  c.tolerance = number_or_nan(j.at("tolerance"));
+  c.nfe = j.at("nfe").get<long>();
+  c.steps = j.at("steps").get<int>();
+  c.err_max = number_or_nan(j.at("err_max"));
+  c.err_rms = number_or_nan(j.at("err_rms"));
+  c.err_weak = number_or_nan(j.at("err_weak"));
+  c.wall_s = j.at("wall_s").get<double>();
+  c.x = j.at("x").get<std::vector<double>>();
+  c.failed = j.at("failed").get<bool>();
+  c.failure = j.at("failure").get<std::string>();
+  const nlohmann::json& t = j.at("trajectory");
+  c.trajectory = {t.at("t").get<std::vector<double>>(), t.at("x").get<std::vector<double>>(),
+                  t.at("reference").get<std::vector<double>>()};
+  return c;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    require(static_cast<bool>(out), "checkpoint", temp, "cannot be written");
+  }
+  std::filesystem::rename(temp, path);
+}
+
+std::string cell_file(const std::string& dir, size_t k) {
+  return dir + "/cell-" + std::to_string(k) + ".json";
+}
+
+// Opens (or, resuming, checks) the checkpoint directory of a run: its config.json must be the
+// run's normalised config, so that cells of another config are never mixed in.
+void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool resume) {
+  namespace fs = std::filesystem;
+  const std::string config_file = dir + "/config.json";
+  if (resume && fs::exists(config_file)) {
+    std::ifstream in(config_file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const nlohmann::json saved = nlohmann::json::parse(text.str(), nullptr, false);
+    require(!saved.is_discarded() && saved == c.normalized, "--resume", dir,
+            "holds the checkpoint of a different config; pass --force instead to start over");
+    return;
+  }
+  fs::create_directories(dir);
+  write_text_atomically(config_file, c.normalized.dump(2));
+}
+
 template <class Scalar>
 ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   ExperimentResult result;
@@ -74,6 +176,7 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
   const AnalyticDenoiser<Scalar> model(*sde, data);
   const Scalar t_start = from_double<Scalar>(c.t_start), t_end = from_double<Scalar>(c.t_end);
+  const bool stochastic = c.kind == "stochastic";
 
   // Initial states (D x n).
   Mat<Scalar> x0;
@@ -88,19 +191,33 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   result.particles = static_cast<int>(x0.cols());
   result.init = row_major(x0);
 
-  // The reference in 50 digits: the exact flow map where one exists, else Bulirsch-Stoer.
-  // Built once: trajectory runs also use them for the reference at every grid time.
+  Problem<Scalar> problem;
+  problem.sde = sde.get();
+  problem.model = &model;
+  problem.seed = c.seed;
+  if (stochastic) problem.brownian_levels = c.brownian_levels;
+
+  // The reference. Deterministic kinds: the flow in 50 digits, the exact flow map where one
+  // exists, else Bulirsch-Stoer (trajectory runs also use it at every grid time). Stochastic:
+  // Euler-Maruyama on every interval of the shared Brownian path.
   const auto data50 = make_target<mp50>(c.target, "target");
   const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
   const bool has_exact = data50.components() == 1;
-  require(c.reference != "exact" || has_exact, "reference", "exact",
+  require(c.reference != "exact" || has_exact || stochastic, "reference", "exact",
           "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
   const bool use_exact = has_exact && c.reference != "mp50";
-  Mat<mp50> ref50;
-  {
+  Mat<Scalar> reference;
+  if (stochastic) {
+    const auto em = make_solver<Scalar>(nlohmann::json("euler-maruyama"));
+    const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, 1 << c.brownian_levels);
+    reference = solve(*em, problem, grid, x0).x;
+    result.reference_method = "euler-maruyama on all 2^" + std::to_string(c.brownian_levels) +
+                              " intervals of the shared Brownian path";
+    result.reference_tolerance = 0;
+  } else {
     const Mat<mp50> x50 = x0.template cast<mp50>();
     const mp50 s50 = from_double<mp50>(c.t_start), e50 = from_double<mp50>(c.t_end);
-    Mat<mp50>& ref = ref50;
+    Mat<mp50> ref;
     if (use_exact) {
       ref = exact_flow_map(*sde50, data50, x50, s50, e50);
       result.reference_method = "exact flow map (50 digits)";
@@ -110,23 +227,26 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
       result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
       result.reference_tolerance = 1e-32;
     }
-    result.reference = row_major(ref);
+    reference = ref.template cast<Scalar>();
   }
-  const Mat<Scalar> reference = ref50.template cast<Scalar>();
+  result.reference = row_major(reference);
 
   // The cells, in a fixed order; threads take them one by one (each is independent, so the
   // results do not depend on the thread count).
-  Problem<Scalar> problem;
-  problem.sde = sde.get();
-  problem.model = &model;
-  problem.seed = c.seed;
   // Each solver's cells: its NFE budgets, or its tolerances when it is adaptive.
+  const int block_size = sde->covariance(t_end).block_size();
   std::vector<nlohmann::json> cell_spec;
   std::vector<std::pair<size_t, size_t>> cell_index;
   for (size_t si = 0; si < c.solvers.size(); ++si) {
     const auto solver = make_solver<Scalar>(c.solvers[si]);
     const SolverInfo& info = solver->info();
-    SolverRun run{info.label, info.name, info.reference, info.order, info.adaptive, {}, {}};
+    SolverRun run;
+    run.label = info.label;
+    run.name = info.name;
+    run.reference = info.reference;
+    run.declared_order = declared_order_on(info, c.solvers[si], block_size);
+    run.declared_weak_order = info.weak_order;
+    run.adaptive = info.adaptive;
     const size_t m = info.adaptive ? c.tolerances.size() : c.nfe.size();
     run.cells.resize(m);
     for (size_t ci = 0; ci < m; ++ci) {
@@ -145,10 +265,33 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
     result.solvers.push_back(std::move(run));
   }
   const size_t cells = cell_index.size();
+  result.cells_total = cells;
+
+  // Cells finished by an earlier, interrupted run of the same config.
+  const bool checkpointing = !options.checkpoint_dir.empty();
+  std::vector<char> done(cells, 0);
+  if (checkpointing) {
+    open_checkpoint(options.checkpoint_dir, c, options.resume);
+    for (size_t k = 0; options.resume && k < cells; ++k) {
+      const std::string file = cell_file(options.checkpoint_dir, k);
+      if (!std::filesystem::exists(file)) continue;
+      std::ifstream in(file);
+      std::stringstream text;
+      text << in.rdbuf();
+      const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+      if (j.is_discarded()) continue;  // (cannot happen: cell files are renamed into place)
+      const auto [si, ni] = cell_index[k];
+      result.solvers[si].cells[ni] = cell_from_json(j);
+      done[k] = 1;
+    }
+  }
+
   std::atomic<size_t> next{0};
   std::mutex report;
   auto worker = [&] {
     for (size_t k = next++; k < cells; k = next++) {
+      if (done[k]) continue;
+      if (options.stop && options.stop->load()) break;
       const auto [si, ni] = cell_index[k];
       CellResult& cell = result.solvers[si].cells[ni];
       try {
@@ -181,11 +324,15 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
         cell.err_max = to_double(Scalar(exact_diff.cwiseAbs().maxCoeff()));
         cell.err_rms = std::sqrt(to_double(Scalar(exact_diff.squaredNorm())) /
                                  static_cast<double>(exact_diff.size()));
+        if (stochastic) cell.err_weak = weak_error(r.x, reference);
       } catch (const std::exception& e) {
         cell.failed = true;
         cell.failure = e.what();
-        cell.err_max = cell.err_rms = std::nan("");
+        cell.err_max = cell.err_rms = cell.err_weak = std::nan("");
       }
+      if (checkpointing)
+        write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
+      done[k] = 1;
       if (options.progress) {
         std::lock_guard<std::mutex> lock(report);
         options.progress(result.solvers[si].label +
@@ -200,29 +347,29 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
+  if (result.cells_done < cells) return result;  // stopped: the caller reports, nothing fitted
 
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
   for (auto& run : result.solvers) {
     if (run.adaptive) continue;  // no step ladder: the fitted order stays NaN
-    std::vector<Level> levels;
+    // Strong errors of stochastic samplers are mean-square (err_rms over the paths).
+    std::vector<Level> levels, weak_levels;
     for (const auto& cell : run.cells) {
       Level l;
       l.steps = static_cast<int>(cell.nfe);
       l.nfe = cell.nfe;
-      l.err_max = cell.err_max;
+      l.err_max = stochastic ? cell.err_rms : cell.err_max;
       l.failed = cell.failed;
       levels.push_back(l);
+      l.err_max = cell.err_weak;
+      weak_levels.push_back(l);
     }
-    run.fit = fit_order(levels, floor);
+    run.fit = fit_order(levels, floor, c.fit_levels);
+    if (stochastic) run.weak_fit = fit_order(weak_levels, floor, c.fit_levels);
   }
   return result;
-}
-
-std::string format_error(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2e", v);
-  return buf;
 }
 
 }  // namespace
@@ -258,38 +405,6 @@ ExperimentResult run_convergence(const ExperimentConfig& config, const RunOption
   require(config.kind != "kernel", "kind", config.kind, "has no solver cells (use run_kernel)");
   if (config.precision == "mp50") return run_in<mp50>(config, options);
   return run_in<double>(config, options);
-}
-
-std::string summary_table(const ExperimentResult& r) {
-  std::ostringstream out;
-  if (r.config.kind == "work-precision") {
-    out << "| solver | setting | NFE | err_max | wall_s |\n|---|---|---|---|---|\n";
-    for (const auto& s : r.solvers)
-      for (const auto& cell : s.cells) {
-        char wall[32];
-        std::snprintf(wall, sizeof wall, "%.3g", cell.wall_s);
-        out << "| " << s.label << " | "
-            << (s.adaptive ? "tol " + format_error(cell.tolerance)
-                           : "NFE " + std::to_string(cell.nfe_target))
-            << " | " << cell.nfe << " | " << (cell.failed ? "failed" : format_error(cell.err_max))
-            << " | " << wall << " |\n";
-      }
-    return out.str();
-  }
-  out << "| solver | declared order | fitted order |";
-  for (int n : r.config.nfe) out << " NFE " << n << " |";
-  out << "\n|---|---|---|";
-  for (size_t i = 0; i < r.config.nfe.size(); ++i) out << "---|";
-  out << "\n";
-  for (const auto& s : r.solvers) {
-    char fitted[32] = "n/a";
-    if (!std::isnan(s.fit.order)) std::snprintf(fitted, sizeof fitted, "%.2f", s.fit.order);
-    out << "| " << s.label << " | " << s.declared_order << " | " << fitted << " |";
-    for (const auto& cell : s.cells)
-      out << " " << (cell.failed ? "failed" : format_error(cell.err_max)) << " |";
-    out << "\n";
-  }
-  return out.str();
 }
 
 namespace {
@@ -331,6 +446,9 @@ void write_atomically(const std::string& path, Fill&& fill) {
 }  // namespace
 
 void write_result(const ExperimentResult& r, const std::string& path) {
+  require(r.cells_done == r.cells_total, "result", path,
+          "is incomplete (" + std::to_string(r.cells_done) + " of " +
+              std::to_string(r.cells_total) + " cells): resume the run to finish it");
   write_atomically(path, [&](h5::File& f) {
     write_provenance(f, r.config.normalized.dump());
     const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
@@ -346,13 +464,14 @@ void write_result(const ExperimentResult& r, const std::string& path) {
       const std::string g = "/solvers/" + s.label;
       f.group(g);
       std::vector<long> nfe, steps;
-      std::vector<double> err_max, err_rms, wall, x, tolerance;
+      std::vector<double> err_max, err_rms, weak, wall, x, tolerance;
       for (const auto& cell : s.cells) {
         tolerance.push_back(cell.tolerance);
         nfe.push_back(cell.nfe);
         steps.push_back(cell.steps);
         err_max.push_back(cell.err_max);
         err_rms.push_back(cell.err_rms);
+        weak.push_back(cell.err_weak);
         wall.push_back(cell.wall_s);
         if (cell.failed) {
           x.insert(x.end(), n * d, std::nan(""));
@@ -374,6 +493,12 @@ void write_result(const ExperimentResult& r, const std::string& path) {
       f.attribute(g, "declared_order", static_cast<double>(s.declared_order));
       f.attribute(g, "fitted_order", s.fit.order);
       f.attribute(g, "pairwise_orders", s.fit.pairwise);
+      if (r.config.kind == "stochastic") {
+        f.dataset(g + "/err_weak", {m}, weak);
+        f.attribute(g, "declared_weak_order", static_cast<double>(s.declared_weak_order));
+        f.attribute(g, "fitted_weak_order", s.weak_fit.order);
+        f.attribute(g, "weak_pairwise_orders", s.weak_fit.pairwise);
+      }
       std::string failures;
       for (const auto& cell : s.cells)
         if (cell.failed)

@@ -2,6 +2,7 @@
 // an SDE, written to one HDF5 file with its provenance (README "Results").
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -24,7 +25,8 @@ struct CellResult {
   long nfe = 0;
   int steps = 0;
   double err_max = 0, err_rms = 0, wall_s = 0;
-  std::vector<double> x;  // final states, row-major [n, D]
+  double err_weak = std::nan("");  // kind "stochastic": max |moment - reference moment|
+  std::vector<double> x;           // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
   Trajectory trajectory;  // kind "trajectory" only
@@ -32,10 +34,12 @@ struct CellResult {
 
 struct SolverRun {
   std::string label, name, reference;
-  int declared_order = 0;
+  int declared_order = 0;  // strong order for kind "stochastic"
+  int declared_weak_order = 0;
   bool adaptive = false;
   std::vector<CellResult> cells;
-  OrderFit fit;
+  OrderFit fit;       // over err_max (err_rms, the mean-square strong error, when stochastic)
+  OrderFit weak_fit;  // kind "stochastic": over err_weak
 };
 
 struct ExperimentResult {
@@ -45,20 +49,26 @@ struct ExperimentResult {
   std::string reference_method;
   double reference_tolerance = 0;
   std::vector<SolverRun> solvers;
+  size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped
 };
 
 struct RunOptions {
   int threads = 1;
   std::function<void(const std::string&)> progress;  // one line per finished cell
+  // Checkpointing: each finished cell is written to this directory (one small file per cell,
+  // written atomically); with `resume`, cells found there are loaded instead of run.
+  std::string checkpoint_dir;
+  bool resume = false;
+  // Set (e.g. by a signal handler) to stop at the next cell boundary: running cells finish and
+  // are checkpointed, no new one starts.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Kinds "convergence", "trajectory" (the same, plus every intermediate state and the reference
-// at every grid time) and "work-precision" (fixed solvers over `nfe`, adaptive ones over
-// `tolerances`).
+// at every grid time), "work-precision" (fixed solvers over `nfe`, adaptive ones over
+// `tolerances`) and "stochastic" (strong and weak errors against Euler-Maruyama on every
+// interval of the shared Brownian path).
 ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options);
-
-// The summary table of a run: solver, declared and fitted order, error at each NFE.
-std::string summary_table(const ExperimentResult& result);
 
 // Writes the result atomically: a temporary file beside `path`, flushed, then renamed.
 void write_result(const ExperimentResult& result, const std::string& path);

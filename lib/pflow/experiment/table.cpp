@@ -39,43 +39,56 @@ std::string csv_quote(const std::string& s) {
   return out + "\"";
 }
 
-// Work-precision results in long form: one row per cell (solver, setting, NFE, metric).
+// Work-precision results in long form: one row per cell (solver, setting, NFE, metric, and the
+// wall time beside an error metric).
 std::string work_precision_table(const h5::File& f, const std::string& format,
                                  const std::string& metric) {
   struct Row {
     std::string label, setting;
-    double nfe, value, index;
+    double nfe, value, wall, index;
   };
   std::vector<Row> rows;
   for (const std::string& label : f.children("/solvers")) {
     const std::string g = "/solvers/" + label;
     const auto nfe = f.read(g + "/nfe"), values = f.read(g + "/" + metric),
-               tol = f.read(g + "/tolerance");
+               tol = f.read(g + "/tolerance"), wall = f.read(g + "/wall_s");
     const double index = f.read_double(g, "index");
     for (size_t i = 0; i < nfe.size(); ++i)
       rows.push_back({label, std::isnan(tol[i]) ? "fixed" : "tol " + number("%.0e", tol[i]), nfe[i],
-                      values[i], index + 1e-6 * static_cast<double>(i)});
+                      values[i], wall[i], index + 1e-6 * static_cast<double>(i)});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
+  const bool with_wall = metric != "wall_s";
   const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
   std::ostringstream out;
   if (format == "markdown") {
-    out << "| solver | setting | NFE | " << metric << " |\n|---|---|---|---|\n";
-    for (const Row& r : rows)
+    out << "| solver | setting | NFE | " << metric << (with_wall ? " | wall_s" : "") << " |\n"
+        << "|---|---|---|---|" << (with_wall ? "---|" : "") << "\n";
+    for (const Row& r : rows) {
       out << "| " << r.label << " | " << r.setting << " | " << number("%.0f", r.nfe) << " | "
-          << number(value_format, r.value) << " |\n";
+          << number(value_format, r.value) << " |";
+      if (with_wall) out << " " << number("%.3g", r.wall) << " |";
+      out << "\n";
+    }
   } else if (format == "latex") {
-    out << "\\begin{tabular}{llrr}\n\\toprule\nsolver & setting & NFE & " << latex_escape(metric)
+    out << "\\begin{tabular}{llrr" << (with_wall ? "r" : "") << "}\n\\toprule\n"
+        << "solver & setting & NFE & " << latex_escape(metric) << (with_wall ? " & wall\\_s" : "")
         << " \\\\\n\\midrule\n";
-    for (const Row& r : rows)
+    for (const Row& r : rows) {
       out << "\\texttt{" << latex_escape(r.label) << "} & " << r.setting << " & "
-          << number("%.0f", r.nfe) << " & " << number(value_format, r.value) << " \\\\\n";
+          << number("%.0f", r.nfe) << " & " << number(value_format, r.value);
+      if (with_wall) out << " & " << number("%.3g", r.wall);
+      out << " \\\\\n";
+    }
     out << "\\bottomrule\n\\end{tabular}\n";
   } else {
-    out << "solver,setting,nfe," << metric << "\n";
-    for (const Row& r : rows)
+    out << "solver,setting,nfe," << metric << (with_wall ? ",wall_s" : "") << "\n";
+    for (const Row& r : rows) {
       out << csv_quote(r.label) << "," << r.setting << "," << number("%.0f", r.nfe) << ","
-          << number("%.6e", r.value) << "\n";
+          << number("%.6e", r.value);
+      if (with_wall) out << "," << number("%.6g", r.wall);
+      out << "\n";
+    }
   }
   return out.str();
 }
@@ -87,7 +100,7 @@ std::string result_table(const std::string& path, const std::string& format,
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
   require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
-          "must be err_max, err_rms or wall_s");
+          "must be err_max, err_rms or wall_s (stochastic results show err_rms and err_weak)");
   const h5::File f = h5::File::open(path);
   require(f.exists("/solvers"), path, "/solvers",
           "is missing: not a pflow convergence result (kernel results have no table)");
@@ -106,14 +119,28 @@ std::string result_table(const std::string& path, const std::string& format,
     double index;
   };
   std::vector<Row> rows;
-  for (const std::string& label : f.children("/solvers")) {
-    const std::string g = "/solvers/" + label;
-    Row row{label, f.read_double(g, "declared_order"), f.read_double(g, "fitted_order"),
-            f.read(g + "/" + metric), f.read_double(g, "index")};
-    require(row.values.size() == nfe.size(), path, g + "/" + metric,
+  // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
+  // (moments, err_weak) error with their orders; wall_s keeps one row.
+  const bool two_rows = config.value("kind", "convergence") == "stochastic" && metric != "wall_s";
+  auto add_row = [&](const std::string& label, const std::string& g, const std::string& name,
+                     const std::string& declared, const std::string& fitted, double index) {
+    Row row{label, f.read_double(g, declared), f.read_double(g, fitted), f.read(g + "/" + name),
+            index};
+    require(row.values.size() == nfe.size(), path, g + "/" + name,
             "has " + std::to_string(row.values.size()) + " entries for " +
                 std::to_string(nfe.size()) + " NFE values");
     rows.push_back(std::move(row));
+  };
+  for (const std::string& label : f.children("/solvers")) {
+    const std::string g = "/solvers/" + label;
+    const double index = f.read_double(g, "index");
+    if (two_rows) {
+      add_row(label + " strong", g, "err_rms", "declared_order", "fitted_order", index);
+      add_row(label + " weak", g, "err_weak", "declared_weak_order", "fitted_weak_order",
+              index + 0.5);
+    } else {
+      add_row(label, g, metric, "declared_order", "fitted_order", index);
+    }
   }
   // The config's solver order (HDF5 lists groups alphabetically).
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });

@@ -13,7 +13,7 @@ const std::vector<SolverCatalogueEntry>& solver_catalogue() {
       {"dpm-solver++-1", "", "1", "Lu et al. 2022b, eq. 9 (= DDIM)", "exponential"},
       {"dpm-solver++-2s", "", "2", "Lu et al. 2022b, Alg. 1 (r1 = 1/2)", "exponential"},
       {"dpm-solver++-2m", "start = lower-order", "2", "Lu et al. 2022b, Alg. 2", "multistep"},
-      {"dpm-solver++-3m", "start = lower-order", "3",
+      {"dpm-solver++-3m", "start = lower-order", "2 (published as 3; README)",
        "Lu et al. 2022b, 3M update of the reference implementation", "multistep"},
       {"dpm-solver++-3m-corrected", "start = lower-order", "3",
        "3M with the D2 term Taylor expansion gives (README)", "multistep"},

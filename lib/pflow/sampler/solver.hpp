@@ -27,12 +27,13 @@ namespace pflow {
 struct SolverInfo {
   std::string name;        // command-line name
   std::string label;       // name with its parameters, unique within a run
-  int order = 1;           // declared order of convergence (weak/strong order 1 for stochastic)
+  int order = 1;           // declared order of convergence (strong order for stochastic solvers)
   std::string reference;   // paper and equation
   int evals_per_step = 1;  // NFE per step; 0 for adaptive solvers
   bool stochastic = false;
   bool adaptive = false;
   bool scalar_sde_only = false;  // needs alpha, sigma, lambda (not CLD, blurring, linear)
+  int weak_order = 0;            // stochastic solvers: declared weak order
 };
 
 // What a solver integrates. exact_flow is an optional oracle x_s -> x_t (the exact map for

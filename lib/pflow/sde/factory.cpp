@@ -3,6 +3,7 @@
 #include "pflow/core/json_fields.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 
 #include "pflow/sde/blurring.hpp"
@@ -127,12 +128,19 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     Fields f(config, path, {"type", "shape", "beta_min", "beta_max", "blur_sigma_max"});
     require(f.has("shape"), f.at("shape"), "(missing)", "is required: [channels, height, width]");
     const json& shape = f.raw("shape");
-    require(
-        shape.is_array() && shape.size() == 3 &&
-            std::all_of(shape.begin(), shape.end(),
-                        [](const json& v) { return v.is_number_integer() && v.get<int>() > 0; }),
-        f.at("shape"), shape.dump(), "must be [channels, height, width] of positive integers");
-    const int c = shape[0], h = shape[1], w = shape[2];
+    require(shape.is_array() && shape.size() == 3, f.at("shape"), shape.dump(),
+            "must be [channels, height, width] of positive integers");
+    int dims[3];
+    for (int k = 0; k < 3; ++k) {
+      const std::string at = f.at("shape") + "[" + std::to_string(k) + "]";
+      dims[k] = Fields::integer_of(shape[k], at);
+      require(dims[k] > 0, at, dims[k], "must be positive");
+    }
+    const int c = dims[0], h = dims[1], w = dims[2];
+    // The product in double first: in int it can overflow (and wrap onto the data dimension).
+    const double size = static_cast<double>(c) * h * w;
+    require(size <= std::numeric_limits<int>::max(), f.at("shape"), shape.dump(),
+            "has too many coordinates (C H W = " + to_text(size) + ")");
     check_dim(c * h * w, "shape");
     const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
     const Scalar blur = f.number<Scalar>("blur_sigma_max", 1.0);

@@ -136,7 +136,10 @@ const std::pair<std::vector<Scalar>, std::vector<Scalar>>& gauss_legendre_cached
 template <class Scalar>
 BlockMatrix<Scalar> quadrature_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
                                           int points = 24) {
-  const auto [nodes, weights] = gauss_legendre<Scalar>(points);
+  // Not a structured binding: clang 14 (the fuzz build) cannot capture those in the lambda.
+  const auto rule = gauss_legendre<Scalar>(points);
+  const std::vector<Scalar>& nodes = rule.first;
+  const std::vector<Scalar>& weights = rule.second;
   const BlockMatrix<Scalar> psi_t0 = sde.transition(t, Scalar(0));
   const BlockMatrix<Scalar> start = psi_t0 * sde.initial_covariance() * psi_t0.transpose();
   auto panel = [&](const Scalar& a, const Scalar& b) {
