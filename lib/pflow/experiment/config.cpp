@@ -126,6 +126,20 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       require(c.kind != "stochastic" || info.stochastic, path, info.label,
               "is deterministic: kind \"stochastic\" measures stochastic samplers (ddpm, ddim "
               "with eta > 0, euler-maruyama)");
+      // The reference is the reverse SDE (eta = 1); ddim with 0 < eta < 1 discretizes another
+      // SDE with the same marginals, so its pathwise error would not converge.
+      if (c.kind == "stochastic" && solvers[i].is_object() && solvers[i].contains("eta"))
+        require(
+            solvers[i]["eta"] == 1.0, path + ".eta", solvers[i]["eta"].dump(),
+            "must be 1 for kind \"stochastic\" (the reference solves the reverse SDE, eta = 1)");
+      if (info.name == "abm") {  // Adams weights assume equal steps in the solver's variable
+        const bool in_lambda =
+            solvers[i].is_object() && solvers[i].value("variable", std::string("t")) == "lambda";
+        const std::string needed = in_lambda ? "logsnr" : "time-uniform";
+        require(c.grid.kind == needed, "time.grid", c.grid.kind,
+                "abm with variable " + std::string(in_lambda ? "lambda" : "t") + " (" + path +
+                    ") needs steps uniform in it: grid \"" + needed + "\"");
+      }
       infos.push_back(info);
       c.solvers.push_back(solvers[i]);
     }
@@ -151,6 +165,9 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
     require(c.fit_levels >= 2 && c.fit_levels <= 20, "fit_levels", c.fit_levels,
             "must be between 2 and 20");
+    require(!f.has("fit_levels") || c.nfe.empty() || c.fit_levels <= static_cast<int>(c.nfe.size()),
+            "fit_levels", c.fit_levels,
+            "exceeds the " + std::to_string(c.nfe.size()) + " NFE levels in \"nfe\"");
     if (c.kind == "stochastic") {
       // Strong errors need every solve on one Brownian path: the steps of each grid must lie on
       // the path's dyadic grid, and the reference (Euler-Maruyama on every interval of the
