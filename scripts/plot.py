@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plots a pflow result: for a convergence run, error against NFE on log-log axes, one line per
-solver with its fitted order in the legend and slope triangles of the declared orders; for a
-work-precision run, error against NFE and against wall time side by side.
+solver with its fitted order in the legend and slope triangles of the declared orders (a
+stochastic run: strong and weak error lines per solver); for a work-precision run, error against NFE and against wall time side by side.
 Writes RESULT.png and RESULT.pdf next to the file.
 
 Usage: /usr/bin/python3 scripts/plot.py RESULT.h5 [--metric err_max|err_rms]
@@ -37,6 +37,13 @@ def main():
         walls = []
         for label in groups:
             g = f["solvers"][label]
+            if config.get("kind") == "stochastic":  # strong (mean-square) and weak errors
+                rows.append((f"{label} strong", g["nfe"][()], g["err_rms"][()],
+                             float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+                rows.append((f"{label} weak", g["nfe"][()], g["err_weak"][()],
+                             float(g.attrs["declared_weak_order"]),
+                             float(g.attrs["fitted_weak_order"])))
+                continue
             rows.append((label, g["nfe"][()], g[args.metric][()],
                          float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
             walls.append(g["wall_s"][()])
@@ -65,7 +72,8 @@ def main():
         ax.text(x0 * 0.97, (y0 * y1) ** 0.5, str(k), ha="right", va="center", fontsize=7,
                 color="0.3")
     ax.set_xlabel("NFE (model evaluations)")
-    ax.set_ylabel(f"{args.metric} at t_end")
+    ax.set_ylabel("strong: RMS error, weak: max moment error, at t_end"
+                  if config.get("kind") == "stochastic" else f"{args.metric} at t_end")
     sde = config["sde"]["type"]
     ax.set_title(f"{config['name']}: {sde}, {config['time']['grid']} grid, "
                  f"t {config['time']['t_start']} -> {config['time']['t_end']}", fontsize=10)

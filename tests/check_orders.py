@@ -1,0 +1,66 @@
+#!/usr/bin/python3
+"""Checks that every solver in pflow result files reaches its declared order: the fitted order
+(least squares over the last fit_levels NFE levels) within TOL of the declared one, for the
+strong and, in stochastic runs, the weak order. Adaptive solvers (no NFE ladder) are skipped;
+a solver whose errors all sit at the rounding floor (exact for the problem) passes as exact;
+a failed cell fails the check. Usage: check_orders.py [--tol 0.2] RESULT.h5|DIR ..."""
+import argparse
+import glob
+import json
+import os
+import sys
+
+import h5py
+import numpy as np
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--tol", type=float, default=0.2)
+parser.add_argument("paths", nargs="+")
+args = parser.parse_args()
+
+files = []
+for p in args.paths:
+    files += sorted(glob.glob(os.path.join(p, "*", "*.h5"))) if os.path.isdir(p) else [p]
+failures, checked = [], 0
+
+
+def check(file, label, kind, declared, fitted, errors, scale):
+    global checked
+    checked += 1
+    floor = 1e-12 * scale
+    if np.all(np.asarray(errors) <= floor):
+        verdict, ok = f"exact (errors <= {floor:.1e})", True
+    elif not np.isfinite(fitted):
+        verdict, ok = "no fitted order", False
+    else:
+        ok = abs(fitted - declared) <= args.tol
+        verdict = f"fitted {fitted:.2f}, declared {declared:g}"
+    print(f"{'OK  ' if ok else 'FAIL'} {os.path.basename(file)}: {label} {kind}: {verdict}")
+    if not ok:
+        failures.append(f"{file}: {label} {kind}: {verdict}")
+
+
+for file in files:
+    with h5py.File(file, "r") as f:
+        if "solvers" not in f:
+            continue  # kernel tables have no solvers
+        config = json.loads(f.attrs["config_json"])
+        scale = max(1.0, float(np.max(np.abs(f["reference/x"][()]))))
+        for label, g in f["solvers"].items():
+            if "tolerance" in g and np.any(np.isfinite(g["tolerance"][()])):
+                continue  # adaptive: runs over tolerances, no NFE ladder
+            if "failures" in g.attrs and len(g.attrs["failures"]):
+                failures.append(f"{file}: {label}: failed cells: {g.attrs['failures']}")
+                print(f"FAIL {os.path.basename(file)}: {label}: failed cells")
+                continue
+            strong = g["err_rms"][()] if config["kind"] == "stochastic" else g["err_max"][()]
+            check(file, label, "strong" if config["kind"] == "stochastic" else "order",
+                  g.attrs["declared_order"], g.attrs["fitted_order"], strong, scale)
+            if config["kind"] == "stochastic":
+                check(file, label, "weak", g.attrs["declared_weak_order"],
+                      g.attrs["fitted_weak_order"], g["err_weak"][()], scale)
+if failures:
+    print(f"{len(failures)} of {checked} orders off by more than {args.tol}:")
+    print("\n".join(failures))
+    sys.exit(1)
+print(f"all {checked} orders within {args.tol} of their declared values ({len(files)} files)")
