@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <stdexcept>
 
 #include <vector>
 
@@ -45,10 +46,41 @@ Scalar default_ode_tolerance() {
   }
 }
 
-// Psi(t, s) by integrating dPsi/dr = F(r) Psi from r = s to r = t.
+namespace detail {
+
+// Integrates a block-structured matrix ODE dX_k/dr = rhs_k(X, r) (X_k = block k, flattened) from
+// r = start through `times`, which move monotonically away from `start`, and returns the blocks
+// at every time. One pass: each segment continues from the previous time, so a grid of n times
+// costs one solve to the farthest time, not n solves from `start`.
+template <class Scalar, class Rhs>
+std::vector<std::vector<Mat<Scalar>>> integrate_block_path(Rhs&& rhs, Vec<Scalar> state, int nb,
+                                                           int b, const Scalar& start,
+                                                           const std::vector<Scalar>& times,
+                                                           const Scalar& tol) {
+  std::vector<std::vector<Mat<Scalar>>> out;
+  Scalar here = start;
+  for (const Scalar& t : times) {
+    if ((t - here) * (times.back() - start) < 0)
+      throw std::invalid_argument(
+          "integrate_block_path: the times must move monotonically away from the start");
+    integrate_bulirsch_stoer<Scalar>(rhs, state, here, t, tol);
+    here = t;
+    std::vector<Mat<Scalar>> blocks(nb);
+    for (int k = 0; k < nb; ++k)
+      blocks[k] = Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b);
+    out.push_back(std::move(blocks));
+  }
+  return out;
+}
+
+}  // namespace detail
+
+// Psi(t, s) at each t of `times` (monotone, moving away from s) by integrating
+// dPsi/dr = F(r) Psi from Psi(s, s) = I.
 template <class Scalar>
-BlockMatrix<Scalar> ode_transition(const LinearSde<Scalar>& sde, const Scalar& t, const Scalar& s,
-                                   const Scalar& tol = default_ode_tolerance<Scalar>()) {
+std::vector<BlockMatrix<Scalar>> ode_transition_path(
+    const LinearSde<Scalar>& sde, const std::vector<Scalar>& times, const Scalar& s,
+    const Scalar& tol = default_ode_tolerance<Scalar>()) {
   const int nb = detail::distinct_blocks(sde, s), b = sde.block_size();
   Vec<Scalar> state(nb * b * b);
   for (int k = 0; k < nb; ++k)
@@ -62,16 +94,25 @@ BlockMatrix<Scalar> ode_transition(const LinearSde<Scalar>& sde, const Scalar& t
     }
     return dx;
   };
-  integrate_bulirsch_stoer<Scalar>(rhs, state, s, t, tol);
-  std::vector<Mat<Scalar>> blocks(nb);
-  for (int k = 0; k < nb; ++k) blocks[k] = Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b);
-  return detail::assemble(sde, std::move(blocks));
+  std::vector<BlockMatrix<Scalar>> out;
+  for (auto& blocks : detail::integrate_block_path<Scalar>(rhs, state, nb, b, s, times, tol))
+    out.push_back(detail::assemble(sde, std::move(blocks)));
+  return out;
 }
 
-// Sigma(t) by integrating the Lyapunov ODE from Sigma(0) = Sigma_0.
+// Psi(t, s) by integrating dPsi/dr = F(r) Psi from r = s to r = t.
 template <class Scalar>
-BlockMatrix<Scalar> ode_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
+BlockMatrix<Scalar> ode_transition(const LinearSde<Scalar>& sde, const Scalar& t, const Scalar& s,
                                    const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  return ode_transition_path<Scalar>(sde, {t}, s, tol).front();
+}
+
+// Sigma(t) at each t of `times` (non-decreasing, >= 0) by integrating the Lyapunov ODE
+// dSigma/dr = F Sigma + Sigma F^T + G G^T from Sigma(0) = Sigma_0.
+template <class Scalar>
+std::vector<BlockMatrix<Scalar>> ode_covariance_path(
+    const LinearSde<Scalar>& sde, const std::vector<Scalar>& times,
+    const Scalar& tol = default_ode_tolerance<Scalar>()) {
   const int nb = detail::distinct_blocks(sde, Scalar(0)), b = sde.block_size();
   const BlockMatrix<Scalar> sigma0 = sde.initial_covariance();
   Vec<Scalar> state(nb * b * b);
@@ -87,10 +128,17 @@ BlockMatrix<Scalar> ode_covariance(const LinearSde<Scalar>& sde, const Scalar& t
     }
     return dx;
   };
-  integrate_bulirsch_stoer<Scalar>(rhs, state, Scalar(0), t, tol);
-  std::vector<Mat<Scalar>> blocks(nb);
-  for (int k = 0; k < nb; ++k) blocks[k] = Eigen::Map<Mat<Scalar>>(state.data() + k * b * b, b, b);
-  return detail::assemble(sde, std::move(blocks)).symmetrized();
+  std::vector<BlockMatrix<Scalar>> out;
+  for (auto& blocks : detail::integrate_block_path<Scalar>(rhs, state, nb, b, Scalar(0), times, tol))
+    out.push_back(detail::assemble(sde, std::move(blocks)).symmetrized());
+  return out;
+}
+
+// Sigma(t) by integrating the Lyapunov ODE from Sigma(0) = Sigma_0.
+template <class Scalar>
+BlockMatrix<Scalar> ode_covariance(const LinearSde<Scalar>& sde, const Scalar& t,
+                                   const Scalar& tol = default_ode_tolerance<Scalar>()) {
+  return ode_covariance_path<Scalar>(sde, {t}, tol).front();
 }
 
 // Gauss-Legendre nodes and weights on [-1, 1] by Newton's method on P_n, in any precision.

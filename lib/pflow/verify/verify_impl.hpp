@@ -170,8 +170,10 @@ std::vector<CheckRow> run_case(const Case& c) {
 
   // Covariance Sigma(t): three or four independent computations.
   double e_ode = 0, e_vl = 0, e_quad = 0, e_vl_ode = 0;
-  for (const Scalar& t : times) {
-    const BlockMatrix<Scalar> ode = ode_covariance(*sde, t);
+  const std::vector<BlockMatrix<Scalar>> ode_path = ode_covariance_path(*sde, times);
+  for (size_t i = 0; i < times.size(); ++i) {
+    const Scalar& t = times[i];
+    const BlockMatrix<Scalar>& ode = ode_path[i];
     const BlockMatrix<Scalar> quad = quadrature_covariance(*sde, t);
     if (closed) {
       const BlockMatrix<Scalar> exact = *sde->closed_covariance(t);
@@ -198,9 +200,12 @@ std::vector<CheckRow> run_case(const Case& c) {
 
   // Transition Psi(t, s): closed form (or Van Loan) vs ODE, and the semigroup property.
   double e_psi = 0, e_semi = 0;
+  const Scalar r = times[0] / 2;
+  const std::vector<BlockMatrix<Scalar>> psi_path =
+      ode_transition_path(*sde, std::vector<Scalar>(times.begin() + 1, times.end()), r);
   for (size_t i = 1; i < times.size(); ++i) {
-    const Scalar t = times[i], s = times[i - 1], r = times[0] / 2;
-    e_psi = std::max(e_psi, rel_error(ode_transition(*sde, t, r), sde->transition(t, r)));
+    const Scalar t = times[i], s = times[i - 1];
+    e_psi = std::max(e_psi, rel_error(psi_path[i - 1], sde->transition(t, r)));
     e_semi = std::max(
         e_semi, rel_error(sde->transition(t, s) * sde->transition(s, r), sde->transition(t, r)));
   }
