@@ -272,12 +272,12 @@ TEMPLATE_TEST_CASE(
     const auto grid = make_time_grid<S>(*p.sde, p.grid, p.t_start, p.t_end, steps);
     INFO(steps << " steps");
     CHECK(max_diff(run<S>(json{{"name", "paddim"}, {"form", "data"}}, p.problem(), grid, p.x_start),
-                   p.reference) <= tol);
+                   p.reference()) <= tol);
     CHECK(max_diff(run<S>(json{{"name", "gddim"}, {"order", 0}, {"covariance", "data"}},
                           p.problem(), grid, p.x_start),
-                   p.reference) <= tol);
+                   p.reference()) <= tol);
     // The forward-kernel forms are DDIM: not exact for Gaussian (non-Dirac) data.
-    CHECK(max_diff(run<S>("paddim", p.problem(), grid, p.x_start), p.reference) > 1e-3);
+    CHECK(max_diff(run<S>("paddim", p.problem(), grid, p.x_start), p.reference()) > 1e-3);
   }
 }
 
@@ -369,7 +369,7 @@ TEST_CASE("gDDIM on CLD: K = R is exact in one step, K = Cholesky converges at f
   p.t_end = 1e-3;
   p.grid.kind = "time-quadratic";
   p.x_start = x;
-  p.reference = exact_flow_map(*p.sde, *p.data, x, 0.5, 1e-3);
+  p.set_reference(exact_flow_map(*p.sde, *p.data, x, 0.5, 1e-3));
   const auto levels = convergence_levels<double>(
       json{{"name", "gddim"}, {"order", 0}, {"K", "cholesky"}}, p, {16, 32, 64, 128, 256, 512});
   const OrderFit fit = fit_order(levels, roundoff_floor(p));

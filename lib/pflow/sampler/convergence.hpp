@@ -9,6 +9,9 @@
 #pragma once
 
 #include <cmath>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,9 +30,22 @@ struct OrderProblem {
   std::shared_ptr<AnalyticDenoiser<Scalar>> model;
   Scalar t_start, t_end;
   GridSpec grid;
-  Mat<Scalar> x_start;    // D x n at t_start
-  Mat<Scalar> reference;  // D x n at t_end
+  Mat<Scalar> x_start;  // D x n at t_start
   std::string reference_method;
+
+  // The reference states (D x n at t_end), computed on first use and shared by copies: the
+  // 50-digit solve of the mixture takes seconds, and many uses need only the SDE and the model.
+  const Mat<Scalar>& reference() const {
+    std::call_once(reference_->once, [this] { reference_->value = reference_->make(); });
+    return reference_->value;
+  }
+  void set_reference(std::function<Mat<Scalar>()> make) {
+    reference_ = std::make_shared<LazyReference>();
+    reference_->make = std::move(make);
+  }
+  void set_reference(Mat<Scalar> value) {
+    set_reference([value = std::move(value)] { return value; });
+  }
 
   Problem<Scalar> problem() const {
     Problem<Scalar> p;
@@ -48,6 +64,14 @@ struct OrderProblem {
     }
     return p;
   }
+
+ private:
+  struct LazyReference {
+    std::once_flag once;
+    std::function<Mat<Scalar>()> make;
+    Mat<Scalar> value;
+  };
+  std::shared_ptr<LazyReference> reference_ = std::make_shared<LazyReference>();
 };
 
 struct Level {
@@ -108,7 +132,7 @@ std::vector<Level> convergence_levels(const nlohmann::json& spec, const OrderPro
     try {
       const auto grid = make_time_grid<Scalar>(*p.sde, p.grid, p.t_start, p.t_end, n);
       const SolveResult<Scalar> r = solve(*solver, problem, grid, p.x_start);
-      const Mat<Scalar> diff = r.x - p.reference;
+      const Mat<Scalar> diff = r.x - p.reference();
       level.nfe = r.nfe;
       level.wall_s = r.wall_s;
       level.err_max = to_double(Scalar(diff.cwiseAbs().maxCoeff()));
@@ -125,7 +149,7 @@ std::vector<Level> convergence_levels(const nlohmann::json& spec, const OrderPro
 // The round-off floor of a problem: 100 eps times the size of the reference states.
 template <class Scalar>
 double roundoff_floor(const OrderProblem<Scalar>& p) {
-  const double scale = std::max(1.0, to_double(Scalar(p.reference.cwiseAbs().maxCoeff())));
+  const double scale = std::max(1.0, to_double(Scalar(p.reference().cwiseAbs().maxCoeff())));
   return 1e2 * to_double(eps<Scalar>()) * scale;
 }
 

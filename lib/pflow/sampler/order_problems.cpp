@@ -111,12 +111,16 @@ OrderProblem<Scalar> build(const std::string& name) {
       p.x_start(i, j) = from_double<Scalar>(init[j][i].get<double>());
   // References are computed in 50 digits and rounded: the exact flow map (the R-ODE for matrix
   // SDEs, which in double is good to ~1e-13 only), or the Bulirsch-Stoer solve at 1e-32.
+  // Computed on first use (OrderProblem::reference).
   if constexpr (std::is_same_v<Scalar, mp50>) {
-    p.reference = p.data->components() == 1
-                      ? exact_flow_map(*p.sde, *p.data, p.x_start, p.t_start, p.t_end)
-                      : reference_flow<mp50>(*p.sde, *p.data, p.x_start, p.t_start, p.t_end);
+    p.set_reference([sde = p.sde, data = p.data, x = p.x_start, s = p.t_start, t = p.t_end] {
+      return data->components() == 1 ? exact_flow_map(*sde, *data, x, s, t)
+                                     : reference_flow<mp50>(*sde, *data, x, s, t);
+    });
   } else {
-    p.reference = order_problem<mp50>(name).reference.template cast<Scalar>();
+    p.set_reference([name] {
+      return Mat<Scalar>(order_problem<mp50>(name).reference().template cast<Scalar>());
+    });
   }
   p.reference_method = p.data->components() == 1 ? "exact flow map, 50 digits"
                                                  : "Bulirsch-Stoer, 50 digits, tolerance 1e-32";

@@ -129,7 +129,8 @@ std::vector<BlockMatrix<Scalar>> ode_covariance_path(
     return dx;
   };
   std::vector<BlockMatrix<Scalar>> out;
-  for (auto& blocks : detail::integrate_block_path<Scalar>(rhs, state, nb, b, Scalar(0), times, tol))
+  for (auto& blocks :
+       detail::integrate_block_path<Scalar>(rhs, state, nb, b, Scalar(0), times, tol))
     out.push_back(detail::assemble(sde, std::move(blocks)).symmetrized());
   return out;
 }
