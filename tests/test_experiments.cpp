@@ -193,7 +193,8 @@ TEST_CASE("configs are validated before any work, naming the field", "[experimen
   c["target"]["cov"] = {{1.0, 2.0}, {2.0, 1.0}};
   fails(c, "target.cov");
   c = good;
-  c["solvers"] = {json{{"name", "dopri5"}, {"adaptive", true}}};
+  // json::array: under clang, {json{...}} copies the one element instead (CWG 1467).
+  c["solvers"] = json::array({json{{"name", "dopri5"}, {"adaptive", true}}});
   fails(c, "is adaptive");
 }
 
