@@ -6,8 +6,7 @@
 #                                 Debug info is line tables only (file:line in every report's stack
 #                                 trace): full -g costs ~30% more compile time on these
 #                                 template-heavy sources and adds nothing to a sanitizer report.
-#   -DPFLOW_FUZZ=ON               (clang only) also instruments everything for libFuzzer and adds
-#                                 the fuzz_config target (tests/fuzz); use with Sanitize
+#   PFLOW_FUZZ (ON)               with Sanitize and clang, also the libFuzzer target (below)
 
 set(_pflow_sanitize "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer")
 if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
@@ -22,14 +21,12 @@ foreach(kind EXE SHARED MODULE)
   set(CMAKE_${kind}_LINKER_FLAGS_SANITIZE "-fsanitize=address,undefined")
 endforeach()
 
-option(PFLOW_FUZZ "Build the libFuzzer targets (clang, with CMAKE_BUILD_TYPE=Sanitize)" OFF)
-if(PFLOW_FUZZ)
-  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-    message(FATAL_ERROR "PFLOW_FUZZ needs clang++ (libFuzzer): -DCMAKE_CXX_COMPILER=clang++")
-  endif()
-  if(NOT CMAKE_BUILD_TYPE STREQUAL "Sanitize")
-    message(FATAL_ERROR "PFLOW_FUZZ needs -DCMAKE_BUILD_TYPE=Sanitize")
-  endif()
-  # Coverage instrumentation for everything; only the fuzz targets link libFuzzer's main.
-  add_compile_options(-fsanitize=fuzzer-no-link)
+# libFuzzer: a Sanitize build with clang also builds the fuzz target (tests/fuzz/fuzz_config),
+# with the config layer (pflow_config) instrumented for coverage, so scripts/fuzz reuses the
+# sanitizer build of scripts/test --sanitize. -DPFLOW_FUZZ=OFF leaves it out.
+option(PFLOW_FUZZ "Build the libFuzzer target in Sanitize builds with clang" ON)
+if(PFLOW_FUZZ AND CMAKE_BUILD_TYPE STREQUAL "Sanitize" AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  set(PFLOW_FUZZ_INSTRUMENT ON)
+else()
+  set(PFLOW_FUZZ_INSTRUMENT OFF)
 endif()

@@ -33,21 +33,25 @@ void require_all_pass(const std::vector<CheckRow>& rows, const std::string& sde)
 }  // namespace
 
 // One test per SDE runs both precisions: the 50-digit reference solve of the flow-map check is
-// cached per process and shared by the double and the mp50 checks.
-#define PFLOW_VERIFY_TESTS(SDE)                                 \
-  TEST_CASE("verify " SDE " in double and mp50", "[verify]") {  \
+// cached per process and shared by the double and the mp50 checks. The sweeps tagged
+// [mp50-long] run in Release only (scripts/test); under the sanitizers, vp-linear (closed forms,
+// public values) and cld (matrix kernels, rotation angle, public values) run every check path
+// of verify in both precisions, and the 50-digit kernels of the other SDEs run in the [sde],
+// [core] and [targets] suites.
+#define PFLOW_VERIFY_TESTS(SDE, TAGS)                           \
+  TEST_CASE("verify " SDE " in double and mp50", TAGS) {        \
     require_all_pass(verify_double(VerifyOptions{{SDE}}), SDE); \
     require_all_pass(verify_mp50(VerifyOptions{{SDE}}), SDE);   \
   }
 
-PFLOW_VERIFY_TESTS("vp-linear")
-PFLOW_VERIFY_TESTS("vp-cosine")
-PFLOW_VERIFY_TESTS("sub-vp")
-PFLOW_VERIFY_TESTS("ve")
-PFLOW_VERIFY_TESTS("edm")
-PFLOW_VERIFY_TESTS("cld")
-PFLOW_VERIFY_TESTS("blurring")
-PFLOW_VERIFY_TESTS("linear")
+PFLOW_VERIFY_TESTS("vp-linear", "[verify]")
+PFLOW_VERIFY_TESTS("vp-cosine", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("sub-vp", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("ve", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("edm", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("cld", "[verify]")
+PFLOW_VERIFY_TESTS("blurring", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("linear", "[verify][mp50-long]")
 
 TEST_CASE("verify covers every SDE type", "[verify]") {
   const auto names = verify_sde_names();
