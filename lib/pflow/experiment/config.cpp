@@ -119,10 +119,14 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       require(std::find(labels.begin(), labels.end(), info.label) == labels.end(), path, info.label,
               "appears twice (give one a \"label\")");
       labels.push_back(info.label);
-      if (info.scalar_sde_only && !dynamic_cast<const ScalarSde<double>*>(sde.get()))
+      if (info.scalar_sde_only && !dynamic_cast<const ScalarSde<double>*>(sde.get())) {
+        const bool odeint_in_lambda =
+            solvers[i].is_object() && solvers[i].value("variable", std::string("t")) == "lambda";
         throw InputError(path, info.label,
                          "needs a scalar SDE (alpha, sigma, lambda), not " + sde->name() +
-                             "; use gddim, paddim or an odeint solver");
+                             (odeint_in_lambda ? "; integrate in t (\"variable\": \"t\")"
+                                               : "; use gddim, paddim or an odeint solver"));
+      }
       require(c.kind != "stochastic" || info.stochastic, path, info.label,
               "is deterministic: kind \"stochastic\" measures stochastic samplers (ddpm, ddim "
               "with eta > 0, euler-maruyama)");

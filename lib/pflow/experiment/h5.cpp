@@ -37,9 +37,10 @@ void with_object(H5::H5File& file, const std::string& object, F&& f) {
     f(static_cast<H5::H5Object&>(root));
     return;
   }
-  H5O_info_t info;
-  H5Oget_info_by_name(file.getId(), object.c_str(), &info, H5P_DEFAULT);
-  if (info.type == H5O_TYPE_DATASET) {
+  // The C++ API's type query (it throws H5::Exception when the object is missing, where the C
+  // call's status was ignored); the same call in HDF5 1.10 and 1.12+.
+  const H5O_type_t type = file.childObjType(object);
+  if (type == H5O_TYPE_DATASET) {
     H5::DataSet ds = file.openDataSet(object);
     f(static_cast<H5::H5Object&>(ds));
   } else {

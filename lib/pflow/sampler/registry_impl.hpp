@@ -166,6 +166,7 @@ std::unique_ptr<Solver<Scalar>> make_solver(const nlohmann::json& spec, const st
   info.order = adaptive ? 0 : orders.at(name).first;
   info.evals_per_step = adaptive ? 0 : orders.at(name).second;
   info.adaptive = adaptive;
+  info.scalar_sde_only = in_lambda;  // lambda = log(alpha / sigma) exists for scalar SDEs only
   return std::make_unique<OdeintSolver<Scalar>>(info, name, adaptive, tol, in_lambda);
 }
 

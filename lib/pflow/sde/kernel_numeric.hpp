@@ -9,6 +9,7 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include <vector>
@@ -169,10 +170,14 @@ std::pair<std::vector<Scalar>, std::vector<Scalar>> gauss_legendre(int n) {
   return {nodes, weights};
 }
 
-// The n-point rule, computed once per precision and size.
+// The n-point rule, computed once per precision and size. Thread-safe: `pflow run --threads N`
+// workers reach it through gddim with K = R. The returned reference stays valid (std::map never
+// moves its elements, and nothing is erased).
 template <class Scalar>
 const std::pair<std::vector<Scalar>, std::vector<Scalar>>& gauss_legendre_cached(int n) {
+  static std::mutex mutex;
   static std::map<int, std::pair<std::vector<Scalar>, std::vector<Scalar>>> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
   auto it = cache.find(n);
   if (it == cache.end()) it = cache.emplace(n, gauss_legendre<Scalar>(n)).first;
   return it->second;
