@@ -97,6 +97,8 @@ cases = [
     ("abm_on_logsnr_in_t", edit(solvers=["ddim", "abm"]), "time.grid = logsnr: abm with variable t (solvers[1]) needs steps uniform in it"),
     ("kernel_missing_times", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"]}, "times = (missing): is required"),
     ("kernel_time_beyond_T", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"], "times": [0.5, 2.0]}, "times[1] = 2"),
+    ("odeint_lambda_on_cld", lambda c: dict(edit()(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["rk4", {"name": "rk4", "variable": "lambda", "label": "rk4-lambda"}]),
+     "solvers[1] = rk4-lambda: needs a scalar SDE (alpha, sigma, lambda), not cld; integrate in t"),
 ]
 
 for f in os.listdir(out):
