@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Taylor checks of the x0-form multistep updates of DPM-Solver++ (MATH.md sec. 4).
+"""Taylor checks of the x0-form multistep updates of DPM-Solver++ (docs/NOTES.md sec. 4).
 
 The exact step of the PF-ODE in the data-prediction form is
     x_t = (sigma_t/sigma_s) x_s + alpha_t int_0^h e^{tau - h} x0(lambda_s + tau) dtau,

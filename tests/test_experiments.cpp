@@ -131,7 +131,7 @@ TEST_CASE("the kernel table: closed forms beside their numerical counterparts", 
   CHECK(shape == std::vector<size_t>{4, 2, 2});
   const auto sigma_numeric = f.read("/kernel/sigma_numeric");
   for (size_t i = 0; i < sigma.size(); ++i) CHECK(std::abs(sigma[i] - sigma_numeric[i]) < 1e-12);
-  // MATH.md's public check values: CLD Sigma(0.1).
+  // the public check values of docs/NOTES.md: CLD Sigma(0.1).
   CHECK(std::abs(sigma[4] - 0.2218100610414) < 1e-13);
   CHECK(std::abs(sigma[5] - 0.1298598403741) < 1e-13);
   CHECK(std::abs(sigma[7] - 0.2157583505481) < 1e-13);

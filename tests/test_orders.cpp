@@ -1,7 +1,7 @@
-// Every deterministic solver is held to its declared order (MATH.md sec. 7; STYLE.md): on
-// Gaussian data against the exact flow map, and on a 3-component 2-D mixture against the
-// 50-digit Bulirsch-Stoer reference. The fitted order must be within 0.2 of the declared one, or
-// above it.
+// Every deterministic solver is held to its declared order (docs/NOTES.md sec. 7; docs/NOTES.md
+// sec. 9): on Gaussian data against the exact flow map, and on a 3-component 2-D mixture against
+// the 50-digit Bulirsch-Stoer reference. The fitted order must be within 0.2 of the declared one,
+// or above it.
 #include "helpers.hpp"
 #include "pflow/sampler/convergence.hpp"
 

@@ -1,4 +1,4 @@
-// Linear SDEs: the public check values of MATH.md, kernels against independent paths, the
+// Linear SDEs: the public check values of docs/NOTES.md, kernels against independent paths, the
 // scalar schedules and structure preservation, in double and mp50.
 #include "helpers.hpp"
 #include "pflow/flow/exact_flow.hpp"
@@ -12,8 +12,8 @@ using namespace pflow;
 using pflow::testing::max_diff;
 using pflow::testing::tol;
 
-TEMPLATE_TEST_CASE("CLD Sigma at t = 0.1 matches the public values of MATH.md", "[sde][public]",
-                   double, mp50) {
+TEMPLATE_TEST_CASE("CLD Sigma at t = 0.1 matches the public values of docs/NOTES.md",
+                   "[sde][public]", double, mp50) {
   using S = TestType;
   const Cld<S> cld(S(4), ratio<S>(1, 4), ratio<S>(4, 100), 1);  // Sigma_0 = diag(0, 0.01)
   const S t = ratio<S>(1, 10);
@@ -52,7 +52,7 @@ TEMPLATE_TEST_CASE("VP 2-D Gaussian flow map matches the public check", "[sde][p
   x1 << ratio<S>(3, 10), ratio<S>(-11, 10);
   x1 += vp.alpha(S(1)) * mu;
   const Mat<S> x = exact_flow_map<S>(vp, data, x1, S(1), ratio<S>(1, 20));
-  // MATH.md: (0.26751345705187957, -1.7722151628994074). That value is 3e-13 from the exact
+  // docs/NOTES.md: (0.26751345705187957, -1.7722151628994074). That value is 3e-13 from the exact
   // map: the closed form, the mpmath evaluation in analytic/ and the 50-digit ODE solve below
   // all give (0.26751345705175714..., -1.77221516289908025...). Both are asserted.
   Mat<S> published(2, 1), exact(2, 1);

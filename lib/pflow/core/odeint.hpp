@@ -2,7 +2,7 @@
 //
 // States are Vec<Scalar> (Eigen column vectors) with vector_space_algebra; matrices are
 // flattened into vectors by the callers. Bulirsch-Stoer in mp50 at tolerance 1e-40 is the
-// reference integrator (ENGINEERING.md).
+// reference integrator (docs/NOTES.md sec. 8).
 #pragma once
 
 #include <boost/numeric/odeint.hpp>

@@ -69,7 +69,8 @@ void record_trajectory(const LinearSde<mp50>& sde50, const GaussianMixture<mp50>
 }
 
 // Declared order on this SDE: paDDIM's fixed-axes step is not consistent when the principal
-// axes of Sigma(t) rotate (2x2 blocks: CLD), so it declares no order there (README, issue 3).
+// axes of Sigma(t) rotate (2x2 blocks: CLD), so it declares no order there
+// (README; docs/NOTES.md sec. 4).
 int declared_order_on(const SolverInfo& info, const nlohmann::json& spec, int block_size) {
   const bool paddim_kernel =
       info.name == "paddim" && !(spec.is_object() && spec.value("form", "kernel") == "data");

@@ -1,4 +1,4 @@
-// Exact PF-ODE flow maps x_s -> x_t for Gaussian (and Dirac) data (MATH.md sec. 2).
+// Exact PF-ODE flow maps x_s -> x_t for Gaussian (and Dirac) data (docs/NOTES.md sec. 2).
 //
 // * Scalar SDEs (closed form): with S0 = U diag(s_i) U^T and C_t = alpha_t^2 S0 + sigma_t^2 I
 //   (all C_t commute), x_t = alpha_t mu + C_t^{1/2} C_s^{-1/2} (x_s - alpha_s mu).

@@ -1,5 +1,5 @@
-// The probability-flow ODE dx/dt = F(t) x - D(t) grad log p_t(x), D = G G^T / 2 (MATH.md sec. 2),
-// and its 50-digit reference solution for any Gaussian-mixture target.
+// The probability-flow ODE dx/dt = F(t) x - D(t) grad log p_t(x), D = G G^T / 2, and its 50-digit
+// reference solution for any Gaussian-mixture target (docs/NOTES.md sec. 2).
 #pragma once
 
 #include "pflow/core/odeint.hpp"

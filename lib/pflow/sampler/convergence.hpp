@@ -1,4 +1,4 @@
-// Convergence-order measurement (MATH.md sec. 7): run a solver on a problem over a ladder of
+// Convergence-order measurement (docs/NOTES.md sec. 7): run a solver on a problem over a ladder of
 // step counts, compare the final states with a reference per particle (max-abs and RMS), and fit
 // the order as the least-squares slope of log error against log step count over the asymptotic
 // range, with the pairwise orders alongside.

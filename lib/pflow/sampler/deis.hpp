@@ -1,6 +1,7 @@
 // Multistep samplers that extrapolate eps with polynomials, and the EDM samplers
-// (MATH.md sec. 4). All work on scalar SDEs with y = x / alpha, rho = sigma / alpha = e^{-lambda},
-// in which the PF-ODE reads dy/drho = eps (Zhang & Chen 2023, eq. 13; Karras et al. 2022, eq. 4).
+// (docs/NOTES.md sec. 4). All work on scalar SDEs with y = x / alpha, rho = sigma / alpha =
+// e^{-lambda}, in which the PF-ODE reads dy/drho = eps (Zhang & Chen 2023, eq. 13; Karras et al.
+// 2022, eq. 4).
 //
 //   deis-tab-k    eps extrapolated by the Lagrange polynomial in t through the last k points;
 //                 x_t = (alpha_t/alpha_s) x_s + sum_j C_j eps_j,

@@ -1,6 +1,6 @@
 // The model a sampler queries: the score grad log p_t(x) of the noised data. The analytic
-// denoiser of Gaussian-mixture data is exact (MATH.md sec. 3); learned denoisers implement the
-// same interface.
+// denoiser of Gaussian-mixture data is exact (docs/NOTES.md sec. 3); learned denoisers implement
+// the same interface.
 #pragma once
 
 #include <optional>

@@ -1,5 +1,5 @@
-// The exponential-integrator family for scalar SDEs (MATH.md sec. 4), h = lambda_t - lambda_s > 0
-// toward the data, lambda = log(alpha / sigma):
+// The exponential-integrator family for scalar SDEs (docs/NOTES.md sec. 4), with
+// h = lambda_t - lambda_s > 0 toward the data and lambda = log(alpha / sigma):
 //
 //   ddim               x_t = alpha_t x0 + sqrt(sigma_t^2 - c^2) eps + c z,
 //                      c = eta sigma_t sqrt(1 - e^{-2h})  (Song et al. 2021a, eq. 12 and 16;
@@ -7,7 +7,7 @@
 //   dpm-solver-k       singlestep in eps, k = 1, 2 (r1 = 1/2), 3 (r1 = 1/3, r2 = 2/3)
 //                      (Lu et al. 2022a, Alg. 1 and 2 / eq. 3.7, 3.8)
 //   dpm-solver++-k     in x0: 1, 2s (r1 = 1/2), multistep 2m and 3m (Lu et al. 2022b, Alg. 1, 2 and
-//                      the 3M update of the reference implementation, MATH.md sec. 4)
+//                      the 3M update of the reference implementation, docs/NOTES.md sec. 4)
 //
 // Written with phi-functions so that small steps lose no digits: e^h - 1 = h phi_1(h),
 // (e^h - 1)/h - 1 = h phi_2(h), and in x0 form e^{-h} - 1 = -h phi_1(-h).

@@ -1,5 +1,5 @@
 // Samplers for matrix-valued SDEs (CLD, blurring, generic linear), in the SDE's spectral
-// coordinates (MATH.md sec. 4):
+// coordinates (docs/NOTES.md sec. 4):
 //
 //   gddim   (Zhang, Tao & Chen 2023, eq. 11-13 and 18) eps = -K^T score with K K^T = C(t);
 //           order q: eps extrapolated by the Lagrange polynomial in t through the last q + 1
@@ -11,7 +11,7 @@
 //           K = Cholesky factor of C(t) or K = principal-axis factor V (below) are the
 //           ablations: with the quadrature coefficients they are consistent for any K, but
 //           first order only and not exact.
-//   paddim  (DDIM Redux, seed 000) principal-axis DDIM: C(t) = V V^T, V = U Lambda^{1/2} per
+//   paddim  (docs/NOTES.md sec. 4) principal-axis DDIM: C(t) = V V^T, V = U Lambda^{1/2} per
 //           block, x_t = Psi(t,s)(x_s - V_s eps_s) + V_t eps_s: each principal axis runs a scalar
 //           DDIM. Exact when the axes are fixed and the circulating part of F C vanishes
 //           (scalar SDEs, where it is DDIM). Under CLD the axes rotate and this step is not

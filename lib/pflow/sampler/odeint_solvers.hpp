@@ -1,5 +1,5 @@
 // Generic Boost.Odeint solvers on the probability-flow ODE dx/dt = F x - D grad log p_t(x)
-// (MATH.md sec. 2 and 4), for any linear SDE. The batch of particles is one flattened state,
+// (docs/NOTES.md sec. 2 and 4), for any linear SDE. The batch of particles is one flattened state,
 // so one right-hand side is one model evaluation.
 //
 // The integration variable is t, or for scalar SDEs lambda = log(alpha/sigma), in which

@@ -1,4 +1,4 @@
-// The phi-functions of exponential integrators (MATH.md sec. 4):
+// The phi-functions of exponential integrators (docs/NOTES.md sec. 4):
 //   phi_0(z) = e^z,  phi_{k+1}(z) = (phi_k(z) - 1/k!) / z,  i.e. phi_k(z) = sum_j z^j / (j + k)!.
 // The recurrence cancels catastrophically near z = 0 (at z = 1e-8 it returns ~1e8 for phi_3), so
 // |z| < 1 uses the series, summed until the terms stop changing the sum; |z| >= 1 the recurrence,

@@ -33,7 +33,7 @@ const std::vector<SolverCatalogueEntry>& solver_catalogue() {
       {"gddim", "order = 2 (0-3), K = R (cholesky, principal), covariance = kernel (data), start",
        "order + 1", "Zhang, Tao & Chen 2023, eq. 11-18", "matrix"},
       {"paddim", "form = kernel (data)", "1 (fixed axes: scalar SDEs, blurring)",
-       "DDIM Redux (seed 000); MATH.md sec. 4", "matrix"},
+       "principal-axis DDIM; docs/NOTES.md sec. 4", "matrix"},
       {"euler", "adaptive = false, variable = t (lambda)", "1", "Boost.Odeint euler", "odeint"},
       {"rk4", "variable = t (lambda)", "4", "Boost.Odeint runge_kutta4", "odeint"},
       {"cash-karp54", "adaptive = false, tolerance = 1e-8, variable = t", "5",

@@ -1,4 +1,4 @@
-// The solver concept and the one driver (STYLE.md: one Solver concept, one driver).
+// The solver concept and the one driver (docs/NOTES.md sec. 9).
 //
 // A solver integrates the probability-flow ODE (or samples the reverse SDE) over a time grid
 // t_0 = t_start > ... > t_N = t_end, on a batch of particles (columns of a D x n matrix). It sees
@@ -74,7 +74,8 @@ class SolveContext {
     ++nfe_;
     return model().score(x, t);
   }
-  // eps = -sigma_t score and x0 = (x + sigma_t^2 score) / alpha_t (scalar SDEs, MATH.md sec. 3).
+  // Scalar SDEs: eps = -sigma_t score and x0 = (x + sigma_t^2 score) / alpha_t
+  // (docs/NOTES.md sec. 3).
   Mat<Scalar> eps(const Mat<Scalar>& x, const Scalar& t) {
     return -scalar_sde().sigma(t) * score(x, t);
   }

@@ -1,4 +1,4 @@
-// Critically-damped Langevin diffusion (Dockhorn et al. 2022), MATH.md sec. 1 "CLD".
+// Critically-damped Langevin diffusion (Dockhorn et al. 2022), docs/NOTES.md sec. 1 "CLD".
 //
 // State u = (x, v) in R^{2d}: x_i at index i, v_i at index d + i (group i, block of 2).
 // F = beta [[0, 1/M], [-1, -Gamma/M]], G G^T = diag(0, 2 Gamma beta), Gamma = 2 sqrt(M)
@@ -48,7 +48,7 @@ class Cld : public LinearSde<Scalar> {
     return shared(psi * exp(-2 * b / g));
   }
 
-  // The closed form of MATH.md sec. 1 with S_xx = 0, S_vv = gamma M.
+  // The closed form of docs/NOTES.md sec. 1 with S_xx = 0, S_vv = gamma M.
   std::optional<BlockMatrix<Scalar>> closed_covariance(const Scalar& t) const override {
     return shared(covariance_from(beta_ * t, Scalar(0), gamma_ * mass_));
   }

@@ -1,4 +1,4 @@
-// Independent numerical paths to the perturbation kernel (MATH.md sec. 1 and 5):
+// Independent numerical paths to the perturbation kernel (docs/NOTES.md sec. 1 and 5):
 //  * the Lyapunov ODE dSigma/dt = F Sigma + Sigma F^T + G G^T and dPsi/dt = F Psi, integrated
 //    with Bulirsch-Stoer;
 //  * variation of constants, Sigma(t) = Psi(t,0) Sigma_0 Psi(t,0)^T
@@ -238,8 +238,8 @@ BlockMatrix<Scalar> quadrature_covariance(const LinearSde<Scalar>& sde, const Sc
 }
 
 // Frozen-time equilibrium: F Sigma_eq + Sigma_eq F^T + G G^T = 0, and the circulating part
-// Q = -F Sigma_eq - D with D = G G^T / 2 (MATH.md sec. 5). Throws NumericalError when F has no
-// stable equilibrium (F = 0 for VE and EDM).
+// Q = -F Sigma_eq - D with D = G G^T / 2 (docs/NOTES.md sec. 5). Throws NumericalError when F has
+// no stable equilibrium (F = 0 for VE and EDM).
 template <class Scalar>
 struct Equilibrium {
   BlockMatrix<Scalar> covariance;   // Sigma_eq

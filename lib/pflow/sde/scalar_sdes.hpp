@@ -1,4 +1,4 @@
-// Scalar SDEs: F = f(t) I, G = g(t) I (MATH.md sec. 1, "Scalar family").
+// Scalar SDEs: F = f(t) I, G = g(t) I (docs/NOTES.md sec. 1, "Scalar family").
 //
 // alpha_t = exp(int_0^t f), sigma_t^2 = alpha_t^2 (sigma_0^2 + int_0^t g^2 / alpha^2),
 // lambda_t = log(alpha_t / sigma_t) with a closed-form inverse t(lambda). Each coordinate of

@@ -1,4 +1,4 @@
-// Linear forward SDEs dx = F(t) x dt + G(t) dw (MATH.md sec. 1).
+// Linear forward SDEs dx = F(t) x dt + G(t) dw (docs/NOTES.md sec. 1).
 //
 // An SDE works in its own "spectral" coordinates z = U^T x (U orthogonal; the identity for all
 // but the blurring SDE, where U is the 2-D DCT), in which F, G G^T, Psi and Sigma are
@@ -86,7 +86,7 @@ class LinearSde {
   virtual Mat<Scalar> lift_data(const Mat<Scalar>& x0) const { return to_spectral(x0); }
   virtual BlockMatrix<Scalar> lift_covariance(const BlockMatrix<Scalar>& s0) const;
   // Marginal covariance of data with covariance s0: C = Psi lift(s0) Psi^T + Sigma, given
-  // psi = Psi(t, 0) and sigma = Sigma(t) (MATH.md sec. 3).
+  // psi = Psi(t, 0) and sigma = Sigma(t) (docs/NOTES.md sec. 3).
   BlockMatrix<Scalar> marginal_covariance(const BlockMatrix<Scalar>& s0,
                                           const BlockMatrix<Scalar>& psi,
                                           const BlockMatrix<Scalar>& sigma) const {

@@ -1,4 +1,4 @@
-// Data distributions with analytic scores: `dirac`, `gaussian` and `gmm` (MATH.md sec. 3).
+// Data distributions with analytic scores: `dirac`, `gaussian` and `gmm` (docs/NOTES.md sec. 3).
 //
 // All three are Gaussian mixtures sum_k w_k N(mu_k, S_k): a Dirac is one component with
 // S = 0, a Gaussian one component. Covariances keep their structure (zero, diagonal or full),

@@ -1,5 +1,5 @@
 // The marginal p_t of Gaussian-mixture data under a linear SDE, with its analytic score and the
-// eps / x0 / v predictions (MATH.md sec. 3).
+// eps / x0 / v predictions (docs/NOTES.md sec. 3).
 //
 // p_t = sum_k w_k N(m_k, C_k), m_k = Psi(t,0) lift(mu_k), C_k = Psi lift(S_k) Psi^T + Sigma(t),
 // score = -sum_k gamma_k C_k^{-1} (x - m_k), gamma = softmax_k(log w_k + log N(x; m_k, C_k)).

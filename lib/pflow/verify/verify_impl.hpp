@@ -280,12 +280,12 @@ std::vector<CheckRow> run_case(const Case& c) {
         {1e-11, 1e-25});
   }
 
-  // The public check values of MATH.md.
+  // The public check values of docs/NOTES.md.
   if (c.name == "cld") {
     Mat<Scalar> published(2, 2);
     published << decimal<Scalar>("0.2218100610414"), decimal<Scalar>("0.1298598403741"),
         decimal<Scalar>("0.1298598403741"), decimal<Scalar>("0.2157583505481");
-    add("public: CLD Sigma(0.1) = MATH.md values (13 digits)",
+    add("public: CLD Sigma(0.1) = docs/NOTES.md values (13 digits)",
         rel_error(Mat<Scalar>(sde->covariance(ratio<Scalar>(1, 10)).block(0)), published),
         {1e-13, 1e-13});
   }
@@ -296,14 +296,14 @@ std::vector<CheckRow> run_case(const Case& c) {
     x1 += vp->alpha(Scalar(1)) * gaussian.means();
     const Mat<Scalar> x =
         exact_flow_map<Scalar>(*sde, gaussian, x1, Scalar(1), ratio<Scalar>(1, 20));
-    // MATH.md prints (0.26751345705187957, -1.7722151628994074), 3e-13 away from the exact map;
-    // the 25 digits below come from analytic/blurring_and_flow.py (mpmath, 50 digits), which
+    // docs/NOTES.md prints (0.26751345705187957, -1.7722151628994074), 3e-13 away from the exact
+    // map; the 25 digits below come from analytic/blurring_and_flow.py (mpmath, 50 digits), which
     // agrees with an independent RK4 solve of the PF-ODE to 4e-18.
     Mat<Scalar> published(2, 1), exact(2, 1);
     published << decimal<Scalar>("0.26751345705187957"), decimal<Scalar>("-1.7722151628994074");
     exact << decimal<Scalar>("0.2675134570517571412126377"),
         decimal<Scalar>("-1.772215162899080256811326");
-    add("public: VP flow map x(0.05) vs MATH.md (3e-13 off)", rel_error(x, published),
+    add("public: VP flow map x(0.05) vs docs/NOTES.md (3e-13 off)", rel_error(x, published),
         {1e-12, 1e-12});
     add("public: VP flow map x(0.05) vs 25-digit mpmath", rel_error(x, exact), {1e-15, 1e-24});
   }
