@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Usage: cli_kill_resume.sh PFLOW LONG_CONFIG SHORT_CONFIG COMPARE OUTDIR
-# Interrupted runs lose nothing (issue 5):
+# Interrupted runs lose nothing:
 #  1. an earlier result sits at OUT; a --force run of LONG_CONFIG to OUT is killed with SIGKILL
 #     after its first checkpointed cell: OUT is byte-identical, nothing else is under its name;
 #  2. --resume finishes it; its datasets equal those of an uninterrupted run (other thread count);

@@ -48,7 +48,7 @@ TEMPLATE_TEST_CASE("Gaussian data: score, eps, x0 and v against closed forms (VP
   // Gaussian posterior mean E[x0 | x_t] = mu + a S0 C^{-1} (x - a mu)
   const Mat<S> x0 = (a * s0 * c.inverse() * centred).colwise() + data.means().col(0);
   CHECK(max_diff(p.x0(x), x0) < tol<S>(1e-14, 1e-45));
-  // VP: a^2 + s^2 = 1, so x0 = a x - s v and eps = s x + a v (seed 002, sec. 2.6).
+  // VP: a^2 + s^2 = 1, so x0 = a x - s v and eps = s x + a v (docs/NOTES.md sec. 3).
   const Mat<S> v = p.v(x);
   CHECK(max_diff(Mat<S>(a * x - s * v), p.x0(x)) < tol<S>(1e-14, 1e-45));
   CHECK(max_diff(Mat<S>(s * x + a * v), p.eps(x)) < tol<S>(1e-14, 1e-45));
