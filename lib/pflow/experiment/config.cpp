@@ -109,6 +109,9 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     for (size_t i = 0; i < solvers.size(); ++i) {
       const std::string path = "solvers[" + std::to_string(i) + "]";
       const auto solver = make_solver<double>(solvers[i], path);
+      // An odeint solver stepping in lambda (scalar SDEs only; abm needs a logsnr grid then).
+      const bool in_lambda =
+          solvers[i].is_object() && solvers[i].value("variable", std::string("t")) == "lambda";
       const SolverInfo& info = solver->info();
       require(!info.adaptive || c.kind == "work-precision", path, solvers[i].dump(),
               "is adaptive: convergence runs need fixed steps (set \"adaptive\": false, or use "
@@ -120,12 +123,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
               "appears twice (give one a \"label\")");
       labels.push_back(info.label);
       if (info.scalar_sde_only && !dynamic_cast<const ScalarSde<double>*>(sde.get())) {
-        const bool odeint_in_lambda =
-            solvers[i].is_object() && solvers[i].value("variable", std::string("t")) == "lambda";
         throw InputError(path, info.label,
                          "needs a scalar SDE (alpha, sigma, lambda), not " + sde->name() +
-                             (odeint_in_lambda ? "; integrate in t (\"variable\": \"t\")"
-                                               : "; use gddim, paddim or an odeint solver"));
+                             (in_lambda ? "; integrate in t (\"variable\": \"t\")"
+                                        : "; use gddim, paddim or an odeint solver"));
       }
       require(c.kind != "stochastic" || info.stochastic, path, info.label,
               "is deterministic: kind \"stochastic\" measures stochastic samplers (ddpm, ddim "
@@ -137,8 +138,6 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
             solvers[i]["eta"] == 1.0, path + ".eta", solvers[i]["eta"].dump(),
             "must be 1 for kind \"stochastic\" (the reference solves the reverse SDE, eta = 1)");
       if (info.name == "abm") {  // Adams weights assume equal steps in the solver's variable
-        const bool in_lambda =
-            solvers[i].is_object() && solvers[i].value("variable", std::string("t")) == "lambda";
         const std::string needed = in_lambda ? "logsnr" : "time-uniform";
         require(c.grid.kind == needed, "time.grid", c.grid.kind,
                 "abm with variable " + std::string(in_lambda ? "lambda" : "t") + " (" + path +
