@@ -1,7 +1,9 @@
 // pflow: the command-line program.
 //   pflow verify [--precision double|mp50|both] [--sde NAME ...]
 //   pflow list
-// Exit status: 0 success, 1 a check failed, 2 bad input.
+// Exit status: 0 success, 1 a check failed (verify, orders), 2 bad input, 3 an I/O error (a file
+// could not be written or read: disk full, read-only location), 4 an internal or numerical
+// error, 130 interrupted by a signal (the checkpoint is kept).
 #include <unistd.h>
 #include <CLI/CLI.hpp>
 
@@ -121,7 +123,14 @@ int run_experiment(const RunArgs& a) {
               << shell_quote(a.config) << " --out " << shell_quote(out) << " --resume\n";
     return 130;
   }
-  pflow::write_result(result, out);
+  try {
+    pflow::write_result(result, out);
+  } catch (const pflow::IoError& e) {
+    throw pflow::IoError(e.what(), "every cell is kept in " + checkpoint +
+                                       "; once the file can be written, continue with: pflow run " +
+                                       shell_quote(a.config) + " --out " + shell_quote(out) +
+                                       " --resume");
+  }
   fs::remove_all(checkpoint);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -235,8 +244,14 @@ int main(int argc, char** argv) {
   } catch (const pflow::InputError& e) {
     std::cerr << "pflow: error: " << e.what() << "\n";
     return 2;
+  } catch (const pflow::IoError& e) {
+    std::cerr << "pflow: I/O error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "pflow: I/O error: " << e.what() << "\n";
+    return 3;
   } catch (const std::exception& e) {
-    std::cerr << "pflow: failure: " << e.what() << "\n";
-    return 1;
+    std::cerr << "pflow: internal error: " << e.what() << "\n";
+    return 4;
   }
 }

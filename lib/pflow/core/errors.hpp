@@ -38,6 +38,14 @@ class NumericalError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A file could not be read or written for a reason outside the user's input: the disk is full,
+// the location is read-only, a write failed half way. `path` is the file, `what` the operation.
+class IoError : public std::runtime_error {
+ public:
+  IoError(const std::string& path, const std::string& what)
+      : std::runtime_error(path + ": " + what) {}
+};
+
 // Prints a value for an error message; doubles in their shortest round-trip form (0.9, not
 // 0.90000000000000002).
 template <class T>

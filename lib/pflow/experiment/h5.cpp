@@ -2,6 +2,11 @@
 
 #include <H5Cpp.h>
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 
 #include "pflow/core/errors.hpp"
@@ -14,12 +19,19 @@ struct File::Impl {
 
 namespace {
 
+// HDF5 failures while writing are I/O errors (disk full, read-only location); while reading a
+// file the user named, the file's content is the input at fault.
+enum class Access { read, write };
+
 template <class F>
-auto guarded(const std::string& file, const std::string& object, F&& f) -> decltype(f()) {
+auto guarded(Access access, const std::string& file, const std::string& object, F&& f)
+    -> decltype(f()) {
   try {
     return f();
   } catch (const H5::Exception& e) {
-    throw InputError(file, object, "HDF5 error: " + std::string(e.getDetailMsg()));
+    const std::string detail = "HDF5 error: " + std::string(e.getDetailMsg());
+    if (access == Access::write) throw IoError(file, "writing " + object + " failed: " + detail);
+    throw InputError(file, object, detail);
   }
 }
 
@@ -66,8 +78,40 @@ File::~File() {
 
 File File::create(const std::string& path) {
   H5::Exception::dontPrint();
-  return guarded(path, "(create)",
-                 [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_TRUNC)}); });
+  // The core driver without a backing store: the file is built in memory and reaches the disk
+  // only in save(), one checked write. A full disk or a read-only location then fails in plain
+  // file I/O that pflow checks, never inside HDF5's close (whose failures its C++ destructors
+  // can only print).
+  return guarded(Access::write, path, "(create)", [&] {
+    H5::FileAccPropList access;
+    access.setCore(1 << 20, false);
+    return File(path,
+                new Impl{H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access)});
+  });
+}
+
+void File::save() {
+  std::vector<char> image;
+  guarded(Access::write, path_, "(file image)", [&] {
+    impl_->file.flush(H5F_SCOPE_GLOBAL);
+    const hid_t id = impl_->file.getId();
+    const ssize_t size = H5Fget_file_image(id, nullptr, 0);
+    if (size < 0) throw H5::FileIException("H5Fget_file_image", "cannot size the file image");
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(id, image.data(), image.size()) != size)
+      throw H5::FileIException("H5Fget_file_image", "cannot copy the file image");
+  });
+  std::FILE* out = std::fopen(path_.c_str(), "wb");
+  if (!out) throw IoError(path_, std::string("cannot be created: ") + std::strerror(errno));
+  const bool written = std::fwrite(image.data(), 1, image.size(), out) == image.size() &&
+                       std::fflush(out) == 0 && fsync(fileno(out)) == 0;
+  const int error = errno;
+  const bool closed = std::fclose(out) == 0;
+  if (!written || !closed) {
+    std::remove(path_.c_str());
+    throw IoError(path_, "writing " + std::to_string(image.size()) +
+                             " bytes failed: " + std::strerror(written ? errno : error));
+  }
 }
 
 File File::open(const std::string& path) {
@@ -80,17 +124,17 @@ File File::open(const std::string& path) {
   } catch (const H5::Exception&) {
   }
   if (!hdf5) throw InputError("result file", path, "is not an HDF5 file");
-  return guarded(path, "(open)",
+  return guarded(Access::read, path, "(open)",
                  [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_RDONLY)}); });
 }
 
 void File::group(const std::string& path) {
-  guarded(path_, path, [&] { impl_->file.createGroup(path); });
+  guarded(Access::write, path_, path, [&] { impl_->file.createGroup(path); });
 }
 
 void File::dataset(const std::string& path, const std::vector<size_t>& shape,
                    const std::vector<double>& data) {
-  guarded(path_, path, [&] {
+  guarded(Access::write, path_, path, [&] {
     std::vector<hsize_t> dims(shape.begin(), shape.end());
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::IEEE_F64LE, space);
@@ -99,7 +143,7 @@ void File::dataset(const std::string& path, const std::vector<size_t>& shape,
 }
 
 void File::dataset(const std::string& path, const std::vector<long>& data) {
-  guarded(path_, path, [&] {
+  guarded(Access::write, path_, path, [&] {
     hsize_t dims[1] = {data.size()};
     H5::DataSpace space(1, dims);
     H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::STD_I64LE, space);
@@ -108,7 +152,7 @@ void File::dataset(const std::string& path, const std::vector<long>& data) {
 }
 
 void File::attribute(const std::string& object, const std::string& name, const std::string& value) {
-  guarded(path_, object + "@" + name, [&] {
+  guarded(Access::write, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       const H5::StrType type = utf8_string();
       H5::Attribute a = o.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
@@ -118,7 +162,7 @@ void File::attribute(const std::string& object, const std::string& name, const s
 }
 
 void File::attribute(const std::string& object, const std::string& name, double value) {
-  guarded(path_, object + "@" + name, [&] {
+  guarded(Access::write, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       H5::Attribute a =
           o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
@@ -129,7 +173,7 @@ void File::attribute(const std::string& object, const std::string& name, double 
 
 void File::attribute(const std::string& object, const std::string& name,
                      const std::vector<double>& value) {
-  guarded(path_, object + "@" + name, [&] {
+  guarded(Access::write, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       hsize_t dims[1] = {value.size()};
       H5::Attribute a = o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(1, dims));
@@ -138,17 +182,13 @@ void File::attribute(const std::string& object, const std::string& name,
   });
 }
 
-void File::flush() {
-  guarded(path_, "(flush)", [&] { impl_->file.flush(H5F_SCOPE_GLOBAL); });
-}
-
 bool File::exists(const std::string& path) const {
-  return guarded(path_, path,
+  return guarded(Access::read, path_, path,
                  [&] { return H5Lexists(impl_->file.getId(), path.c_str(), H5P_DEFAULT) > 0; });
 }
 
 std::vector<std::string> File::children(const std::string& group) const {
-  return guarded(path_, group, [&] {
+  return guarded(Access::read, path_, group, [&] {
     H5::Group g = impl_->file.openGroup(group);
     std::vector<std::string> names;
     for (hsize_t i = 0; i < g.getNumObjs(); ++i) names.push_back(g.getObjnameByIdx(i));
@@ -157,7 +197,7 @@ std::vector<std::string> File::children(const std::string& group) const {
 }
 
 std::vector<double> File::read(const std::string& path, std::vector<size_t>* shape) const {
-  return guarded(path_, path, [&] {
+  return guarded(Access::read, path_, path, [&] {
     H5::DataSet ds = impl_->file.openDataSet(path);
     H5::DataSpace space = ds.getSpace();
     const int rank = space.getSimpleExtentNdims();
@@ -173,7 +213,7 @@ std::vector<double> File::read(const std::string& path, std::vector<size_t>* sha
 }
 
 std::string File::read_string(const std::string& object, const std::string& name) const {
-  return guarded(path_, object + "@" + name, [&] {
+  return guarded(Access::read, path_, object + "@" + name, [&] {
     std::string out;
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       H5::Attribute a = o.openAttribute(name);
@@ -188,7 +228,7 @@ double File::read_double(const std::string& object, const std::string& name) con
 }
 
 std::vector<double> File::read_doubles(const std::string& object, const std::string& name) const {
-  return guarded(path_, object + "@" + name, [&] {
+  return guarded(Access::read, path_, object + "@" + name, [&] {
     std::vector<double> out;
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       H5::Attribute a = o.openAttribute(name);

@@ -10,7 +10,7 @@ namespace pflow::h5 {
 
 class File {
  public:
-  // Creates (truncates) a file for writing, or opens an existing one read-only.
+  // Creates a file for writing (in memory until save()), or opens an existing one read-only.
   static File create(const std::string& path);
   static File open(const std::string& path);
   File(File&&) noexcept;
@@ -26,7 +26,9 @@ class File {
   void attribute(const std::string& object, const std::string& name, double value);
   void attribute(const std::string& object, const std::string& name,
                  const std::vector<double>& value);
-  void flush();
+  // Writes a created file to its path in one checked write (flushed and fsynced); a failure
+  // (disk full, read-only location) is an IoError and leaves no file at the path.
+  void save();
 
   bool exists(const std::string& path) const;
   std::vector<std::string> children(const std::string& group) const;

@@ -136,15 +136,26 @@ CellResult cell_from_json(const nlohmann::json& j) {
   return c;
 }
 
+// A file-system operation whose failure is an I/O error naming the path (not bad input).
+template <class F>
+void filesystem_step(const std::string& path, const std::string& what, F&& f) {
+  try {
+    f();
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw IoError(path, what + " failed: " + e.code().message());
+  }
+}
+
 void write_text_atomically(const std::string& path, const std::string& text) {
   const std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
     out << text;
     out.flush();
-    require(static_cast<bool>(out), "checkpoint", temp, "cannot be written");
+    if (!out) throw IoError(temp, "writing the checkpoint failed (disk full or read-only?)");
   }
-  std::filesystem::rename(temp, path);
+  filesystem_step(path, "renaming the checkpoint into place",
+                  [&] { std::filesystem::rename(temp, path); });
 }
 
 std::string cell_file(const std::string& dir, size_t k) {
@@ -165,7 +176,7 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
             "holds the checkpoint of a different config; pass --force instead to start over");
     return;
   }
-  fs::create_directories(dir);
+  filesystem_step(dir, "creating the checkpoint directory", [&] { fs::create_directories(dir); });
   write_text_atomically(config_file, c.normalized.dump(2));
 }
 
@@ -428,15 +439,18 @@ template <class Fill>
 void write_atomically(const std::string& path, Fill&& fill) {
   namespace fs = std::filesystem;
   const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  if (target.has_parent_path())
+    filesystem_step(path, "creating its directory",
+                    [&] { fs::create_directories(target.parent_path()); });
   const std::string temp = path + ".tmp-" + std::to_string(getpid());
   try {
     {
       h5::File f = h5::File::create(temp);
       fill(f);
-      f.flush();
+      f.save();
     }
-    fs::rename(temp, target);
+    filesystem_step(path, "renaming the finished file into place",
+                    [&] { fs::rename(temp, target); });
   } catch (...) {
     std::error_code ignored;
     fs::remove(temp, ignored);
