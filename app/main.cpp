@@ -161,9 +161,17 @@ void run_list() {
             << "  gaussian  {mean, cov}\n"
             << "  gmm       {weights, means, covs | diag_covs}\n";
   std::cout << "Solvers (a name, or {\"name\": ..., parameters}):\n";
-  for (const auto& s : pflow::solver_catalogue()) {
-    std::cout << "  " << s.name << "  [" << s.family << "]  order " << s.order << "\n";
-    if (!s.parameters.empty()) std::cout << "      parameters: " << s.parameters << "\n";
+  for (const auto& s : pflow::solver_table<double>()) {
+    // The declared order at the default parameters, with the record's note on what it depends on.
+    const auto defaults = pflow::make_solver<double>(nlohmann::json(s.name))->info();
+    std::cout << "  " << s.name << "  [" << s.family << "]  order "
+              << (defaults.adaptive ? std::string("adaptive") : std::to_string(defaults.order))
+              << (defaults.stochastic && defaults.weak_order
+                      ? " (strong), weak " + std::to_string(defaults.weak_order)
+                      : std::string())
+              << (s.order_note.empty() ? "" : " " + s.order_note) << "\n";
+    if (!s.parameters.empty())
+      std::cout << "      parameters: " << pflow::describe_parameters(s) << "\n";
     std::cout << "      reference:  " << s.reference << "\n";
   }
   std::cout

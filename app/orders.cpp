@@ -5,6 +5,7 @@
 #include <map>
 
 #include "pflow/sampler/convergence.hpp"
+#include "pflow/sampler/registry.hpp"
 
 namespace pflow_app {
 
@@ -31,7 +32,8 @@ int run(const OrdersOptions& o) {
     const pflow::OrderProblem<Scalar>& problem = pflow::order_problem<Scalar>(problem_name);
     std::vector<nlohmann::json> specs;
     if (o.solvers.empty()) {
-      specs = pflow::standard_order_solvers(problem_name);
+      for (const pflow::OrderTest& test : pflow::order_tests_on(problem_name))
+        specs.push_back(test.spec);
       if (!o.start.empty())
         for (auto& spec : specs)
           if (spec.is_object() && spec.contains("start")) spec["start"] = o.start;
@@ -47,7 +49,11 @@ int run(const OrdersOptions& o) {
       const std::string& label = solver->info().label;
       if (!index.count(label)) {
         index[label] = rows.size();
-        rows.push_back({label, solver->info().order, {}, {}});
+        rows.push_back(
+            {label,
+             pflow::declared_order(spec, problem.sde->covariance(problem.t_end).block_size()),
+             {},
+             {}});
       }
       Row& row = rows[index[label]];
       row.levels[problem_name] = pflow::convergence_levels<Scalar>(spec, problem, o.steps);

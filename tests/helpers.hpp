@@ -16,7 +16,7 @@ double max_diff(const A& a, const B& b) {
 // Tolerance that scales with the precision: `dbl` in double, `mp` in mp50.
 template <class Scalar>
 double tol(double dbl, double mp) {
-  return std::is_same_v<Scalar, double> ? dbl : mp;
+  return per_precision<Scalar>(dbl, mp);
 }
 
 }  // namespace pflow::testing

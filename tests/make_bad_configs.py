@@ -94,7 +94,7 @@ cases = [
     ("stochastic_nfe_not_power_of_two", edit(kind="stochastic", time__grid="time-uniform", solvers=["ddpm"], nfe=[16, 24]), "nfe[1] = 24: must be a power of two"),
     ("stochastic_brownian_too_coarse", edit(kind="stochastic", time__grid="time-uniform", solvers=["ddpm"], brownian_levels=8), "brownian_levels = 8"),
     ("brownian_levels_on_convergence", edit(brownian_levels=12), "brownian_levels = 12: applies to kind \"stochastic\" only"),
-    ("abm_on_logsnr_in_t", edit(solvers=["ddim", "abm"]), "time.grid = logsnr: abm with variable t (solvers[1]) needs steps uniform in it"),
+    ("abm_on_logsnr_in_t", edit(solvers=["ddim", "abm"]), "time.grid = logsnr: abm (solvers[1]) needs steps uniform in its variable: grid \"time-uniform\""),
     ("kernel_missing_times", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"]}, "times = (missing): is required"),
     ("kernel_time_beyond_T", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"], "times": [0.5, 2.0]}, "times[1] = 2"),
     ("odeint_lambda_on_cld", lambda c: dict(edit()(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["rk4", {"name": "rk4", "variable": "lambda", "label": "rk4-lambda"}]),

@@ -152,6 +152,13 @@ TEST_CASE("tables: markdown, LaTeX with booktabs, CSV", "[experiments]") {
   const std::string tex = result_table(path, "latex", "err_rms");
   for (const char* rule : {"\\toprule", "\\midrule", "\\bottomrule", "\\texttt{ddim}"})
     CHECK_THAT(tex, Catch::Contains(rule));
+  // Numbers through siunitx, a header that says the columns are NFE, names fully escaped.
+  CHECK_THAT(tex, Catch::StartsWith("% requires \\usepackage{booktabs} and \\usepackage{siunitx}"));
+  CHECK_THAT(tex, Catch::Contains("\\multicolumn{4}{c}{\\texttt{err\\_rms} at NFE}"));
+  CHECK_THAT(tex, Catch::Contains("solver & order & order & \\num{16} & \\num{32}"));
+  CHECK_THAT(tex, Catch::Contains("\\texttt{ddim} & \\num{1} & \\num{0.97} & \\num{"));
+  CHECK(latex_escape("a_b&c%d#e$f{g}h^i~j\\k") ==
+        "a\\_b\\&c\\%d\\#e\\$f\\{g\\}h\\textasciicircum{}i\\textasciitilde{}j\\textbackslash{}k");
   const std::string csv = result_table(path, "csv", "wall_s");
   CHECK_THAT(csv, Catch::StartsWith("solver,declared_order,fitted_order,nfe_16,nfe_32"));
   CHECK_THAT(csv, Catch::Contains("\"unipc(order=2,variant=bh1)\""));

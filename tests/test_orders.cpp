@@ -12,35 +12,32 @@ namespace {
 
 const std::vector<int> ladder = {8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 
-// Methods that are exact for Gaussian data have no order there. (The published DPM-Solver++ 3M
-// update is declared second order, as measured: its D2 term is half the Taylor term.)
-bool exact_for(const std::string& problem, const SolverInfo& info) {
-  return problem == "gaussian" && info.label == "paddim(form=data)";
-}
-
 void check_orders(const std::string& problem_name) {
   const OrderProblem<double>& p = order_problem<double>(problem_name);
   const double floor = roundoff_floor(p);
-  for (const json& spec : standard_order_solvers(problem_name)) {
-    const auto solver = make_solver<double>(spec);
+  const int block_size = p.sde->covariance(p.t_end).block_size();
+  for (const OrderTest& test : order_tests_on(problem_name)) {
+    const auto solver = make_solver<double>(test.spec);
     const SolverInfo& info = solver->info();
+    const int declared = declared_order(test.spec, block_size);
     // (Catch2 re-enters the test case once per section: the work lives inside the section.)
     DYNAMIC_SECTION(info.label << " on " << problem_name) {
-      const auto levels = convergence_levels<double>(spec, p, ladder);
+      const auto levels = convergence_levels<double>(test.spec, p, ladder);
       const OrderFit fit = fit_order(levels, floor);
       for (const auto& l : levels) {
         INFO("steps " << l.steps << " err_max " << l.err_max << " " << l.failure);
         REQUIRE_FALSE(l.failed);
       }
-      if (exact_for(problem_name, info)) {
+      const auto& exact = test.exact_on;
+      if (std::find(exact.begin(), exact.end(), problem_name) != exact.end()) {
         for (const auto& l : levels) CHECK(l.err_max <= 1e-12);
         continue;
       }
       INFO("fitted order " << fit.order << " over levels " << fit.first << ".." << fit.last
-                           << ", declared " << info.order);
+                           << ", declared " << declared);
       REQUIRE(fit.last - fit.first >= 2);  // at least three levels in the asymptotic range
-      CHECK(fit.order >= info.order - 0.2);
-      if (info.name == "dpm-solver++-3m") CHECK(fit.order <= 2.2);  // not third order
+      CHECK(fit.order >= declared - 0.2);
+      CHECK(fit.order <= test.order_at_most);
     }
   }
 }
@@ -76,9 +73,24 @@ TEST_CASE("orders in 50 digits: three methods below 1e-20 with their order intac
   }
 }
 
+// Every solver that accepts "adaptive": true (its record's check admits it).
+std::vector<std::string> adaptive_solvers() {
+  std::vector<std::string> names;
+  for (const auto& record : solver_table<double>()) {
+    try {
+      if (make_solver<double>(json{{"name", record.name}, {"adaptive", true}})->info().adaptive)
+        names.push_back(record.name);
+    } catch (const InputError&) {
+    }
+  }
+  return names;
+}
+
 TEST_CASE("adaptive odeint solvers meet their tolerance", "[orders]") {
   const OrderProblem<double>& p = order_problem<double>("mixture");
-  for (const char* name : {"cash-karp54", "dopri5", "rkf78", "bulirsch-stoer"}) {
+  const auto names = adaptive_solvers();
+  CHECK(names == std::vector<std::string>{"cash-karp54", "dopri5", "rkf78", "bulirsch-stoer"});
+  for (const std::string& name : names) {
     double previous = 1;
     for (double tol : {1e-6, 1e-9, 1e-12}) {
       const json spec = {{"name", name}, {"adaptive", true}, {"tolerance", tol}};
@@ -89,6 +101,82 @@ TEST_CASE("adaptive odeint solvers meet their tolerance", "[orders]") {
       CHECK(levels[0].err_max < 300 * tol);  // global error: a few hundred local tolerances
       CHECK(levels[0].err_max < previous);
       previous = levels[0].err_max;
+    }
+  }
+}
+
+// The registry walk: every solver's record is complete and consistent, every deterministic
+// solver is order-tested on the Gaussian and mixture problems (by the two test cases above,
+// which read the same records), and every other one is exempt with a reason.
+TEST_CASE("registry walk: every solver is order-tested or exempt, its order as built",
+          "[orders][registry]") {
+  const auto problems = order_problem_names();
+  const auto& table = solver_table<double>();
+  REQUIRE(table.size() == solver_table<mp50>().size());
+  std::vector<std::string> names;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const SolverRecord<double>& record = table[i];
+    INFO("solver " << record.name);
+    CHECK(std::find(names.begin(), names.end(), record.name) == names.end());  // unique
+    names.push_back(record.name);
+    CHECK(solver_table<mp50>()[i].name == record.name);
+    CHECK_FALSE(record.reference.empty());
+    CHECK_FALSE(record.family.empty());
+    // Exactly one of: order tests, or an exemption with its reason.
+    CHECK(record.order_tests.empty() != record.order_test_exempt.empty());
+    const SolverInfo defaults = make_solver<double>(json(record.name))->info();
+    if (record.order_tests.empty()) {
+      // Exempt: stochastic (strong and weak orders in the [stochastic] test) or adaptive only.
+      CHECK((defaults.stochastic || defaults.adaptive));
+      continue;
+    }
+    std::vector<std::string> covered;
+    for (const OrderTest& test : record.order_tests) {
+      INFO("order test " << test.spec.dump());
+      const auto built = make_solver<double>(test.spec);
+      const auto built50 = make_solver<mp50>(test.spec);
+      CHECK(built->info().name == record.name);
+      CHECK_FALSE(built->info().stochastic);
+      CHECK_FALSE(built->info().adaptive);
+      // The recorded order is the built solver's, in both number types and on scalar SDEs.
+      const json object = test.spec.is_string() ? json{{"name", test.spec}} : test.spec;
+      const int recorded = record.traits(read_solver_params(record, object, "solver")).order;
+      CHECK(recorded >= 1);
+      CHECK(built->info().order == recorded);
+      CHECK(built50->info().order == recorded);
+      CHECK(declared_order(test.spec, 1) == recorded);
+      for (const auto& problem : test.problems) {
+        CHECK(std::find(problems.begin(), problems.end(), problem) != problems.end());
+        covered.push_back(problem);
+      }
+    }
+    for (const char* problem : {"gaussian", "mixture"})
+      CHECK(std::find(covered.begin(), covered.end(), problem) != covered.end());
+  }
+  CHECK(names == solver_names());
+  CHECK(table.size() == 30);
+}
+
+// Every parameter of every record is validated from its declaration: the default is accepted,
+// a value outside its range or choices is refused with an error naming the JSON path.
+TEST_CASE("registry walk: every parameter's range and choices are enforced", "[registry]") {
+  for (const auto& record : solver_table<double>()) {
+    INFO("solver " << record.name);
+    CHECK_THROWS_WITH(make_solver<double>(json{{"name", record.name}, {"no-such-key", 1}}),
+                      Catch::Contains("solver.no-such-key"));
+    for (const ParameterSpec& p : record.parameters) {
+      INFO("parameter " << p.key);
+      json spec = {{"name", record.name}, {p.key, p.fallback}};
+      CHECK_NOTHROW(make_solver<double>(spec));
+      std::vector<json> bad = {json::array()};
+      if (p.type == ParameterSpec::Type::integer) bad = {p.hi + 1, p.lo - 1, 1.5};
+      if (p.type == ParameterSpec::Type::number) bad = {p.open ? p.hi : p.hi + 1, -1e300};
+      if (p.type == ParameterSpec::Type::text) bad = {"no-such-choice", 3};
+      if (p.type == ParameterSpec::Type::boolean) bad = {"yes"};
+      for (const json& value : bad) {
+        spec[p.key] = value;
+        CHECK_THROWS_WITH(make_solver<double>(spec), Catch::Contains("solver." + p.key + " = "));
+      }
     }
   }
 }

@@ -1,7 +1,8 @@
 // Scalar types of pflow and the glue that lets Eigen and Boost.Odeint use them.
 //
 // Every numerical component is a template on `Scalar` and is instantiated for `double` and
-// `mp50` (boost::multiprecision::cpp_bin_float_50, 50 decimal digits). Constants are written as
+// `mp50` (boost::multiprecision::cpp_bin_float_50, 50 decimal digits); ScalarTraits holds what
+// differs between them. Constants are written as
 // exact ratios through `ratio<Scalar>(p, q)` so that the 50-digit runs are not stopped at double
 // round-off by a stray double literal.
 #pragma once
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 namespace pflow {
 
@@ -37,34 +39,69 @@ inline Scalar pi() {
   return boost::math::constants::pi<Scalar>();
 }
 
-// Converts a decimal string or a double given by a user to the working precision. Values typed
-// in a config are decimal strings at heart: converting "0.1" directly keeps all 50 digits.
+// The shortest decimal text that reads back as v ("0.1", not "0.10000000000000001").
+inline std::string shortest_decimal(double v) {
+  char buf[64];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+
+// What pflow needs to know about a number type, in one place: its name, how literals and user
+// values enter it, and the tolerances and rule sizes its precision calls for. The primary
+// template is left undefined, so a type without a specialisation does not compile. A new number
+// type is a specialisation here plus its explicit instantiations (instantiate.cpp,
+// registry_mp50.cpp, verify_mp50.cpp name the pattern).
+template <class Scalar>
+struct ScalarTraits;
+
+template <>
+struct ScalarTraits<double> {
+  static constexpr const char* name = "double";
+  static constexpr int digits10 = 15;
+  static constexpr int print_digits = 17;  // round-trip
+  static constexpr bool is_reference = false;
+  static double from_double(double v) { return v; }
+  static double decimal(const char* text) { return std::strtod(text, nullptr); }
+  // Bulirsch-Stoer tolerance of the PF-ODE reference solve (pf_ode.hpp).
+  static double reference_tolerance() { return 1e-14; }
+  // Tolerance of the kernel ODEs: Lyapunov, transition, R-ODE (kernel_numeric.hpp).
+  static double ode_tolerance() { return 1e-15; }
+  // Gauss-Legendre nodes of the DEIS / gDDIM step integrals: double round-off for |h| <~ 3.
+  static constexpr int step_quadrature_nodes = 24;
+  // Central-difference step of the finite-difference checks: ~eps^(1/3).
+  static double difference_step() { return 1e-5; }
+};
+
+template <>
+struct ScalarTraits<mp50> {
+  static constexpr const char* name = "mp50";
+  static constexpr int digits10 = 50;
+  static constexpr int print_digits = 50;
+  // The type references are computed in (exact flows, the Bulirsch-Stoer solve).
+  static constexpr bool is_reference = true;
+  // A user's double is a decimal at heart: its shortest decimal form converts exactly, so that
+  // "0.1" keeps all 50 digits.
+  static mp50 from_double(double v) { return mp50(shortest_decimal(v)); }
+  static mp50 decimal(const char* text) { return mp50(text); }
+  static mp50 reference_tolerance() { return mp50("1e-32"); }
+  static mp50 ode_tolerance() { return mp50("1e-40"); }
+  static constexpr int step_quadrature_nodes = 64;
+  static mp50 difference_step() { return mp50("1e-15"); }
+};
+
+// Converts a double given by a user to the working precision (ScalarTraits::from_double).
 template <class Scalar>
 inline Scalar from_double(double v) {
-  if constexpr (std::is_same_v<Scalar, double>) {
-    return v;
-  } else {
-    // Shortest round-trip decimal representation, then exact decimal conversion.
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    double back = std::strtod(buf, nullptr);
-    for (int digits = 1; digits <= 17; ++digits) {
-      std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-      back = std::strtod(buf, nullptr);
-      if (back == v) break;
-    }
-    return Scalar(std::string(buf));
-  }
+  return ScalarTraits<Scalar>::from_double(v);
 }
 
 // A decimal literal in the working precision: all 50 digits of "0.2218100610414..." survive.
 template <class Scalar>
 inline Scalar decimal(const char* text) {
-  if constexpr (std::is_same_v<Scalar, double>) {
-    return std::strtod(text, nullptr);
-  } else {
-    return Scalar(text);
-  }
+  return ScalarTraits<Scalar>::decimal(text);
 }
 
 template <class Scalar>
@@ -87,11 +124,16 @@ inline Scalar softplus(const Scalar& x) {
 
 template <class Scalar>
 inline std::string scalar_name() {
-  if constexpr (std::is_same_v<Scalar, double>) {
-    return "double";
-  } else {
-    return "mp50";
-  }
+  return ScalarTraits<Scalar>::name;
+}
+
+// A value per number type, for tables of tolerances written per precision: `dbl` in double,
+// `mp` in mp50; any other type is a compile error until its column is added.
+template <class Scalar>
+constexpr double per_precision(double dbl, double mp) {
+  static_assert(std::is_same_v<Scalar, double> || std::is_same_v<Scalar, mp50>,
+                "per_precision: no column for this number type");
+  return std::is_same_v<Scalar, double> ? dbl : mp;
 }
 
 }  // namespace pflow

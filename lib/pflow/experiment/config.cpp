@@ -137,12 +137,11 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
         require(
             solvers[i]["eta"] == 1.0, path + ".eta", solvers[i]["eta"].dump(),
             "must be 1 for kind \"stochastic\" (the reference solves the reverse SDE, eta = 1)");
-      if (info.name == "abm") {  // Adams weights assume equal steps in the solver's variable
-        const std::string needed = in_lambda ? "logsnr" : "time-uniform";
-        require(c.grid.kind == needed, "time.grid", c.grid.kind,
-                "abm with variable " + std::string(in_lambda ? "lambda" : "t") + " (" + path +
-                    ") needs steps uniform in it: grid \"" + needed + "\"");
-      }
+      // Fixed-weight multistep methods assume equal steps in their variable.
+      require(info.uniform_grid.empty() || c.grid.kind == info.uniform_grid, "time.grid",
+              c.grid.kind,
+              info.label + " (" + path + ") needs steps uniform in its variable: grid \"" +
+                  info.uniform_grid + "\"");
       infos.push_back(info);
       c.solvers.push_back(solvers[i]);
     }

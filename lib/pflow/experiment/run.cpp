@@ -68,15 +68,6 @@ void record_trajectory(const LinearSde<mp50>& sde50, const GaussianMixture<mp50>
   }
 }
 
-// Declared order on this SDE: paDDIM's fixed-axes step is not consistent when the principal
-// axes of Sigma(t) rotate (2x2 blocks: CLD), so it declares no order there
-// (README; docs/NOTES.md sec. 4).
-int declared_order_on(const SolverInfo& info, const nlohmann::json& spec, int block_size) {
-  const bool paddim_kernel =
-      info.name == "paddim" && !(spec.is_object() && spec.value("form", "kernel") == "data");
-  return paddim_kernel && block_size > 1 ? 0 : info.order;
-}
-
 // Moments of the particles (columns): the weak error compares these with the reference's.
 template <class Scalar>
 double weak_error(const Mat<Scalar>& x, const Mat<Scalar>& reference) {
@@ -256,7 +247,7 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
     run.label = info.label;
     run.name = info.name;
     run.reference = info.reference;
-    run.declared_order = declared_order_on(info, c.solvers[si], block_size);
+    run.declared_order = declared_order(c.solvers[si], block_size);
     run.declared_weak_order = info.weak_order;
     run.adaptive = info.adaptive;
     const size_t m = info.adaptive ? c.tolerances.size() : c.nfe.size();

@@ -22,15 +22,14 @@ std::string number(const char* format, double v) {
   return buf;
 }
 
-std::string latex_escape(const std::string& s) {
-  std::string out;
-  for (char ch : s) {
-    if (ch == '_' || ch == '&' || ch == '%' || ch == '#' || ch == '$' || ch == '{' || ch == '}')
-      out += '\\';
-    out += ch;
-  }
-  return out;
+// A number for siunitx (\num{1.23e-04} typesets 1.23 x 10^-4); NaN is a failed cell.
+std::string latex_number(const char* format, double v) {
+  if (std::isnan(v)) return "failed";
+  return "\\num{" + number(format, v) + "}";
 }
+
+// The preamble a LaTeX table needs, as its first line.
+const char* latex_requires = "% requires \\usepackage{booktabs} and \\usepackage{siunitx}\n";
 
 std::string csv_quote(const std::string& s) {
   if (s.find_first_of(",\"") == std::string::npos) return s;
@@ -45,7 +44,7 @@ std::string work_precision_table(const h5::File& f, const std::string& format,
                                  const std::string& metric) {
   struct Row {
     std::string label, setting;
-    double nfe, value, wall, index;
+    double nfe, value, wall, index, tolerance;
   };
   std::vector<Row> rows;
   for (const std::string& label : f.children("/solvers")) {
@@ -55,7 +54,7 @@ std::string work_precision_table(const h5::File& f, const std::string& format,
     const double index = f.read_double(g, "index");
     for (size_t i = 0; i < nfe.size(); ++i)
       rows.push_back({label, std::isnan(tol[i]) ? "fixed" : "tol " + number("%.0e", tol[i]), nfe[i],
-                      values[i], wall[i], index + 1e-6 * static_cast<double>(i)});
+                      values[i], wall[i], index + 1e-6 * static_cast<double>(i), tol[i]});
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
   const bool with_wall = metric != "wall_s";
@@ -71,13 +70,15 @@ std::string work_precision_table(const h5::File& f, const std::string& format,
       out << "\n";
     }
   } else if (format == "latex") {
-    out << "\\begin{tabular}{llrr" << (with_wall ? "r" : "") << "}\n\\toprule\n"
-        << "solver & setting & NFE & " << latex_escape(metric) << (with_wall ? " & wall\\_s" : "")
-        << " \\\\\n\\midrule\n";
+    out << latex_requires << "\\begin{tabular}{llrr" << (with_wall ? "r" : "") << "}\n\\toprule\n"
+        << "solver & setting & NFE & \\texttt{" << latex_escape(metric) << "}"
+        << (with_wall ? " & wall time (s)" : "") << " \\\\\n\\midrule\n";
     for (const Row& r : rows) {
-      out << "\\texttt{" << latex_escape(r.label) << "} & " << r.setting << " & "
-          << number("%.0f", r.nfe) << " & " << number(value_format, r.value);
-      if (with_wall) out << " & " << number("%.3g", r.wall);
+      const std::string setting =
+          r.setting == "fixed" ? "fixed steps" : "tolerance " + latex_number("%.0e", r.tolerance);
+      out << "\\texttt{" << latex_escape(r.label) << "} & " << setting << " & "
+          << latex_number("%.0f", r.nfe) << " & " << latex_number(value_format, r.value);
+      if (with_wall) out << " & " << latex_number("%.3g", r.wall);
       out << " \\\\\n";
     }
     out << "\\bottomrule\n\\end{tabular}\n";
@@ -94,6 +95,36 @@ std::string work_precision_table(const h5::File& f, const std::string& format,
 }
 
 }  // namespace
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    switch (ch) {
+      case '\\':
+        out += "\\textbackslash{}";
+        break;
+      case '^':
+        out += "\\textasciicircum{}";
+        break;
+      case '~':
+        out += "\\textasciitilde{}";
+        break;
+      case '_':
+      case '&':
+      case '%':
+      case '#':
+      case '$':
+      case '{':
+      case '}':
+        out += '\\';
+        out += ch;
+        break;
+      default:
+        out += ch;
+    }
+  }
+  return out;
+}
 
 std::string result_table(const std::string& path, const std::string& format,
                          const std::string& metric) {
@@ -160,14 +191,19 @@ std::string result_table(const std::string& path, const std::string& format,
       out << "\n";
     }
   } else if (format == "latex") {
-    out << "\\begin{tabular}{lrr" << std::string(nfe.size(), 'r') << "}\n\\toprule\n";
-    out << "solver & declared & fitted";
-    for (int n : nfe) out << " & " << n;
+    // Two header rows: what the columns hold (the metric over the NFE columns), then the NFE.
+    const size_t last = 3 + nfe.size();
+    out << latex_requires << "\\begin{tabular}{lrr" << std::string(nfe.size(), 'r')
+        << "}\n\\toprule\n"
+        << " & declared & fitted & \\multicolumn{" << nfe.size() << "}{c}{\\texttt{"
+        << latex_escape(metric) << "} at NFE} \\\\\n\\cmidrule(l){4-" << last << "}\n"
+        << "solver & order & order";
+    for (int n : nfe) out << " & " << latex_number("%.0f", n);
     out << " \\\\\n\\midrule\n";
     for (const Row& r : rows) {
-      out << "\\texttt{" << latex_escape(r.label) << "} & " << number("%.0f", r.declared) << " & "
-          << (std::isnan(r.fitted) ? std::string("--") : number("%.2f", r.fitted));
-      for (double v : r.values) out << " & " << number(value_format, v);
+      out << "\\texttt{" << latex_escape(r.label) << "} & " << latex_number("%.0f", r.declared)
+          << " & " << (std::isnan(r.fitted) ? std::string("--") : latex_number("%.2f", r.fitted));
+      for (double v : r.values) out << " & " << latex_number(value_format, v);
       out << " \\\\\n";
     }
     out << "\\bottomrule\n\\end{tabular}\n";

@@ -165,10 +165,6 @@ const OrderProblem<Scalar>& order_problem(const std::string& name);
 
 std::vector<std::string> order_problem_names();
 
-// The deterministic solvers measured on a problem (the README's order table): every method that
-// applies, multistep methods with the exact start so that start-up steps do not cap the order.
-std::vector<nlohmann::json> standard_order_solvers(const std::string& problem);
-
 extern template const OrderProblem<double>& order_problem<double>(const std::string&);
 extern template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
 

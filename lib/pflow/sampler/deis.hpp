@@ -37,7 +37,7 @@ Scalar lagrange_basis(const std::vector<Scalar>& nodes, size_t j, const Scalar& 
 // 50-digit one.
 template <class Scalar>
 const std::pair<std::vector<Scalar>, std::vector<Scalar>>& step_quadrature() {
-  static const auto rule = gauss_legendre<Scalar>(std::is_same_v<Scalar, double> ? 24 : 64);
+  static const auto rule = gauss_legendre<Scalar>(ScalarTraits<Scalar>::step_quadrature_nodes);
   return rule;
 }
 
@@ -168,5 +168,69 @@ class EdmSampler : public Solver<Scalar> {
  private:
   bool heun_;
 };
+
+// The records of this file's solvers (solver_record.hpp).
+template <class Scalar>
+void add_deis_solvers(SolverTable<Scalar>& table) {
+  for (const bool in_rho : {false, true}) {
+    for (int k = 1; k <= 3; ++k) {
+      SolverRecord<Scalar> r;
+      r.name = std::string(in_rho ? "deis-rhoab-" : "deis-tab-") + std::to_string(k);
+      r.family = "multistep";
+      r.reference = std::string("Zhang & Chen 2023, eq. ") + (in_rho ? "16" : "15") +
+                    (k == 1 ? " (= DDIM)" : "");
+      r.parameters = {start_parameter()};
+      r.traits = [k](const SolverParams&) {
+        SolverTraits t;
+        t.order = k;
+        t.scalar_sde_only = true;
+        return t;
+      };
+      r.order_tests = {{{{"name", r.name}, {"start", "exact"}}, scalar_order_problems()}};
+      r.make = [in_rho, k](const SolverParams& p, SolverInfo info) {
+        return std::make_unique<Deis<Scalar>>(std::move(info), in_rho, k, start_of(p));
+      };
+      table.push_back(std::move(r));
+    }
+  }
+  {
+    SolverRecord<Scalar> r;
+    r.name = "ipndm";
+    r.family = "multistep";
+    r.reference = "Zhang & Chen 2023, App. B";
+    r.parameters = {integer_parameter("order", 4, 1, 4)};
+    // Fixed Adams-Bashforth weights: order min(k, 2) on variable steps (README).
+    r.order_note = "(min(order, 2); order on steps uniform in rho)";
+    r.traits = [](const SolverParams& p) {
+      SolverTraits t;
+      t.order = std::min(p.integer("order"), 2);
+      t.scalar_sde_only = true;
+      return t;
+    };
+    r.order_tests = {{"ipndm", scalar_order_problems()}};
+    r.make = [](const SolverParams& p, SolverInfo info) {
+      return std::make_unique<Ipndm<Scalar>>(std::move(info), p.integer("order"));
+    };
+    table.push_back(std::move(r));
+  }
+  for (const bool heun : {false, true}) {
+    SolverRecord<Scalar> r;
+    r.name = heun ? "heun-edm" : "euler-edm";
+    r.family = "exponential";
+    r.reference =
+        heun ? "Karras et al. 2022, Alg. 1" : "Karras et al. 2022, Alg. 1 (Euler only; = DDIM)";
+    r.traits = [heun](const SolverParams&) {
+      SolverTraits t;
+      t.order = t.evals_per_step = heun ? 2 : 1;
+      t.scalar_sde_only = true;
+      return t;
+    };
+    r.order_tests = {{r.name, scalar_order_problems()}};
+    r.make = [heun](const SolverParams&, SolverInfo info) {
+      return std::make_unique<EdmSampler<Scalar>>(std::move(info), heun);
+    };
+    table.push_back(std::move(r));
+  }
+}
 
 }  // namespace pflow

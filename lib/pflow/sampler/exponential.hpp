@@ -17,6 +17,7 @@
 
 #include "pflow/sampler/phi.hpp"
 #include "pflow/sampler/solver.hpp"
+#include "pflow/sampler/solver_record.hpp"
 
 namespace pflow {
 
@@ -29,6 +30,18 @@ enum class Start {
 
 inline std::vector<std::string> start_names() {
   return {"lower-order", "singlestep", "exact"};
+}
+// The "start" parameter of every multistep method.
+inline ParameterSpec start_parameter() {
+  return text_parameter("start", "lower-order", start_names());
+}
+inline Start start_of(const SolverParams& p) {
+  const std::string s = p.text("start");
+  return s == "exact" ? Start::exact : s == "singlestep" ? Start::singlestep : Start::lower_order;
+}
+// The problems every scalar-SDE method is order-tested on.
+inline std::vector<std::string> scalar_order_problems() {
+  return {"gaussian", "mixture"};
 }
 
 // alpha, sigma, lambda of a scalar SDE at a time.
@@ -201,5 +214,108 @@ class DpmSolverPp : public Solver<Scalar> {
   std::string variant_;
   Start start_;
 };
+
+// The records of this file's solvers (solver_record.hpp).
+template <class Scalar>
+void add_exponential_solvers(SolverTable<Scalar>& table) {
+  auto scalar_only = [](int order, int evals) {
+    return [order, evals](const SolverParams&) {
+      SolverTraits t;
+      t.order = order;
+      t.evals_per_step = evals;
+      t.scalar_sde_only = true;
+      return t;
+    };
+  };
+  {
+    SolverRecord<Scalar> r;
+    r.name = "ddim";
+    r.family = "exponential";
+    r.reference = "Song et al. 2021a, eq. 12 (eta > 0: eq. 16, stochastic)";
+    r.parameters = {number_parameter("eta", 0.0, 0.0, 1.0)};
+    r.traits = [](const SolverParams& p) {
+      SolverTraits t;
+      t.scalar_sde_only = true;
+      t.stochastic = p.number("eta") > 0;
+      t.weak_order = t.stochastic ? 1 : 0;
+      return t;
+    };
+    r.order_tests = {{"ddim", scalar_order_problems()}};
+    r.make = [](const SolverParams& p, SolverInfo info) {
+      return std::make_unique<Ddim<Scalar>>(std::move(info), p.number("eta"));
+    };
+    table.push_back(std::move(r));
+  }
+  {
+    SolverRecord<Scalar> r;
+    r.name = "ddpm";
+    r.family = "stochastic";
+    r.reference = "Ho et al. 2020, Alg. 2 (= ddim with eta = 1)";
+    r.traits = [](const SolverParams&) {
+      SolverTraits t;
+      t.scalar_sde_only = t.stochastic = true;
+      t.weak_order = 1;
+      return t;
+    };
+    r.order_test_exempt =
+        "stochastic: strong and weak orders in the [stochastic] tests and kind \"stochastic\"";
+    r.make = [](const SolverParams&, SolverInfo info) {
+      return std::make_unique<Ddim<Scalar>>(std::move(info), 1.0);
+    };
+    table.push_back(std::move(r));
+  }
+  const char* singlestep[] = {"Lu et al. 2022a, eq. 3.7 (= DDIM)",
+                              "Lu et al. 2022a, Alg. 1 (r1 = 1/2)",
+                              "Lu et al. 2022a, Alg. 2 (r1 = 1/3, r2 = 2/3)"};
+  for (int k = 1; k <= 3; ++k) {
+    SolverRecord<Scalar> r;
+    r.name = "dpm-solver-" + std::to_string(k);
+    r.family = "exponential";
+    r.reference = singlestep[k - 1];
+    r.traits = scalar_only(k, k);
+    r.order_tests = {{r.name, scalar_order_problems()}};
+    r.make = [k](const SolverParams&, SolverInfo info) {
+      return std::make_unique<DpmSolver<Scalar>>(std::move(info), k);
+    };
+    table.push_back(std::move(r));
+  }
+  struct PlusPlus {
+    const char* variant;
+    int order, evals;
+    bool multistep;
+    const char* reference;
+    const char* note;
+  };
+  const PlusPlus variants[] = {
+      {"1", 1, 1, false, "Lu et al. 2022b, eq. 9 (= DDIM)", ""},
+      {"2s", 2, 2, false, "Lu et al. 2022b, Alg. 1 (r1 = 1/2)", ""},
+      {"2m", 2, 1, true, "Lu et al. 2022b, Alg. 2", ""},
+      // The published 3M update is second order: its D2 is half the h^2 x0'' term a Taylor
+      // expansion needs (analytic/multistep_taylor.py). Declared as measured.
+      {"3m", 2, 1, true, "Lu et al. 2022b, 3M update of the reference implementation",
+       "(published as 3; README)"},
+      {"3m-corrected", 3, 1, true, "3M with the D2 term Taylor expansion gives (README)", ""},
+  };
+  for (const PlusPlus& v : variants) {
+    SolverRecord<Scalar> r;
+    r.name = std::string("dpm-solver++-") + v.variant;
+    r.family = v.multistep ? "multistep" : "exponential";
+    r.reference = v.reference;
+    r.order_note = v.note;
+    if (v.multistep) r.parameters = {start_parameter()};
+    r.traits = scalar_only(v.order, v.evals);
+    nlohmann::json spec = r.name;
+    if (v.multistep) spec = {{"name", r.name}, {"start", "exact"}};
+    r.order_tests = {{spec, scalar_order_problems()}};
+    if (std::string(v.variant) == "3m") r.order_tests[0].order_at_most = 2.2;
+    const std::string variant = v.variant;
+    const bool multistep = v.multistep;
+    r.make = [variant, multistep](const SolverParams& p, SolverInfo info) {
+      return std::make_unique<DpmSolverPp<Scalar>>(std::move(info), variant,
+                                                   multistep ? start_of(p) : Start::lower_order);
+    };
+    table.push_back(std::move(r));
+  }
+}
 
 }  // namespace pflow

@@ -254,4 +254,72 @@ class Paddim : public Solver<Scalar> {
   bool data_aware_;
 };
 
+// The records of gDDIM and paDDIM (solver_record.hpp).
+template <class Scalar>
+void add_matrix_solvers(SolverTable<Scalar>& table) {
+  {
+    SolverRecord<Scalar> r;
+    r.name = "gddim";
+    r.family = "matrix";
+    r.reference = "Zhang, Tao & Chen 2023, eq. 11-18";
+    r.parameters = {integer_parameter("order", 2, 0, 3),
+                    text_parameter("K", "R", {"R", "cholesky", "principal"}),
+                    text_parameter("covariance", "kernel", {"kernel", "data"}), start_parameter()};
+    r.order_note = "(order + 1)";
+    r.traits = [](const SolverParams& p) {
+      SolverTraits t;
+      t.order = p.integer("order") + 1;
+      return t;
+    };
+    auto spec = [](int order, nlohmann::json extra) {
+      extra["name"] = "gddim";
+      extra["order"] = order;
+      if (order > 0) extra["start"] = "exact";
+      return extra;
+    };
+    const std::vector<std::string> all = {"gaussian", "mixture", "cld"};
+    r.order_tests = {{spec(0, nlohmann::json::object()), all},
+                     {spec(0, {{"K", "cholesky"}}), {"cld"}},
+                     {spec(0, {{"K", "principal"}}), {"cld"}},
+                     {spec(1, nlohmann::json::object()), all},
+                     {spec(2, nlohmann::json::object()), all},
+                     {spec(3, nlohmann::json::object()), scalar_order_problems()}};
+    r.make = [](const SolverParams& p, SolverInfo info) {
+      using Factor = typename Gddim<Scalar>::Factor;
+      const std::string k = p.text("K");
+      const Factor factor = k == "R"          ? Factor::r
+                            : k == "cholesky" ? Factor::cholesky
+                                              : Factor::principal;
+      return std::make_unique<Gddim<Scalar>>(std::move(info), p.integer("order"), factor,
+                                             p.text("covariance") == "data", start_of(p));
+    };
+    table.push_back(std::move(r));
+  }
+  {
+    SolverRecord<Scalar> r;
+    r.name = "paddim";
+    r.family = "matrix";
+    r.reference = "principal-axis DDIM; docs/NOTES.md sec. 4";
+    r.parameters = {text_parameter("form", "kernel", {"kernel", "data"})};
+    r.order_note = "(kernel form: fixed axes only, scalar SDEs and blurring)";
+    r.traits = [](const SolverParams& p) {
+      SolverTraits t;
+      t.scalar_sde_only = p.text("form") == "data";
+      return t;
+    };
+    // The fixed-axes step is not consistent when the principal axes of Sigma(t) rotate (2x2
+    // blocks: CLD), so it declares no order there (docs/NOTES.md sec. 4).
+    r.order_on_sde = [](const SolverParams& p, int block_size) {
+      return p.text("form") == "kernel" && block_size > 1 ? 0 : 1;
+    };
+    r.order_tests = {
+        {"paddim", {"gaussian", "mixture", "cld"}},
+        {{{"name", "paddim"}, {"form", "data"}}, scalar_order_problems(), {"gaussian"}}};
+    r.make = [](const SolverParams& p, SolverInfo info) {
+      return std::make_unique<Paddim<Scalar>>(std::move(info), p.text("form") == "data");
+    };
+    table.push_back(std::move(r));
+  }
+}
+
 }  // namespace pflow

@@ -13,6 +13,7 @@
 
 #include "pflow/core/odeint.hpp"
 #include "pflow/sampler/solver.hpp"
+#include "pflow/sampler/solver_record.hpp"
 
 namespace pflow {
 
@@ -131,5 +132,69 @@ class OdeintSolver : public Solver<Scalar> {
   Scalar tolerance_;
   bool in_lambda_;
 };
+
+// The records of the Boost.Odeint steppers (solver_record.hpp).
+template <class Scalar>
+void add_odeint_solvers(SolverTable<Scalar>& table) {
+  struct Stepper {
+    const char* name;
+    int order, evals;  // as fixed-step methods
+    bool error_estimate, adaptive_only;
+    const char* reference;
+  };
+  const Stepper steppers[] = {
+      {"euler", 1, 1, false, false, "Boost.Odeint euler"},
+      {"rk4", 4, 4, false, false, "Boost.Odeint runge_kutta4"},
+      {"cash-karp54", 5, 6, true, false, "Cash & Karp 1990; Boost.Odeint"},
+      {"dopri5", 5, 6, true, false, "Dormand & Prince 1980; Boost.Odeint"},
+      {"rkf78", 8, 13, true, false, "Fehlberg 1968; Boost.Odeint"},
+      {"abm", 4, 1, false, false, "Adams-Bashforth-Moulton, 4 steps; Boost.Odeint"},
+      {"bulirsch-stoer", 0, 0, true, true, "Bulirsch & Stoer 1966; Boost.Odeint"},
+  };
+  for (const Stepper& s : steppers) {
+    SolverRecord<Scalar> r;
+    const std::string name = s.name;
+    r.name = name;
+    r.family = "odeint";
+    r.reference = s.reference;
+    r.parameters = {boolean_parameter("adaptive", s.adaptive_only),
+                    number_parameter("tolerance", 1e-8, 0.0, 1.0, true),
+                    text_parameter("variable", "t", {"t", "lambda"})};
+    if (s.adaptive_only) r.order_note = "(adaptive only: no fixed-step order)";
+    if (name == "abm") r.order_note = "(steps uniform in its variable)";
+    r.traits = [s, name](const SolverParams& p) {
+      SolverTraits t;
+      t.adaptive = p.boolean("adaptive");
+      t.order = t.adaptive ? 0 : s.order;
+      t.evals_per_step = t.adaptive ? 0 : s.evals;
+      // lambda = log(alpha / sigma) exists for scalar SDEs only.
+      const bool in_lambda = p.text("variable") == "lambda";
+      t.scalar_sde_only = in_lambda;
+      // Adams weights assume equal steps in the variable integrated in.
+      if (name == "abm") t.uniform_grid = in_lambda ? "logsnr" : "time-uniform";
+      return t;
+    };
+    r.check = [s, name](const SolverParams& p) {
+      const bool adaptive = p.boolean("adaptive");
+      require(adaptive || !s.adaptive_only, p.at("adaptive"), "false", name + " is adaptive only");
+      require(!adaptive || s.error_estimate, p.at("adaptive"), "true",
+              name + " has no error estimate; use cash-karp54, dopri5, rkf78 or bulirsch-stoer");
+    };
+    if (s.adaptive_only)
+      r.order_test_exempt = "adaptive only: held to its tolerance by the [orders] tolerance test";
+    else if (name == "abm")
+      r.order_tests = {{{{"name", "abm"}, {"variable", "lambda"}}, scalar_order_problems()}};
+    else
+      r.order_tests = {{r.name, name == "cash-karp54" || name == "rkf78"
+                                    ? scalar_order_problems()
+                                    : std::vector<std::string>{"gaussian", "mixture", "cld"}}};
+    r.make = [name](const SolverParams& p, SolverInfo info) {
+      const bool adaptive = info.adaptive;
+      return std::make_unique<OdeintSolver<Scalar>>(
+          std::move(info), name, adaptive, p.number("tolerance"), p.text("variable") == "lambda");
+    };
+    table.push_back(std::move(r));
+  }
+}
 
 }  // namespace pflow

@@ -10,44 +10,6 @@ std::vector<std::string> order_problem_names() {
   return {"gaussian", "mixture", "cld", "gaussian-short"};
 }
 
-std::vector<nlohmann::json> standard_order_solvers(const std::string& problem) {
-  using nlohmann::json;
-  const json exact_start = {{"start", "exact"}};
-  auto with = [](std::string name, json params) {
-    params["name"] = std::move(name);
-    return params;
-  };
-  if (problem == "cld")
-    return {with("gddim", {{"order", 0}}),
-            with("gddim", {{"order", 0}, {"K", "cholesky"}}),
-            with("gddim", {{"order", 0}, {"K", "principal"}}),
-            with("gddim", {{"order", 1}, {"start", "exact"}}),
-            with("gddim", {{"order", 2}, {"start", "exact"}}),
-            "paddim",
-            "euler",
-            "rk4",
-            "dopri5"};
-  std::vector<json> specs = {"ddim",         "dpm-solver-1",   "dpm-solver-2",
-                             "dpm-solver-3", "dpm-solver++-1", "dpm-solver++-2s"};
-  for (std::string m : {"dpm-solver++-2m", "dpm-solver++-3m", "dpm-solver++-3m-corrected",
-                        "deis-tab-2", "deis-tab-3", "deis-rhoab-2", "deis-rhoab-3"})
-    specs.push_back(with(m, exact_start));
-  specs.push_back("ipndm");
-  for (const char* variant : {"bh1", "bh2"})
-    for (int p = 1; p <= 3; ++p)
-      specs.push_back(with("unipc", {{"variant", variant}, {"order", p}, {"start", "exact"}}));
-  specs.push_back("euler-edm");
-  specs.push_back("heun-edm");
-  for (int q = 0; q <= 3; ++q)
-    specs.push_back(
-        with("gddim", q == 0 ? json{{"order", 0}} : json{{"order", q}, {"start", "exact"}}));
-  specs.push_back("paddim");
-  specs.push_back(with("paddim", {{"form", "data"}}));
-  for (std::string m : {"euler", "rk4", "cash-karp54", "dopri5", "rkf78"}) specs.push_back(m);
-  specs.push_back(with("abm", {{"variable", "lambda"}}));
-  return specs;
-}
-
 namespace {
 
 const nlohmann::json& problem_config(const std::string& name) {
@@ -112,7 +74,7 @@ OrderProblem<Scalar> build(const std::string& name) {
   // References are computed in 50 digits and rounded: the exact flow map (the R-ODE for matrix
   // SDEs, which in double is good to ~1e-13 only), or the Bulirsch-Stoer solve at 1e-32.
   // Computed on first use (OrderProblem::reference).
-  if constexpr (std::is_same_v<Scalar, mp50>) {
+  if constexpr (ScalarTraits<Scalar>::is_reference) {
     p.set_reference([sde = p.sde, data = p.data, x = p.x_start, s = p.t_start, t = p.t_end] {
       return data->components() == 1 ? exact_flow_map(*sde, *data, x, s, t)
                                      : reference_flow<mp50>(*sde, *data, x, s, t);

@@ -1,63 +1,137 @@
 #include "pflow/sampler/registry_impl.hpp"
 
+#include "pflow/core/json_fields.hpp"
+
 namespace pflow {
 
-const std::vector<SolverCatalogueEntry>& solver_catalogue() {
-  static const std::vector<SolverCatalogueEntry> catalogue = {
-      {"ddim", "eta = 0", "1", "Song et al. 2021a, eq. 12 (eta > 0: eq. 16, stochastic)",
-       "exponential"},
-      {"ddpm", "", "1 (weak)", "Ho et al. 2020, Alg. 2 (= ddim with eta = 1)", "stochastic"},
-      {"dpm-solver-1", "", "1", "Lu et al. 2022a, eq. 3.7 (= DDIM)", "exponential"},
-      {"dpm-solver-2", "", "2", "Lu et al. 2022a, Alg. 1 (r1 = 1/2)", "exponential"},
-      {"dpm-solver-3", "", "3", "Lu et al. 2022a, Alg. 2 (r1 = 1/3, r2 = 2/3)", "exponential"},
-      {"dpm-solver++-1", "", "1", "Lu et al. 2022b, eq. 9 (= DDIM)", "exponential"},
-      {"dpm-solver++-2s", "", "2", "Lu et al. 2022b, Alg. 1 (r1 = 1/2)", "exponential"},
-      {"dpm-solver++-2m", "start = lower-order", "2", "Lu et al. 2022b, Alg. 2", "multistep"},
-      {"dpm-solver++-3m", "start = lower-order", "2 (published as 3; README)",
-       "Lu et al. 2022b, 3M update of the reference implementation", "multistep"},
-      {"dpm-solver++-3m-corrected", "start = lower-order", "3",
-       "3M with the D2 term Taylor expansion gives (README)", "multistep"},
-      {"deis-tab-1", "start = lower-order", "1", "Zhang & Chen 2023, eq. 15 (= DDIM)", "multistep"},
-      {"deis-tab-2", "start = lower-order", "2", "Zhang & Chen 2023, eq. 15", "multistep"},
-      {"deis-tab-3", "start = lower-order", "3", "Zhang & Chen 2023, eq. 15", "multistep"},
-      {"deis-rhoab-1", "start = lower-order", "1", "Zhang & Chen 2023, eq. 16 (= DDIM)",
-       "multistep"},
-      {"deis-rhoab-2", "start = lower-order", "2", "Zhang & Chen 2023, eq. 16", "multistep"},
-      {"deis-rhoab-3", "start = lower-order", "3", "Zhang & Chen 2023, eq. 16", "multistep"},
-      {"ipndm", "order = 4", "2 (4 on steps uniform in rho)", "Zhang & Chen 2023, App. B",
-       "multistep"},
-      {"unipc", "variant = bh2 (bh1), order = 2 (1-3), corrector = true, start = lower-order",
-       "order + 1 (order without corrector)", "Zhao et al. 2023, Alg. 2-3", "multistep"},
-      {"euler-edm", "", "1", "Karras et al. 2022, Alg. 1 (Euler only; = DDIM)", "exponential"},
-      {"heun-edm", "", "2", "Karras et al. 2022, Alg. 1", "exponential"},
-      {"gddim", "order = 2 (0-3), K = R (cholesky, principal), covariance = kernel (data), start",
-       "order + 1", "Zhang, Tao & Chen 2023, eq. 11-18", "matrix"},
-      {"paddim", "form = kernel (data)", "1 (fixed axes: scalar SDEs, blurring)",
-       "principal-axis DDIM; docs/NOTES.md sec. 4", "matrix"},
-      {"euler", "adaptive = false, variable = t (lambda)", "1", "Boost.Odeint euler", "odeint"},
-      {"rk4", "variable = t (lambda)", "4", "Boost.Odeint runge_kutta4", "odeint"},
-      {"cash-karp54", "adaptive = false, tolerance = 1e-8, variable = t", "5",
-       "Cash & Karp 1990; Boost.Odeint", "odeint"},
-      {"dopri5", "adaptive = false, tolerance = 1e-8, variable = t", "5",
-       "Dormand & Prince 1980; Boost.Odeint", "odeint"},
-      {"rkf78", "adaptive = false, tolerance = 1e-8, variable = t", "8",
-       "Fehlberg 1968; Boost.Odeint", "odeint"},
-      {"abm", "variable = t (lambda); uniform steps", "4",
-       "Adams-Bashforth-Moulton, 4 steps; Boost.Odeint", "odeint"},
-      {"bulirsch-stoer", "tolerance = 1e-8, variable = t", "adaptive",
-       "Bulirsch & Stoer 1966; Boost.Odeint", "odeint"},
-      {"euler-maruyama", "", "1 (strong, additive noise)",
-       "Maruyama 1955 on the reverse SDE (Song et al. 2021, eq. 6)", "stochastic"},
-  };
-  return catalogue;
+SolverParams read_solver_params(const SolverDescription& record, const nlohmann::json& object,
+                                const std::string& path) {
+  std::vector<std::string> keys = {"name", "label"};
+  for (const ParameterSpec& p : record.parameters) keys.push_back(p.key);
+  const Fields f(object, path, keys);
+  nlohmann::json values = nlohmann::json::object();
+  for (const ParameterSpec& p : record.parameters) {
+    switch (p.type) {
+      case ParameterSpec::Type::integer: {
+        const int v = f.integer(p.key, p.fallback.get<int>());
+        require(v >= p.lo && v <= p.hi, f.at(p.key), v,
+                "must be between " + to_text(static_cast<int>(p.lo)) + " and " +
+                    to_text(static_cast<int>(p.hi)));
+        values[p.key] = v;
+        break;
+      }
+      case ParameterSpec::Type::number: {
+        const double v = f.number<double>(p.key, p.fallback.get<double>());
+        const bool inside = p.open ? v > p.lo && v < p.hi : v >= p.lo && v <= p.hi;
+        require(inside, f.at(p.key), v,
+                std::string("must be in ") + (p.open ? "(" : "[") + to_text(p.lo) + ", " +
+                    to_text(p.hi) + (p.open ? ")" : "]"));
+        values[p.key] = v;
+        break;
+      }
+      case ParameterSpec::Type::text:
+        values[p.key] = f.text(p.key, p.fallback.get<std::string>(), p.choices);
+        break;
+      case ParameterSpec::Type::boolean:
+        values[p.key] = f.boolean(p.key, p.fallback.get<bool>());
+        break;
+    }
+  }
+  SolverParams params(std::move(values), path);
+  if (record.check) record.check(params);
+  return params;
+}
+
+std::string describe_parameters(const SolverDescription& record) {
+  std::string out;
+  for (const ParameterSpec& p : record.parameters) {
+    out += (out.empty() ? "" : ", ") + p.key + " = " +
+           (p.fallback.is_string()         ? p.fallback.get<std::string>()
+            : p.fallback.is_number_float() ? to_text(p.fallback.get<double>())
+                                           : p.fallback.dump());
+    switch (p.type) {
+      case ParameterSpec::Type::integer:
+        out +=
+            " (" + to_text(static_cast<int>(p.lo)) + " to " + to_text(static_cast<int>(p.hi)) + ")";
+        break;
+      case ParameterSpec::Type::number:
+        out += std::string(" in ") + (p.open ? "(" : "[") + to_text(p.lo) + ", " + to_text(p.hi) +
+               (p.open ? ")" : "]");
+        break;
+      case ParameterSpec::Type::text: {
+        std::string others;
+        for (const auto& c : p.choices)
+          if (c != p.fallback.get<std::string>()) others += (others.empty() ? "" : ", ") + c;
+        out += " (" + others + ")";
+        break;
+      }
+      case ParameterSpec::Type::boolean:
+        break;
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> solver_names() {
   std::vector<std::string> names;
-  for (const auto& e : solver_catalogue()) names.push_back(e.name);
+  for (const auto& r : solver_table<double>()) names.push_back(r.name);
   return names;
 }
 
+namespace detail {
+
+size_t solver_index(const nlohmann::json& spec, const std::string& path) {
+  require(spec.is_string() || spec.is_object(), path, spec.dump(),
+          "must be a solver name or an object with a \"name\"");
+  const bool named = spec.is_string() || (spec.contains("name") && spec["name"].is_string());
+  require(named, path + ".name", spec.contains("name") ? spec["name"].dump() : "(missing)",
+          "must be a solver name (a string)");
+  const std::string name =
+      spec.is_string() ? spec.get<std::string>() : spec["name"].get<std::string>();
+  const auto names = solver_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) {
+    const std::string hint = closest_name(name, names);
+    throw InputError(path + ".name", name,
+                     "unknown solver" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)") +
+                         "; `pflow list` shows them all");
+  }
+  return static_cast<size_t>(it - names.begin());
+}
+
+std::string solver_label(const nlohmann::json& spec, const std::string& name) {
+  if (!spec.is_object()) return name;
+  if (spec.contains("label") && spec["label"].is_string()) return spec["label"].get<std::string>();
+  std::string params;
+  for (const auto& [key, value] : spec.items()) {
+    if (key == "name") continue;
+    params += (params.empty() ? "" : ",") + key + "=" +
+              (value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return params.empty() ? name : name + "(" + params + ")";
+}
+
+}  // namespace detail
+
+int declared_order(const nlohmann::json& spec, int block_size) {
+  const auto& record = solver_table<double>()[detail::solver_index(spec, "solver")];
+  const nlohmann::json object =
+      spec.is_string() ? nlohmann::json{{"name", spec.get<std::string>()}} : spec;
+  const SolverParams params = read_solver_params(record, object, "solver");
+  return record.order_on_sde ? record.order_on_sde(params, block_size)
+                             : record.traits(params).order;
+}
+
+std::vector<OrderTest> order_tests_on(const std::string& problem) {
+  std::vector<OrderTest> tests;
+  for (const auto& record : solver_table<double>())
+    for (const OrderTest& test : record.order_tests)
+      if (std::find(test.problems.begin(), test.problems.end(), problem) != test.problems.end())
+        tests.push_back(test);
+  return tests;
+}
+
+template const SolverTable<double>& solver_table<double>();
 template std::unique_ptr<Solver<double>> make_solver<double>(const nlohmann::json&,
                                                              const std::string&);
 

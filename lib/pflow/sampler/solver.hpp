@@ -34,6 +34,8 @@ struct SolverInfo {
   bool adaptive = false;
   bool scalar_sde_only = false;  // needs alpha, sigma, lambda (not CLD, blurring, linear)
   int weak_order = 0;            // stochastic solvers: declared weak order
+  std::string family;            // of its record: exponential, multistep, matrix, odeint, ...
+  std::string uniform_grid;      // the time grid its weights need ("" = any; solver_record.hpp)
 };
 
 // What a solver integrates. exact_flow is an optional oracle x_s -> x_t (the exact map for

@@ -8,6 +8,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "pflow/sampler/solver.hpp"
+#include "pflow/sampler/solver_record.hpp"
 
 namespace pflow {
 
@@ -38,5 +39,27 @@ class EulerMaruyama : public Solver<Scalar> {
     }
   }
 };
+
+// The record of Euler-Maruyama (solver_record.hpp).
+template <class Scalar>
+void add_stochastic_solvers(SolverTable<Scalar>& table) {
+  SolverRecord<Scalar> r;
+  r.name = "euler-maruyama";
+  r.family = "stochastic";
+  r.reference = "Maruyama 1955 on the reverse SDE (Song et al. 2021, eq. 6)";
+  r.order_note = "(additive noise)";
+  r.traits = [](const SolverParams&) {
+    SolverTraits t;
+    t.stochastic = true;
+    t.weak_order = 1;
+    return t;
+  };
+  r.order_test_exempt =
+      "stochastic: strong and weak orders in the [stochastic] tests and kind \"stochastic\"";
+  r.make = [](const SolverParams&, SolverInfo info) {
+    return std::make_unique<EulerMaruyama<Scalar>>(std::move(info));
+  };
+  table.push_back(std::move(r));
+}
 
 }  // namespace pflow

@@ -104,4 +104,34 @@ class UniPc : public Solver<Scalar> {
   Start start_;
 };
 
+// The record of UniPC (solver_record.hpp).
+template <class Scalar>
+void add_unipc_solvers(SolverTable<Scalar>& table) {
+  SolverRecord<Scalar> r;
+  r.name = "unipc";
+  r.family = "multistep";
+  r.reference = "Zhao et al. 2023, Alg. 2-3";
+  r.parameters = {text_parameter("variant", "bh2", {"bh1", "bh2"}),
+                  integer_parameter("order", 2, 1, 3), boolean_parameter("corrector", true),
+                  start_parameter()};
+  r.order_note = "(order + 1 with the corrector, order without)";
+  r.traits = [](const SolverParams& p) {
+    SolverTraits t;
+    t.order = p.integer("order") + (p.boolean("corrector") ? 1 : 0);
+    t.scalar_sde_only = true;
+    return t;
+  };
+  for (const char* variant : {"bh1", "bh2"})
+    for (int order = 1; order <= 3; ++order)
+      r.order_tests.push_back(
+          {{{"name", "unipc"}, {"variant", variant}, {"order", order}, {"start", "exact"}},
+           scalar_order_problems()});
+  r.make = [](const SolverParams& p, SolverInfo info) {
+    return std::make_unique<UniPc<Scalar>>(std::move(info), p.integer("order"),
+                                           p.text("variant") == "bh2", p.boolean("corrector"),
+                                           start_of(p));
+  };
+  table.push_back(std::move(r));
+}
+
 }  // namespace pflow

@@ -37,14 +37,10 @@ BlockMatrix<Scalar> assemble(const LinearSde<Scalar>& sde, std::vector<Mat<Scala
 
 }  // namespace detail
 
-// Default ODE tolerances: 1e-15 in double, 1e-40 in mp50.
+// Default ODE tolerances: 1e-15 in double, 1e-40 in mp50 (ScalarTraits).
 template <class Scalar>
 Scalar default_ode_tolerance() {
-  if constexpr (std::is_same_v<Scalar, double>) {
-    return 1e-15;
-  } else {
-    return Scalar("1e-40");
-  }
+  return ScalarTraits<Scalar>::ode_tolerance();
 }
 
 namespace detail {

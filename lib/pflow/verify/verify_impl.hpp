@@ -116,7 +116,7 @@ struct Tolerance {
   double dbl, mp;
   template <class Scalar>
   double get() const {
-    return std::is_same_v<Scalar, double> ? dbl : mp;
+    return per_precision<Scalar>(dbl, mp);
   }
 };
 
@@ -315,7 +315,7 @@ std::vector<CheckRow> run_case(const Case& c) {
     const Marginal<Scalar> marginal(*sde, gmm, t);
     Rng rng(7);
     const Mat<Scalar> x = marginal.sample(3, rng);
-    const Scalar h = std::is_same_v<Scalar, double> ? Scalar(1e-5) : decimal<Scalar>("1e-15");
+    const Scalar h = ScalarTraits<Scalar>::difference_step();
     Mat<Scalar> fd(x.rows(), x.cols());
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
       Mat<Scalar> up = x, down = x;
