@@ -22,6 +22,7 @@
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/verify/verify.hpp"
+#include "pflow/version.hpp"
 
 namespace {
 

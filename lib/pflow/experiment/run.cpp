@@ -19,6 +19,7 @@
 #include "pflow/experiment/h5.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
+#include "pflow/version.hpp"
 
 #ifndef PFLOW_SOURCE_DIR
 #define PFLOW_SOURCE_DIR "."
