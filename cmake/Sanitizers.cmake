@@ -21,6 +21,15 @@ foreach(kind EXE SHARED MODULE)
   set(CMAKE_${kind}_LINKER_FLAGS_SANITIZE "-fsanitize=address,undefined")
 endforeach()
 
+# -DCMAKE_BUILD_TYPE=Tsan: ThreadSanitizer, -O1, line tables (scripts/test --tsan, which builds the
+# program and the test program only and runs the threaded tests: README "Reliability").
+foreach(lang C CXX)
+  set(CMAKE_${lang}_FLAGS_TSAN "-O1 ${_pflow_line_tables} -fsanitize=thread -fno-omit-frame-pointer")
+endforeach()
+foreach(kind EXE SHARED MODULE)
+  set(CMAKE_${kind}_LINKER_FLAGS_TSAN "-fsanitize=thread")
+endforeach()
+
 # libFuzzer: a Sanitize build with clang also builds the fuzz target (tests/fuzz/fuzz_config),
 # with the config layer (pflow_config) instrumented for coverage, so scripts/fuzz reuses the
 # sanitizer build of scripts/test --sanitize. -DPFLOW_FUZZ=OFF leaves it out.

@@ -93,7 +93,8 @@ TEST_CASE("a convergence run writes every documented dataset and attribute", "[e
   std::filesystem::remove(path);
 }
 
-TEST_CASE("same config and seed give bit-identical datasets for 1 and 2 threads", "[experiments]") {
+TEST_CASE("same config and seed give bit-identical datasets for 1 and 2 threads",
+          "[experiments][threads]") {
   json c = tiny_config();
   c["init"] = {{"count", 5}, {"seed", 11}};
   c["solvers"] = {"ddim", "ddpm", "dpm-solver++-3m"};

@@ -2,6 +2,8 @@
 // sec. 9): on Gaussian data against the exact flow map, and on a 3-component 2-D mixture against
 // the 50-digit Bulirsch-Stoer reference. The fitted order must be within 0.2 of the declared one,
 // or above it.
+#include <thread>
+
 #include "helpers.hpp"
 #include "pflow/sampler/convergence.hpp"
 
@@ -179,4 +181,34 @@ TEST_CASE("registry walk: every parameter's range and choices are enforced", "[r
       }
     }
   }
+}
+
+// The library's shared caches and tables from several threads at once (ThreadSanitizer runs
+// this: scripts/test --tsan): the Gauss-Legendre cache, the solver tables, the order problems and
+// their lazily computed references. Every thread sees the same entries.
+TEST_CASE("shared caches and tables are safe and identical from four threads", "[threads]") {
+  constexpr int threads = 4;
+  std::vector<const std::pair<std::vector<double>, std::vector<double>>*> rules(threads);
+  std::vector<const OrderProblem<double>*> problems(threads);
+  std::vector<double> references(threads);
+  std::vector<size_t> solvers(threads);
+  std::vector<std::thread> pool;
+  for (int k = 0; k < threads; ++k)
+    pool.emplace_back([&, k] {
+      for (int n = 40; n >= 2; --n) rules[k] = &gauss_legendre_cached<double>(n + k % 2);
+      size_t built = 0;
+      for (const auto& name : solver_names()) built += make_solver<double>(json(name)) != nullptr;
+      solvers[k] = built;
+      problems[k] = &order_problem<double>("gaussian");
+      references[k] = problems[k]->reference()(0, 0);
+    });
+  for (auto& t : pool) t.join();
+  for (int k = 1; k < threads; ++k) {
+    CHECK(rules[k] == rules[k % 2]);  // the same cache entry for the same n
+    CHECK(problems[k] == problems[0]);
+    CHECK(references[k] == references[0]);
+    CHECK(solvers[k] == solver_names().size());
+  }
+  CHECK(rules[0]->first.size() == 2);
+  CHECK(rules[1]->first.size() == 3);
 }
