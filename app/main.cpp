@@ -26,7 +26,10 @@
 
 namespace {
 
-int run_verify(const std::string& precision, const std::vector<std::string>& sdes) {
+pflow::ProgressCallback progress_printer(bool quiet);
+void end_progress(bool quiet);
+
+int run_verify(const std::string& precision, const std::vector<std::string>& sdes, bool quiet) {
   const auto known = pflow::verify_sde_names();
   for (const auto& name : sdes) {
     if (std::find(known.begin(), known.end(), name) == known.end()) {
@@ -35,7 +38,7 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
           "--sde", name, "unknown SDE" + (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
     }
   }
-  const pflow::VerifyOptions options{sdes};
+  const pflow::VerifyOptions options{sdes, progress_printer(quiet)};
   const auto start = std::chrono::steady_clock::now();
   std::vector<pflow::CheckRow> rows;
   if (precision != "mp50") rows = pflow::verify_double(options);
@@ -43,6 +46,7 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
     auto mp = pflow::verify_mp50(options);
     rows.insert(rows.end(), mp.begin(), mp.end());
   }
+  end_progress(quiet);
   std::cout << pflow::format_check_table(rows);
   int failed = 0;
   for (const auto& r : rows) failed += !r.pass();
@@ -69,6 +73,17 @@ extern "C" void request_stop(int signal_number) {
   std::signal(signal_number, SIG_DFL);
   const char message[] = "\npflow: stopping after the running cells (again to abort)\n";
   [[maybe_unused]] const auto ignored = write(STDERR_FILENO, message, sizeof message - 1);
+}
+
+// Progress on stderr, one line rewritten in place, unless --quiet or stderr is not a terminal.
+pflow::ProgressCallback progress_printer(bool quiet) {
+  if (quiet || !isatty(STDERR_FILENO)) return {};
+  return [](const pflow::ProgressEvent& e) {
+    std::cerr << "\r" << pflow::format_progress(e) << "\x1b[K" << std::flush;
+  };
+}
+void end_progress(bool quiet) {
+  if (!quiet && isatty(STDERR_FILENO)) std::cerr << "\r\x1b[K" << std::flush;
 }
 
 std::string shell_quote(const std::string& s) {
@@ -110,14 +125,9 @@ int run_experiment(const RunArgs& a) {
   options.stop = &stop_requested;
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
-  const bool show = !a.quiet && isatty(STDERR_FILENO);
-  size_t done = 0;
-  if (show)
-    options.progress = [&](const std::string& line) {
-      std::cerr << "\r[" << ++done << "] " << line << "\x1b[K" << std::flush;
-    };
+  options.progress = progress_printer(a.quiet);
   const pflow::ExperimentResult result = pflow::run_convergence(config, options);
-  if (show) std::cerr << "\n";
+  end_progress(a.quiet);
   if (result.cells_done < result.cells_total) {
     std::cerr << "pflow: interrupted: " << result.cells_done << " of " << result.cells_total
               << " cells done, kept in " << checkpoint << "\ncontinue with: pflow run "
@@ -136,9 +146,9 @@ int run_experiment(const RunArgs& a) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const bool stochastic = config.kind == "stochastic";
-  std::cout << config.name << ": " << result.particles << " particles, reference "
-            << result.reference_method << "\n\n"
-            << pflow::result_table(out, "markdown", "err_max") << "\nerrors: "
+  // The summary comes from the result in memory (the file holds the same numbers).
+  std::cout << pflow::brief_report(result, seconds) << "\n"
+            << pflow::result_table(result, "markdown", "err_max") << "\nerrors: "
             << (stochastic ? "strong = RMS over paths and coordinates of |x - x_ref|, weak = max "
                              "|mean - mean_ref|, |cov - cov_ref| at t_end, on one Brownian path"
                            : "max over particles and coordinates of |x - x_ref| at t_end")
@@ -193,6 +203,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"double", "mp50", "both"}))
       ->capture_default_str();
   verify->add_option("--sde", sdes, "only these SDEs (repeatable)");
+  bool verify_quiet = false;
+  verify->add_flag("--quiet", verify_quiet, "no progress on stderr");
 
   auto* list = app.add_subcommand("list", "list SDEs, targets and solvers");
 
@@ -233,6 +245,8 @@ int main(int argc, char** argv) {
                    "start of the multistep solvers of the standard list (default: exact)")
       ->check(CLI::IsMember({"lower-order", "singlestep", "exact"}));
   orders->add_flag("--details", orders_options.details, "print every level");
+  bool orders_quiet = false;
+  orders->add_flag("--quiet", orders_quiet, "no progress on stderr");
 
   try {
     app.parse(argc, argv);
@@ -241,8 +255,13 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   try {
-    if (*verify) return run_verify(precision, sdes);
-    if (*orders) return pflow_app::run_orders(orders_options);
+    if (*verify) return run_verify(precision, sdes, verify_quiet);
+    if (*orders) {
+      orders_options.progress = progress_printer(orders_quiet);
+      const int status = pflow_app::run_orders(orders_options);
+      end_progress(orders_quiet);
+      return status;
+    }
     if (*run) return run_experiment(run_args);
     if (*table) {
       std::cout << pflow::result_table(table_file, table_format, table_metric);

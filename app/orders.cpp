@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/registry.hpp"
@@ -28,6 +29,7 @@ template <class Scalar>
 int run(const OrdersOptions& o) {
   std::vector<Row> rows;
   std::map<std::string, size_t> index;
+  std::unique_ptr<pflow::ProgressStage> stage;
   for (const auto& problem_name : o.problems) {
     const pflow::OrderProblem<Scalar>& problem = pflow::order_problem<Scalar>(problem_name);
     std::vector<nlohmann::json> specs;
@@ -44,6 +46,8 @@ int run(const OrdersOptions& o) {
       }
     }
     const double floor = pflow::roundoff_floor(problem);
+    stage = std::make_unique<pflow::ProgressStage>(o.progress, "orders on " + problem_name,
+                                                   specs.size());
     for (const auto& spec : specs) {
       const auto solver = pflow::make_solver<Scalar>(spec);
       const std::string& label = solver->info().label;
@@ -58,10 +62,10 @@ int run(const OrdersOptions& o) {
       Row& row = rows[index[label]];
       row.levels[problem_name] = pflow::convergence_levels<Scalar>(spec, problem, o.steps);
       row.fits[problem_name] = pflow::fit_order(row.levels[problem_name], floor);
-      std::cerr << "." << std::flush;
+      stage->done(label + ": " + std::to_string(o.steps.size()) + " levels");
     }
   }
-  std::cerr << "\n";
+  if (o.progress) std::cerr << "\r\x1b[K" << std::flush;  // the progress line gives way
   std::cout << "| solver | declared order |";
   for (const auto& p : o.problems) std::cout << " " << p << " |";
   std::cout << "\n|---|---|";

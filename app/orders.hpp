@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "pflow/core/progress.hpp"
+
 namespace pflow_app {
 
 struct OrdersOptions {
@@ -13,6 +15,7 @@ struct OrdersOptions {
   std::vector<int> steps = {8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
   std::string start;  // overrides the start of the standard multistep solvers
   bool details = false;
+  pflow::ProgressCallback progress;  // after each solver on each problem
 };
 
 int run_orders(const OrdersOptions& options);

@@ -146,7 +146,17 @@ TEST_CASE("the kernel table: closed forms beside their numerical counterparts", 
 
 TEST_CASE("tables: markdown, LaTeX with booktabs, CSV", "[experiments]") {
   const std::string path = temp_path("table.h5");
-  write_result(run_convergence(parse_experiment(tiny_config()), {}), path);
+  const ExperimentResult result = run_convergence(parse_experiment(tiny_config()), {});
+  write_result(result, path);
+  // pflow run's summary comes from the result in memory: the same text as from the file.
+  for (const char* format : {"markdown", "latex", "csv"})
+    for (const char* metric : {"err_max", "err_rms", "wall_s"})
+      CHECK(result_table(result, format, metric) == result_table(path, format, metric));
+  const std::string brief = brief_report(result, 1.25);
+  CHECK_THAT(brief,
+             Catch::StartsWith("pflow run tiny_convergence: kind convergence, 3 solvers, 12 cells "
+                               "(0 failed), 3 particles, double; reference: "));
+  CHECK_THAT(brief, Catch::Contains("\n  ddim: declared order 1, fitted 0.97, smallest error "));
   const std::string md = result_table(path, "markdown", "err_max");
   CHECK_THAT(md, Catch::Contains("| solver | declared order | fitted order | NFE 16 |"));
   CHECK_THAT(md, Catch::Contains("| ddim | 1 | 0.97 | 1.73e-01 |"));

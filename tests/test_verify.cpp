@@ -38,10 +38,10 @@ void require_all_pass(const std::vector<CheckRow>& rows, const std::string& sde)
 // public values) and cld (matrix kernels, rotation angle, public values) run every check path
 // of verify in both precisions, and the 50-digit kernels of the other SDEs run in the [sde],
 // [core] and [targets] suites.
-#define PFLOW_VERIFY_TESTS(SDE, TAGS)                           \
-  TEST_CASE("verify " SDE " in double and mp50", TAGS) {        \
-    require_all_pass(verify_double(VerifyOptions{{SDE}}), SDE); \
-    require_all_pass(verify_mp50(VerifyOptions{{SDE}}), SDE);   \
+#define PFLOW_VERIFY_TESTS(SDE, TAGS)                               \
+  TEST_CASE("verify " SDE " in double and mp50", TAGS) {            \
+    require_all_pass(verify_double(VerifyOptions{{SDE}, {}}), SDE); \
+    require_all_pass(verify_mp50(VerifyOptions{{SDE}, {}}), SDE);   \
   }
 
 PFLOW_VERIFY_TESTS("vp-linear", "[verify]")

@@ -222,12 +222,17 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
     const Mat<mp50> x50 = x0.template cast<mp50>();
     const mp50 s50 = from_double<mp50>(c.t_start), e50 = from_double<mp50>(c.t_end);
     Mat<mp50> ref;
+    ProgressStage stage(options.progress, "reference", static_cast<size_t>(x50.cols()));
     if (use_exact) {
       ref = exact_flow_map(*sde50, data50, x50, s50, e50);
+      stage.done("exact flow map", static_cast<size_t>(x50.cols()));
       result.reference_method = "exact flow map (50 digits)";
       result.reference_tolerance = 0;
     } else {
-      ref = reference_flow<mp50>(*sde50, data50, x50, s50, e50);
+      ReferenceStats stats;
+      stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+      ref =
+          reference_flow<mp50>(*sde50, data50, x50, s50, e50, reference_tolerance<mp50>(), &stats);
       result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
       result.reference_tolerance = 1e-32;
     }
@@ -292,6 +297,8 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
 
   std::atomic<size_t> next{0};
   std::mutex report;
+  ProgressStage stage(options.progress, "cells",
+                      cells - static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
   auto worker = [&] {
     for (size_t k = next++; k < cells; k = next++) {
       if (done[k]) continue;
@@ -337,12 +344,12 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
       if (checkpointing)
         write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
       done[k] = 1;
-      if (options.progress) {
+      {
         std::lock_guard<std::mutex> lock(report);
-        options.progress(result.solvers[si].label +
-                         (result.solvers[si].adaptive ? " tolerance " + to_text(cell.tolerance)
-                                                      : " nfe " + std::to_string(cell.nfe_target)) +
-                         (cell.failed ? " failed: " + cell.failure : ""));
+        stage.done(result.solvers[si].label +
+                   (result.solvers[si].adaptive ? " tolerance " + to_text(cell.tolerance)
+                                                : " nfe " + std::to_string(cell.nfe_target)) +
+                   (cell.failed ? " failed: " + cell.failure : ""));
       }
     }
   };

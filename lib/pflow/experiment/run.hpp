@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pflow/core/progress.hpp"
 #include "pflow/experiment/config.hpp"
 #include "pflow/sampler/convergence.hpp"
 
@@ -54,7 +55,8 @@ struct ExperimentResult {
 
 struct RunOptions {
   int threads = 1;
-  std::function<void(const std::string&)> progress;  // one line per finished cell
+  // Progress of the reference solve (particles) and of the cells (with ETA).
+  ProgressCallback progress;
   // Checkpointing: each finished cell is written to this directory (one small file per cell,
   // written atomically); with `resume`, cells found there are loaded instead of run.
   std::string checkpoint_dir;

@@ -15,6 +15,88 @@ namespace pflow {
 
 namespace {
 
+// What a table shows, read from a result file or from a result in memory (the same numbers
+// either way: the file stores the result's doubles).
+struct SolverColumns {
+  std::string label;
+  double index = 0;  // position in the config (HDF5 lists groups alphabetically)
+  bool adaptive = false;
+  double declared = 0, fitted = 0, declared_weak = 0, fitted_weak = 0;
+  std::vector<double> nfe, tolerance, err_max, err_rms, err_weak, wall_s;
+};
+struct TableModel {
+  std::string kind;
+  std::vector<int> nfe;  // the config's NFE ladder
+  std::vector<SolverColumns> solvers;
+};
+
+TableModel model_from_file(const std::string& path) {
+  const h5::File f = h5::File::open(path);
+  require(f.exists("/solvers"), path, "/solvers",
+          "is missing: not a pflow convergence result (kernel results have no table)");
+  const nlohmann::json config =
+      nlohmann::json::parse(f.read_string("/", "config_json"), nullptr, false);
+  require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
+          "is not a pflow experiment config");
+  TableModel m;
+  m.kind = config.value("kind", "convergence");
+  m.nfe = config["nfe"].get<std::vector<int>>();
+  for (const std::string& label : f.children("/solvers")) {
+    const std::string g = "/solvers/" + label;
+    SolverColumns s;
+    s.label = label;
+    s.index = f.read_double(g, "index");
+    s.declared = f.read_double(g, "declared_order");
+    s.fitted = f.read_double(g, "fitted_order");
+    s.nfe = f.read(g + "/nfe");
+    s.tolerance = f.read(g + "/tolerance");
+    s.err_max = f.read(g + "/err_max");
+    s.err_rms = f.read(g + "/err_rms");
+    s.wall_s = f.read(g + "/wall_s");
+    s.adaptive = !s.tolerance.empty() && !std::isnan(s.tolerance[0]);
+    if (f.exists(g + "/err_weak")) {
+      s.err_weak = f.read(g + "/err_weak");
+      s.declared_weak = f.read_double(g, "declared_weak_order");
+      s.fitted_weak = f.read_double(g, "fitted_weak_order");
+    }
+    m.solvers.push_back(std::move(s));
+  }
+  std::sort(m.solvers.begin(), m.solvers.end(),
+            [](const auto& a, const auto& b) { return a.index < b.index; });
+  return m;
+}
+
+TableModel model_from_result(const ExperimentResult& r) {
+  TableModel m;
+  m.kind = r.config.kind;
+  m.nfe = r.config.nfe;
+  for (size_t i = 0; i < r.solvers.size(); ++i) {
+    const SolverRun& run = r.solvers[i];
+    SolverColumns s;
+    s.label = run.label;
+    s.index = static_cast<double>(i);
+    s.adaptive = run.adaptive;
+    s.declared = run.declared_order;
+    s.fitted = run.fit.order;
+    s.declared_weak = run.declared_weak_order;
+    s.fitted_weak = run.weak_fit.order;
+    for (const CellResult& c : run.cells) {
+      s.nfe.push_back(static_cast<double>(c.nfe));
+      s.tolerance.push_back(c.tolerance);
+      s.err_max.push_back(c.err_max);
+      s.err_rms.push_back(c.err_rms);
+      s.err_weak.push_back(c.err_weak);
+      s.wall_s.push_back(c.wall_s);
+    }
+    m.solvers.push_back(std::move(s));
+  }
+  return m;
+}
+
+const std::vector<double>& metric_of(const SolverColumns& s, const std::string& metric) {
+  return metric == "err_max" ? s.err_max : metric == "err_rms" ? s.err_rms : s.wall_s;
+}
+
 std::string number(const char* format, double v) {
   if (std::isnan(v)) return "failed";
   char buf[48];
@@ -40,58 +122,138 @@ std::string csv_quote(const std::string& s) {
 
 // Work-precision results in long form: one row per cell (solver, setting, NFE, metric, and the
 // wall time beside an error metric).
-std::string work_precision_table(const h5::File& f, const std::string& format,
-                                 const std::string& metric) {
-  struct Row {
-    std::string label, setting;
-    double nfe, value, wall, index, tolerance;
-  };
-  std::vector<Row> rows;
-  for (const std::string& label : f.children("/solvers")) {
-    const std::string g = "/solvers/" + label;
-    const auto nfe = f.read(g + "/nfe"), values = f.read(g + "/" + metric),
-               tol = f.read(g + "/tolerance"), wall = f.read(g + "/wall_s");
-    const double index = f.read_double(g, "index");
-    for (size_t i = 0; i < nfe.size(); ++i)
-      rows.push_back({label, std::isnan(tol[i]) ? "fixed" : "tol " + number("%.0e", tol[i]), nfe[i],
-                      values[i], wall[i], index + 1e-6 * static_cast<double>(i), tol[i]});
-  }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
+struct LongRow {
+  std::string label;
+  double tolerance, nfe, value, wall;
+};
+
+std::string format_long(const std::vector<LongRow>& rows, const std::string& format,
+                        const std::string& metric) {
   const bool with_wall = metric != "wall_s";
   const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
+  auto setting = [](const LongRow& r) {
+    return std::isnan(r.tolerance) ? std::string("fixed") : "tol " + number("%.0e", r.tolerance);
+  };
   std::ostringstream out;
   if (format == "markdown") {
     out << "| solver | setting | NFE | " << metric << (with_wall ? " | wall_s" : "") << " |\n"
         << "|---|---|---|---|" << (with_wall ? "---|" : "") << "\n";
-    for (const Row& r : rows) {
-      out << "| " << r.label << " | " << r.setting << " | " << number("%.0f", r.nfe) << " | "
+    for (const LongRow& r : rows) {
+      out << "| " << r.label << " | " << setting(r) << " | " << number("%.0f", r.nfe) << " | "
           << number(value_format, r.value) << " |";
       if (with_wall) out << " " << number("%.3g", r.wall) << " |";
       out << "\n";
     }
   } else if (format == "latex") {
-    out << latex_requires << "\\begin{tabular}{llrr" << (with_wall ? "r" : "") << "}\n\\toprule\n"
-        << "solver & setting & NFE & \\texttt{" << latex_escape(metric) << "}"
+    out << latex_requires << "\\begin{tabular}{llrr" << (with_wall ? "r" : "")
+        << "}\n\\toprule\nsolver & setting & NFE & \\texttt{" << latex_escape(metric) << "}"
         << (with_wall ? " & wall time (s)" : "") << " \\\\\n\\midrule\n";
-    for (const Row& r : rows) {
-      const std::string setting =
-          r.setting == "fixed" ? "fixed steps" : "tolerance " + latex_number("%.0e", r.tolerance);
-      out << "\\texttt{" << latex_escape(r.label) << "} & " << setting << " & "
-          << latex_number("%.0f", r.nfe) << " & " << latex_number(value_format, r.value);
+    for (const LongRow& r : rows) {
+      out << "\\texttt{" << latex_escape(r.label) << "} & "
+          << (std::isnan(r.tolerance) ? std::string("fixed steps")
+                                      : "tolerance " + latex_number("%.0e", r.tolerance))
+          << " & " << latex_number("%.0f", r.nfe) << " & " << latex_number(value_format, r.value);
       if (with_wall) out << " & " << latex_number("%.3g", r.wall);
       out << " \\\\\n";
     }
     out << "\\bottomrule\n\\end{tabular}\n";
   } else {
     out << "solver,setting,nfe," << metric << (with_wall ? ",wall_s" : "") << "\n";
-    for (const Row& r : rows) {
-      out << csv_quote(r.label) << "," << r.setting << "," << number("%.0f", r.nfe) << ","
+    for (const LongRow& r : rows) {
+      out << csv_quote(r.label) << "," << setting(r) << "," << number("%.0f", r.nfe) << ","
           << number("%.6e", r.value);
       if (with_wall) out << "," << number("%.6g", r.wall);
       out << "\n";
     }
   }
   return out.str();
+}
+
+std::string work_precision_table(const TableModel& m, const std::string& format,
+                                 const std::string& metric) {
+  std::vector<LongRow> rows;
+  for (const SolverColumns& s : m.solvers) {
+    const auto& values = metric_of(s, metric);
+    for (size_t i = 0; i < s.nfe.size(); ++i)
+      rows.push_back({s.label, s.tolerance[i], s.nfe[i], values[i], s.wall_s[i]});
+  }
+  return format_long(rows, format, metric);
+}
+
+// One row per solver (two for stochastic results: strong and weak), one column per NFE.
+struct WideRow {
+  std::string label;
+  double declared, fitted;
+  std::vector<double> values;
+};
+
+std::string format_wide(const std::vector<WideRow>& rows, const std::vector<int>& nfe,
+                        const std::string& format, const std::string& metric) {
+  const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
+  std::ostringstream out;
+  if (format == "markdown") {
+    out << "| solver | declared order | fitted order |";
+    for (int n : nfe) out << " NFE " << n << " |";
+    out << "\n|---|---|---|";
+    for (size_t i = 0; i < nfe.size(); ++i) out << "---|";
+    out << "\n";
+    for (const WideRow& r : rows) {
+      out << "| " << r.label << " | " << number("%.0f", r.declared) << " | "
+          << (std::isnan(r.fitted) ? std::string("n/a") : number("%.2f", r.fitted)) << " |";
+      for (double v : r.values) out << " " << number(value_format, v) << " |";
+      out << "\n";
+    }
+  } else if (format == "latex") {
+    // Two header rows: what the columns hold (the metric over the NFE columns), then the NFE.
+    out << latex_requires << "\\begin{tabular}{lrr" << std::string(nfe.size(), 'r')
+        << "}\n\\toprule\n & declared & fitted & \\multicolumn{" << nfe.size() << "}{c}{\\texttt{"
+        << latex_escape(metric) << "} at NFE} \\\\\n\\cmidrule(l){4-" << 3 + nfe.size()
+        << "}\nsolver & order & order";
+    for (int n : nfe) out << " & " << latex_number("%.0f", n);
+    out << " \\\\\n\\midrule\n";
+    for (const WideRow& r : rows) {
+      out << "\\texttt{" << latex_escape(r.label) << "} & " << latex_number("%.0f", r.declared)
+          << " & " << (std::isnan(r.fitted) ? std::string("--") : latex_number("%.2f", r.fitted));
+      for (double v : r.values) out << " & " << latex_number(value_format, v);
+      out << " \\\\\n";
+    }
+    out << "\\bottomrule\n\\end{tabular}\n";
+  } else {
+    out << "solver,declared_order,fitted_order";
+    for (int n : nfe) out << ",nfe_" << n;
+    out << "\n";
+    for (const WideRow& r : rows) {
+      out << csv_quote(r.label) << "," << number("%.0f", r.declared) << ","
+          << (std::isnan(r.fitted) ? std::string("") : number("%.4f", r.fitted));
+      for (double v : r.values) out << "," << number(metric == "wall_s" ? "%.6g" : "%.6e", v);
+      out << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string table_of(const TableModel& m, const std::string& format, const std::string& metric) {
+  require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
+          "must be markdown, latex or csv");
+  require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
+          "must be err_max, err_rms or wall_s (stochastic results show err_rms and err_weak)");
+  if (m.kind == "work-precision") return work_precision_table(m, format, metric);
+  // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
+  // (moments, err_weak) error with their orders; wall_s keeps one row.
+  const bool two_rows = m.kind == "stochastic" && metric != "wall_s";
+  std::vector<WideRow> rows;
+  for (const SolverColumns& s : m.solvers) {
+    if (two_rows) {
+      rows.push_back({s.label + " strong", s.declared, s.fitted, s.err_rms});
+      rows.push_back({s.label + " weak", s.declared_weak, s.fitted_weak, s.err_weak});
+    } else {
+      rows.push_back({s.label, s.declared, s.fitted, metric_of(s, metric)});
+    }
+    require(rows.back().values.size() == m.nfe.size(), "result", s.label,
+            "has " + std::to_string(rows.back().values.size()) + " entries for " +
+                std::to_string(m.nfe.size()) + " NFE values");
+  }
+  return format_wide(rows, m.nfe, format, metric);
 }
 
 }  // namespace
@@ -130,93 +292,44 @@ std::string result_table(const std::string& path, const std::string& format,
                          const std::string& metric) {
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
-  require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
-          "must be err_max, err_rms or wall_s (stochastic results show err_rms and err_weak)");
-  const h5::File f = h5::File::open(path);
-  require(f.exists("/solvers"), path, "/solvers",
-          "is missing: not a pflow convergence result (kernel results have no table)");
-  const nlohmann::json config =
-      nlohmann::json::parse(f.read_string("/", "config_json"), nullptr, false);
-  require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
-          "is not a pflow experiment config");
-  if (config.value("kind", "convergence") == "work-precision")
-    return work_precision_table(f, format, metric);
-  const std::vector<int> nfe = config["nfe"].get<std::vector<int>>();
+  return table_of(model_from_file(path), format, metric);
+}
 
-  struct Row {
-    std::string label;
-    double declared, fitted;
-    std::vector<double> values;
-    double index;
-  };
-  std::vector<Row> rows;
-  // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
-  // (moments, err_weak) error with their orders; wall_s keeps one row.
-  const bool two_rows = config.value("kind", "convergence") == "stochastic" && metric != "wall_s";
-  auto add_row = [&](const std::string& label, const std::string& g, const std::string& name,
-                     const std::string& declared, const std::string& fitted, double index) {
-    Row row{label, f.read_double(g, declared), f.read_double(g, fitted), f.read(g + "/" + name),
-            index};
-    require(row.values.size() == nfe.size(), path, g + "/" + name,
-            "has " + std::to_string(row.values.size()) + " entries for " +
-                std::to_string(nfe.size()) + " NFE values");
-    rows.push_back(std::move(row));
-  };
-  for (const std::string& label : f.children("/solvers")) {
-    const std::string g = "/solvers/" + label;
-    const double index = f.read_double(g, "index");
-    if (two_rows) {
-      add_row(label + " strong", g, "err_rms", "declared_order", "fitted_order", index);
-      add_row(label + " weak", g, "err_weak", "declared_weak_order", "fitted_weak_order",
-              index + 0.5);
-    } else {
-      add_row(label, g, metric, "declared_order", "fitted_order", index);
+std::string result_table(const ExperimentResult& result, const std::string& format,
+                         const std::string& metric) {
+  return table_of(model_from_result(result), format, metric);
+}
+
+std::string brief_report(const ExperimentResult& r, double seconds) {
+  size_t cells = 0, failed = 0;
+  for (const SolverRun& s : r.solvers)
+    for (const CellResult& c : s.cells) {
+      ++cells;
+      failed += c.failed;
     }
-  }
-  // The config's solver order (HDF5 lists groups alphabetically).
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.index < b.index; });
-
-  const char* value_format = metric == "wall_s" ? "%.3g" : "%.2e";
   std::ostringstream out;
-  if (format == "markdown") {
-    out << "| solver | declared order | fitted order |";
-    for (int n : nfe) out << " NFE " << n << " |";
-    out << "\n|---|---|---|";
-    for (size_t i = 0; i < nfe.size(); ++i) out << "---|";
+  out << "pflow run " << r.config.name << ": kind " << r.config.kind << ", " << r.solvers.size()
+      << " solvers, " << cells << " cells (" << failed << " failed), " << r.particles
+      << " particles, " << r.config.precision << "; reference: " << r.reference_method << "; "
+      << number("%.1f", seconds) << " s\n";
+  for (const SolverRun& s : r.solvers) {
+    // The smallest error reached and where; the fitted order against the declared one.
+    double best = std::nan("");
+    long best_nfe = 0;
+    size_t failures = 0;
+    for (const CellResult& c : s.cells) {
+      failures += c.failed;
+      const double e = r.config.kind == "stochastic" ? c.err_rms : c.err_max;
+      if (!c.failed && !(e >= best)) {
+        best = e;
+        best_nfe = c.nfe;
+      }
+    }
+    out << "  " << s.label << ": declared order " << s.declared_order << ", fitted "
+        << (std::isnan(s.fit.order) ? std::string("n/a") : number("%.2f", s.fit.order))
+        << ", smallest error " << number("%.2e", best) << " at NFE " << best_nfe;
+    if (failures) out << ", " << failures << " failed";
     out << "\n";
-    for (const Row& r : rows) {
-      out << "| " << r.label << " | " << number("%.0f", r.declared) << " | "
-          << (std::isnan(r.fitted) ? std::string("n/a") : number("%.2f", r.fitted)) << " |";
-      for (double v : r.values) out << " " << number(value_format, v) << " |";
-      out << "\n";
-    }
-  } else if (format == "latex") {
-    // Two header rows: what the columns hold (the metric over the NFE columns), then the NFE.
-    const size_t last = 3 + nfe.size();
-    out << latex_requires << "\\begin{tabular}{lrr" << std::string(nfe.size(), 'r')
-        << "}\n\\toprule\n"
-        << " & declared & fitted & \\multicolumn{" << nfe.size() << "}{c}{\\texttt{"
-        << latex_escape(metric) << "} at NFE} \\\\\n\\cmidrule(l){4-" << last << "}\n"
-        << "solver & order & order";
-    for (int n : nfe) out << " & " << latex_number("%.0f", n);
-    out << " \\\\\n\\midrule\n";
-    for (const Row& r : rows) {
-      out << "\\texttt{" << latex_escape(r.label) << "} & " << latex_number("%.0f", r.declared)
-          << " & " << (std::isnan(r.fitted) ? std::string("--") : latex_number("%.2f", r.fitted));
-      for (double v : r.values) out << " & " << latex_number(value_format, v);
-      out << " \\\\\n";
-    }
-    out << "\\bottomrule\n\\end{tabular}\n";
-  } else {
-    out << "solver,declared_order,fitted_order";
-    for (int n : nfe) out << ",nfe_" << n;
-    out << "\n";
-    for (const Row& r : rows) {
-      out << csv_quote(r.label) << "," << number("%.0f", r.declared) << ","
-          << (std::isnan(r.fitted) ? std::string("") : number("%.4f", r.fitted));
-      for (double v : r.values) out << "," << number(metric == "wall_s" ? "%.6g" : "%.6e", v);
-      out << "\n";
-    }
   }
   return out.str();
 }

@@ -1,13 +1,23 @@
-// `pflow table`: a result file as a Markdown, LaTeX (booktabs and siunitx) or CSV table: one row
-// per solver with its declared and fitted order and the chosen metric at each NFE.
+// `pflow table`: a result as a Markdown, LaTeX (booktabs and siunitx) or CSV table: one row per
+// solver with its declared and fitted order and the chosen metric at each NFE (work-precision
+// results: one row per cell). From a result file, or from a result in memory (`pflow run`'s
+// summary): the same text either way.
 #pragma once
 
 #include <string>
+
+#include "pflow/experiment/run.hpp"
 
 namespace pflow {
 
 std::string result_table(const std::string& path, const std::string& format,
                          const std::string& metric);
+std::string result_table(const ExperimentResult& result, const std::string& format,
+                         const std::string& metric);
+
+// A brief report of a finished run (one line for the run, one per solver: declared and fitted
+// order, smallest error and its NFE, failed cells), `seconds` its wall time.
+std::string brief_report(const ExperimentResult& result, double seconds);
 
 // Text for LaTeX with every special character escaped (\ ^ ~ as \textbackslash{} etc.,
 // _ & % # $ { } with a backslash).

@@ -2,6 +2,8 @@
 // reference solution for any Gaussian-mixture target (docs/NOTES.md sec. 2).
 #pragma once
 
+#include <functional>
+
 #include "pflow/core/odeint.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
 #include "pflow/target/marginal.hpp"
@@ -25,6 +27,8 @@ Scalar reference_tolerance() {
 
 struct ReferenceStats {
   long evaluations = 0;  // right-hand-side evaluations, all particles
+  // Called after each particle with (particles done, total): progress of long solves.
+  std::function<void(Eigen::Index, Eigen::Index)> on_particle;
 };
 
 // Integrates the PF-ODE from t_start to t_end with Bulirsch-Stoer, particle by particle (so the
@@ -41,8 +45,11 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<S
       return pf_ode_rhs<Scalar>(sde, data, s, t).col(0);
     };
     const long evals = integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
-    if (stats) stats->evaluations += evals;
     out.col(j) = state;
+    if (stats) {
+      stats->evaluations += evals;
+      if (stats->on_particle) stats->on_particle(j + 1, x.cols());
+    }
   }
   return out;
 }

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "pflow/core/progress.hpp"
+
 namespace pflow {
 
 struct CheckRow {
@@ -21,6 +23,7 @@ struct CheckRow {
 
 struct VerifyOptions {
   std::vector<std::string> sdes;  // empty: all
+  ProgressCallback progress;      // after each SDE's checks
 };
 
 std::vector<CheckRow> verify_double(const VerifyOptions& options);

@@ -330,13 +330,20 @@ std::vector<CheckRow> run_case(const Case& c) {
 
 template <class Scalar>
 std::vector<CheckRow> run_all(const VerifyOptions& options) {
+  std::vector<const Case*> cases;
+  for (const Case& c : all_cases())
+    if (options.sdes.empty() ||
+        std::find(options.sdes.begin(), options.sdes.end(), c.name) != options.sdes.end())
+      cases.push_back(&c);
   std::vector<CheckRow> rows;
-  for (const Case& c : all_cases()) {
-    if (!options.sdes.empty() &&
-        std::find(options.sdes.begin(), options.sdes.end(), c.name) == options.sdes.end())
-      continue;
-    auto case_rows = run_case<Scalar>(c);
+  ProgressStage stage(options.progress, "verify " + scalar_name<Scalar>(), cases.size());
+  for (const Case* c : cases) {
+    auto case_rows = run_case<Scalar>(*c);
+    size_t failed = 0;
+    for (const auto& r : case_rows) failed += !r.pass();
     rows.insert(rows.end(), case_rows.begin(), case_rows.end());
+    stage.done(c->name + ": " + std::to_string(case_rows.size() - failed) + " of " +
+               std::to_string(case_rows.size()) + " checks pass");
   }
   return rows;
 }
