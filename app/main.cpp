@@ -111,12 +111,6 @@ int run_experiment(const RunArgs& a) {
   pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
                  "must be between 1 and 256");
   const auto start = std::chrono::steady_clock::now();
-  if (config.kind == "kernel") {
-    pflow::run_kernel(config, out);
-    std::cout << "kernel table of " << config.sde.dump() << " at " << config.times.size()
-              << " times written to " << out << "\n";
-    return 0;
-  }
   if (has_checkpoint && !a.resume) fs::remove_all(checkpoint);  // --force: start over
   pflow::RunOptions options;
   options.threads = a.threads;
@@ -126,7 +120,7 @@ int run_experiment(const RunArgs& a) {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   options.progress = progress_printer(a.quiet);
-  const pflow::ExperimentResult result = pflow::run_convergence(config, options);
+  const pflow::ExperimentResult result = pflow::run_experiment(config, options);
   end_progress(a.quiet);
   if (result.cells_done < result.cells_total) {
     std::cerr << "pflow: interrupted: " << result.cells_done << " of " << result.cells_total
@@ -145,16 +139,7 @@ int run_experiment(const RunArgs& a) {
   fs::remove_all(checkpoint);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const bool stochastic = config.kind == "stochastic";
-  // The summary comes from the result in memory (the file holds the same numbers).
-  std::cout << pflow::brief_report(result, seconds) << "\n"
-            << pflow::result_table(result, "markdown", "err_max") << "\nerrors: "
-            << (stochastic ? "strong = RMS over paths and coordinates of |x - x_ref|, weak = max "
-                             "|mean - mean_ref|, |cov - cov_ref| at t_end, on one Brownian path"
-                           : "max over particles and coordinates of |x - x_ref| at t_end")
-            << "; fitted order: least-squares slope over the last " << config.fit_levels
-            << " NFE levels\nwritten to " << out << " (" << std::fixed << std::setprecision(1)
-            << seconds << " s)\n";
+  std::cout << pflow::run_summary(result, seconds) << "written to " << out << "\n";
   int failed = 0;
   for (const auto& s : result.solvers)
     for (const auto& c : s.cells) failed += c.failed;

@@ -27,7 +27,7 @@ std::string temp_path(const std::string& name) {
 
 TEST_CASE("a convergence run writes every documented dataset and attribute", "[experiments]") {
   const ExperimentConfig config = parse_experiment(tiny_config());
-  const ExperimentResult result = run_convergence(config, {});
+  const ExperimentResult result = run_experiment(config, {});
   const std::string path = temp_path("run.h5");
   write_result(result, path);
   const h5::File f = h5::File::open(path);
@@ -101,8 +101,8 @@ TEST_CASE("same config and seed give bit-identical datasets for 1 and 2 threads"
   const ExperimentConfig config = parse_experiment(c);
   RunOptions one, two;
   two.threads = 2;
-  const ExperimentResult a = run_convergence(config, one);
-  const ExperimentResult b = run_convergence(config, two);
+  const ExperimentResult a = run_experiment(config, one);
+  const ExperimentResult b = run_experiment(config, two);
   CHECK(a.init == b.init);
   CHECK(a.reference == b.reference);
   for (size_t s = 0; s < a.solvers.size(); ++s)
@@ -113,7 +113,7 @@ TEST_CASE("same config and seed give bit-identical datasets for 1 and 2 threads"
     }
   // A different seed changes the stochastic solver only.
   c["seed"] = 4;
-  const ExperimentResult d = run_convergence(parse_experiment(c), one);
+  const ExperimentResult d = run_experiment(parse_experiment(c), one);
   CHECK(d.solvers[0].cells[0].x == a.solvers[0].cells[0].x);
   CHECK(d.solvers[1].cells[0].x != a.solvers[1].cells[0].x);
 }
@@ -125,7 +125,7 @@ TEST_CASE("the kernel table: closed forms beside their numerical counterparts", 
                   {"target", {{"type", "dirac"}, {"point", {0.5}}}},
                   {"times", {0.0, 0.1, 0.5, 1.0}}};
   const std::string path = temp_path("kernel.h5");
-  run_kernel(parse_experiment(c), path);
+  write_result(run_experiment(parse_experiment(c), {}), path);
   const h5::File f = h5::File::open(path);
   std::vector<size_t> shape;
   const auto sigma = f.read("/kernel/sigma", &shape);
@@ -146,7 +146,7 @@ TEST_CASE("the kernel table: closed forms beside their numerical counterparts", 
 
 TEST_CASE("tables: markdown, LaTeX with booktabs, CSV", "[experiments]") {
   const std::string path = temp_path("table.h5");
-  const ExperimentResult result = run_convergence(parse_experiment(tiny_config()), {});
+  const ExperimentResult result = run_experiment(parse_experiment(tiny_config()), {});
   write_result(result, path);
   // pflow run's summary comes from the result in memory: the same text as from the file.
   for (const char* format : {"markdown", "latex", "csv"})
@@ -224,7 +224,7 @@ TEST_CASE("work-precision: adaptive solvers over tolerances, fixed ones over NFE
   c["tolerances"] = {1e-4, 1e-7, 1e-10};
   c["nfe"] = {16, 64};
   const ExperimentConfig config = parse_experiment(c);
-  const ExperimentResult r = run_convergence(config, {});
+  const ExperimentResult r = run_experiment(config, {});
   REQUIRE(r.solvers.size() == 3);
   CHECK(r.solvers[0].cells.size() == 3);
   CHECK(r.solvers[2].cells.size() == 2);
@@ -260,7 +260,7 @@ TEST_CASE("trajectory runs store every grid state beside the reference", "[exper
   c["solvers"] = {"ddim", "dpm-solver-2"};
   c["nfe"] = {8, 16};
   const ExperimentConfig config = parse_experiment(c);
-  const ExperimentResult r = run_convergence(config, {});
+  const ExperimentResult r = run_experiment(config, {});
   const std::string path = temp_path("trajectory.h5");
   write_result(r, path);
   const h5::File f = h5::File::open(path);

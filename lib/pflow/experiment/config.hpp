@@ -35,11 +35,8 @@ struct ExperimentConfig {
   nlohmann::json normalized;  // the config as run, defaults filled in
 };
 
-inline const std::vector<std::string>& experiment_kinds() {
-  static const std::vector<std::string> kinds = {"convergence", "kernel", "work-precision",
-                                                 "trajectory", "stochastic"};
-  return kinds;
-}
+// The names of the experiment kinds (the table in kinds.hpp).
+const std::vector<std::string>& experiment_kinds();
 
 ExperimentConfig parse_experiment(const nlohmann::json& config);
 // Reads and parses a file; a missing file or invalid JSON is an InputError naming it.

@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/kinds.hpp"
+#include "pflow/experiment/table.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
 #include "pflow/version.hpp"
@@ -38,50 +40,6 @@ std::string shell(const std::string& command) {
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
-}
-
-template <class Scalar>
-std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
-  std::vector<double> out(static_cast<size_t>(x.size()));
-  for (Eigen::Index j = 0; j < x.cols(); ++j)
-    for (Eigen::Index i = 0; i < x.rows(); ++i) out[j * x.rows() + i] = to_double(Scalar(x(i, j)));
-  return out;
-}
-
-// The reference flow from t_start through every grid time in 50 digits (exact map, or the
-// Bulirsch-Stoer solve carried from one grid time to the next).
-template <class Scalar>
-void record_trajectory(const LinearSde<mp50>& sde50, const GaussianMixture<mp50>& data50,
-                       bool exact, const std::vector<Scalar>& grid,
-                       const std::vector<Mat<Scalar>>& states, Trajectory& out) {
-  Mat<mp50> x = states.front().template cast<mp50>();
-  const Mat<mp50> x_start = x;
-  for (size_t i = 0; i < grid.size(); ++i) {
-    const mp50 t = mp50(grid[i]);
-    if (i > 0)
-      x = exact ? exact_flow_map(sde50, data50, x_start, mp50(grid.front()), t)
-                : reference_flow<mp50>(sde50, data50, x, mp50(grid[i - 1]), t);
-    out.t.push_back(to_double(grid[i]));
-    const auto ref = row_major(x);
-    out.reference.insert(out.reference.end(), ref.begin(), ref.end());
-    const auto xs = row_major(states.at(i));
-    out.x.insert(out.x.end(), xs.begin(), xs.end());
-  }
-}
-
-// Moments of the particles (columns): the weak error compares these with the reference's.
-template <class Scalar>
-double weak_error(const Mat<Scalar>& x, const Mat<Scalar>& reference) {
-  auto moments = [](const Mat<Scalar>& m) {
-    const Vec<Scalar> mean = m.rowwise().mean();
-    const Mat<Scalar> centred = m.colwise() - mean;
-    const Mat<Scalar> cov = centred * centred.transpose() / Scalar(m.cols());
-    return std::make_pair(mean, cov);
-  };
-  const auto [mx, cx] = moments(x);
-  const auto [mr, cr] = moments(reference);
-  return std::max(to_double(Scalar((mx - mr).cwiseAbs().maxCoeff())),
-                  to_double(Scalar((cx - cr).cwiseAbs().maxCoeff())));
 }
 
 // Checkpoint files: one JSON file per finished cell. Doubles round-trip exactly through
@@ -173,82 +131,29 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
 }
 
 template <class Scalar>
-ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
-  ExperimentResult result;
-  result.config = c;
-  const auto data = make_target<Scalar>(c.target, "target");
-  const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
-  const AnalyticDenoiser<Scalar> model(*sde, data);
-  const Scalar t_start = from_double<Scalar>(c.t_start), t_end = from_double<Scalar>(c.t_end);
-  const bool stochastic = c.kind == "stochastic";
-
-  // Initial states (D x n).
-  Mat<Scalar> x0;
-  if (!c.init_points.empty()) {
-    x0.resize(c.state_dim, static_cast<Eigen::Index>(c.init_points.size()));
-    for (size_t j = 0; j < c.init_points.size(); ++j)
-      for (int i = 0; i < c.state_dim; ++i) x0(i, j) = from_double<Scalar>(c.init_points[j][i]);
-  } else {
+Mat<Scalar> initial_states(const ExperimentConfig& c, const LinearSde<Scalar>& sde,
+                           const GaussianMixture<Scalar>& data) {
+  if (c.init_points.empty()) {
     Rng rng(c.init_seed);
-    x0 = Marginal<Scalar>(*sde, data, t_start).sample(c.init_count, rng);
+    return Marginal<Scalar>(sde, data, from_double<Scalar>(c.t_start)).sample(c.init_count, rng);
   }
-  result.particles = static_cast<int>(x0.cols());
-  result.init = row_major(x0);
+  Mat<Scalar> x0(c.state_dim, static_cast<Eigen::Index>(c.init_points.size()));
+  for (size_t j = 0; j < c.init_points.size(); ++j)
+    for (int i = 0; i < c.state_dim; ++i) x0(i, j) = from_double<Scalar>(c.init_points[j][i]);
+  return x0;
+}
 
-  Problem<Scalar> problem;
-  problem.sde = sde.get();
-  problem.model = &model;
-  problem.seed = c.seed;
-  if (stochastic) problem.brownian_levels = c.brownian_levels;
+// The cells in a fixed order (solver by solver, NFE or tolerance ascending), each with the spec
+// its solver is built from; the result gets one SolverRun per solver with its cells laid out.
+struct CellPlan {
+  std::vector<nlohmann::json> spec;
+  std::vector<std::pair<size_t, size_t>> index;  // (solver, cell)
+};
 
-  // The reference. Deterministic kinds: the flow in 50 digits, the exact flow map where one
-  // exists, else Bulirsch-Stoer (trajectory runs also use it at every grid time). Stochastic:
-  // Euler-Maruyama on every interval of the shared Brownian path.
-  const auto data50 = make_target<mp50>(c.target, "target");
-  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
-  const bool has_exact = data50.components() == 1;
-  require(c.reference != "exact" || has_exact || stochastic, "reference", "exact",
-          "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
-  const bool use_exact = has_exact && c.reference != "mp50";
-  Mat<Scalar> reference;
-  if (stochastic) {
-    const auto em = make_solver<Scalar>(nlohmann::json("euler-maruyama"));
-    const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, 1 << c.brownian_levels);
-    reference = solve(*em, problem, grid, x0).x;
-    result.reference_method = "euler-maruyama on all 2^" + std::to_string(c.brownian_levels) +
-                              " intervals of the shared Brownian path";
-    result.reference_tolerance = 0;
-  } else {
-    const Mat<mp50> x50 = x0.template cast<mp50>();
-    const mp50 s50 = from_double<mp50>(c.t_start), e50 = from_double<mp50>(c.t_end);
-    Mat<mp50> ref;
-    ProgressStage stage(options.progress, "reference", static_cast<size_t>(x50.cols()));
-    if (use_exact) {
-      ref = exact_flow_map(*sde50, data50, x50, s50, e50);
-      stage.done("exact flow map", static_cast<size_t>(x50.cols()));
-      result.reference_method = "exact flow map (50 digits)";
-      result.reference_tolerance = 0;
-    } else {
-      ReferenceStats stats;
-      stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
-      ref =
-          reference_flow<mp50>(*sde50, data50, x50, s50, e50, reference_tolerance<mp50>(), &stats);
-      result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
-      result.reference_tolerance = 1e-32;
-    }
-    reference = ref.template cast<Scalar>();
-  }
-  result.reference = row_major(reference);
-
-  // The cells, in a fixed order; threads take them one by one (each is independent, so the
-  // results do not depend on the thread count).
-  // Each solver's cells: its NFE budgets, or its tolerances when it is adaptive.
-  const int block_size = sde->covariance(t_end).block_size();
-  std::vector<nlohmann::json> cell_spec;
-  std::vector<std::pair<size_t, size_t>> cell_index;
+CellPlan plan_cells(const ExperimentConfig& c, int block_size, ExperimentResult& result) {
+  CellPlan plan;
   for (size_t si = 0; si < c.solvers.size(); ++si) {
-    const auto solver = make_solver<Scalar>(c.solvers[si]);
-    const SolverInfo& info = solver->info();
+    const SolverInfo info = make_solver<double>(c.solvers[si])->info();
     SolverRun run;
     run.label = info.label;
     run.name = info.name;
@@ -256,9 +161,8 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
     run.declared_order = declared_order(c.solvers[si], block_size);
     run.declared_weak_order = info.weak_order;
     run.adaptive = info.adaptive;
-    const size_t m = info.adaptive ? c.tolerances.size() : c.nfe.size();
-    run.cells.resize(m);
-    for (size_t ci = 0; ci < m; ++ci) {
+    run.cells.resize(info.adaptive ? c.tolerances.size() : c.nfe.size());
+    for (size_t ci = 0; ci < run.cells.size(); ++ci) {
       nlohmann::json spec =
           c.solvers[si].is_string() ? nlohmann::json{{"name", c.solvers[si]}} : c.solvers[si];
       if (info.adaptive) {
@@ -268,33 +172,64 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
       } else {
         run.cells[ci].nfe_target = c.nfe[ci];
       }
-      cell_spec.push_back(spec);
-      cell_index.emplace_back(si, ci);
+      plan.spec.push_back(spec);
+      plan.index.emplace_back(si, ci);
     }
     result.solvers.push_back(std::move(run));
   }
-  const size_t cells = cell_index.size();
-  result.cells_total = cells;
+  result.cells_total = plan.index.size();
+  return plan;
+}
 
-  // Cells finished by an earlier, interrupted run of the same config.
-  const bool checkpointing = !options.checkpoint_dir.empty();
-  std::vector<char> done(cells, 0);
-  if (checkpointing) {
-    open_checkpoint(options.checkpoint_dir, c, options.resume);
-    for (size_t k = 0; options.resume && k < cells; ++k) {
-      const std::string file = cell_file(options.checkpoint_dir, k);
-      if (!std::filesystem::exists(file)) continue;
-      std::ifstream in(file);
-      std::stringstream text;
-      text << in.rdbuf();
-      const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-      if (j.is_discarded()) continue;  // (cannot happen: cell files are renamed into place)
-      const auto [si, ni] = cell_index[k];
-      result.solvers[si].cells[ni] = cell_from_json(j);
-      done[k] = 1;
-    }
+// Cells finished by an earlier, interrupted run of the same config (with `resume`).
+std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& options,
+                                  const CellPlan& plan, ExperimentResult& result) {
+  std::vector<char> done(plan.index.size(), 0);
+  if (options.checkpoint_dir.empty()) return done;
+  open_checkpoint(options.checkpoint_dir, c, options.resume);
+  for (size_t k = 0; options.resume && k < plan.index.size(); ++k) {
+    const std::string file = cell_file(options.checkpoint_dir, k);
+    if (!std::filesystem::exists(file)) continue;
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    if (j.is_discarded()) continue;  // (cannot happen: cell files are renamed into place)
+    const auto [si, ci] = plan.index[k];
+    result.solvers[si].cells[ci] = cell_from_json(j);
+    done[k] = 1;
   }
+  return done;
+}
 
+// One cell through its kind; any failure is recorded in the cell (the sweep goes on).
+template <class Kind, class Scalar>
+void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
+              const nlohmann::json& spec, CellResult& cell) {
+  try {
+    const auto solver = make_solver<Scalar>(spec);
+    const SolverInfo& info = solver->info();
+    const int steps =
+        info.adaptive ? 1 : std::max(1, cell.nfe_target / std::max(1, info.evals_per_step));
+    const CellRun<Scalar> run{
+        setup, *solver,
+        make_time_grid<Scalar>(setup.sde, setup.config.grid, setup.t_start, setup.t_end, steps),
+        reference};
+    kind.run_cell(run, cell);
+  } catch (const std::exception& e) {
+    cell.failed = true;
+    cell.failure = e.what();
+    cell.err_max = cell.err_rms = cell.err_weak = std::nan("");
+  }
+}
+
+// The cells not yet done, taken one by one by `threads` workers (each cell is independent, so
+// the results do not depend on the thread count); each finished cell is checkpointed.
+template <class Kind, class Scalar>
+void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
+               const CellPlan& plan, const RunOptions& options, std::vector<char>& done,
+               ExperimentResult& result) {
+  const size_t cells = plan.index.size();
   std::atomic<size_t> next{0};
   std::mutex report;
   ProgressStage stage(options.progress, "cells",
@@ -303,54 +238,18 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
     for (size_t k = next++; k < cells; k = next++) {
       if (done[k]) continue;
       if (options.stop && options.stop->load()) break;
-      const auto [si, ni] = cell_index[k];
-      CellResult& cell = result.solvers[si].cells[ni];
-      try {
-        const auto solver = make_solver<Scalar>(cell_spec[k]);
-        const int steps = solver->info().adaptive
-                              ? 1
-                              : std::max(1, c.nfe[ni] / std::max(1, solver->info().evals_per_step));
-        const auto grid = make_time_grid<Scalar>(*sde, c.grid, t_start, t_end, steps);
-        Problem<Scalar> cell_problem = problem;
-        std::vector<Mat<Scalar>> states;
-        if (c.kind == "trajectory") {
-          states.push_back(x0);
-          cell_problem.on_step = [&states](int, const Scalar&, const Mat<Scalar>& x) {
-            states.push_back(x);
-          };
-        }
-        SolveResult<Scalar> r = solve(*solver, cell_problem, grid, x0);
-        if (c.kind == "trajectory")
-          record_trajectory(*sde50, data50, use_exact, grid, states, cell.trajectory);
-        // Work-precision timings: the fastest of three identical runs (timer noise at the
-        // millisecond scale otherwise dominates).
-        if (c.kind == "work-precision")
-          for (int rep = 1; rep < 3; ++rep)
-            r.wall_s = std::min(r.wall_s, solve(*solver, problem, grid, x0).wall_s);
-        cell.nfe = r.nfe;
-        cell.steps = r.steps;
-        cell.wall_s = r.wall_s;
-        cell.x = row_major(r.x);
-        const Mat<Scalar> exact_diff = r.x - reference;
-        cell.err_max = to_double(Scalar(exact_diff.cwiseAbs().maxCoeff()));
-        cell.err_rms = std::sqrt(to_double(Scalar(exact_diff.squaredNorm())) /
-                                 static_cast<double>(exact_diff.size()));
-        if (stochastic) cell.err_weak = weak_error(r.x, reference);
-      } catch (const std::exception& e) {
-        cell.failed = true;
-        cell.failure = e.what();
-        cell.err_max = cell.err_rms = cell.err_weak = std::nan("");
-      }
-      if (checkpointing)
+      const auto [si, ci] = plan.index[k];
+      CellResult& cell = result.solvers[si].cells[ci];
+      run_cell(kind, setup, reference, plan.spec[k], cell);
+      if (!options.checkpoint_dir.empty())
         write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
       done[k] = 1;
-      {
-        std::lock_guard<std::mutex> lock(report);
-        stage.done(result.solvers[si].label +
-                   (result.solvers[si].adaptive ? " tolerance " + to_text(cell.tolerance)
-                                                : " nfe " + std::to_string(cell.nfe_target)) +
-                   (cell.failed ? " failed: " + cell.failure : ""));
-      }
+      const SolverRun& run = result.solvers[si];
+      const std::lock_guard<std::mutex> lock(report);
+      stage.done(run.label +
+                 (run.adaptive ? " tolerance " + to_text(cell.tolerance)
+                               : " nfe " + std::to_string(cell.nfe_target)) +
+                 (cell.failed ? " failed: " + cell.failure : ""));
     }
   };
   const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(cells)));
@@ -359,28 +258,40 @@ ExperimentResult run_in(const ExperimentConfig& c, const RunOptions& options) {
   worker();
   for (auto& t : pool) t.join();
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
-  if (result.cells_done < cells) return result;  // stopped: the caller reports, nothing fitted
+}
 
+// A run with cells: initial states, the kind's reference, the cells, the kind's fits.
+template <class Scalar, class Kind>
+void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOptions& options,
+                    ExperimentResult& result) {
+  const auto data = make_target<Scalar>(c.target, "target");
+  const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
+  const AnalyticDenoiser<Scalar> model(*sde, data);
+  const auto data50 = make_target<mp50>(c.target, "target");
+  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
+  RunSetup<Scalar> setup(c, *sde, *sde50, data50);
+  setup.problem.sde = sde.get();
+  setup.problem.model = &model;
+  setup.problem.seed = c.seed;
+  setup.x0 = initial_states(c, *sde, data);
+  setup.t_start = from_double<Scalar>(c.t_start);
+  setup.t_end = from_double<Scalar>(c.t_end);
+  setup.exact_available = data50.components() == 1;
+  setup.exact_reference = setup.exact_available && c.reference != "mp50";
+  setup.progress = &options.progress;
+  kind.configure(setup);
+  result.particles = static_cast<int>(setup.x0.cols());
+  result.init = row_major(setup.x0);
+
+  const Mat<Scalar> reference = kind.reference(setup, result);
+  result.reference = row_major(reference);
+  const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
+  std::vector<char> done = load_checkpoint(c, options, plan, result);
+  run_cells(kind, setup, reference, plan, options, done, result);
+  if (result.cells_done < result.cells_total) return;  // stopped: the caller reports
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
-  for (auto& run : result.solvers) {
-    if (run.adaptive) continue;  // no step ladder: the fitted order stays NaN
-    // Strong errors of stochastic samplers are mean-square (err_rms over the paths).
-    std::vector<Level> levels, weak_levels;
-    for (const auto& cell : run.cells) {
-      Level l;
-      l.steps = static_cast<int>(cell.nfe);
-      l.nfe = cell.nfe;
-      l.err_max = stochastic ? cell.err_rms : cell.err_max;
-      l.failed = cell.failed;
-      levels.push_back(l);
-      l.err_max = cell.err_weak;
-      weak_levels.push_back(l);
-    }
-    run.fit = fit_order(levels, floor, c.fit_levels);
-    if (stochastic) run.weak_fit = fit_order(weak_levels, floor, c.fit_levels);
-  }
-  return result;
+  kind.finish(result, floor);
 }
 
 }  // namespace
@@ -412,10 +323,21 @@ Provenance current_provenance() {
   return p;
 }
 
-ExperimentResult run_convergence(const ExperimentConfig& config, const RunOptions& options) {
-  require(config.kind != "kernel", "kind", config.kind, "has no solver cells (use run_kernel)");
-  if (config.precision == "mp50") return run_in<mp50>(config, options);
-  return run_in<double>(config, options);
+ExperimentResult run_experiment(const ExperimentConfig& config, const RunOptions& options) {
+  ExperimentResult result;
+  result.config = config;
+  with_kind(config.kind, [&](const auto& kind) {
+    if constexpr (std::decay_t<decltype(kind)>::has_cells) {
+      if (config.precision == "mp50") {
+        run_with_cells<mp50>(kind, config, options, result);
+      } else {
+        run_with_cells<double>(kind, config, options, result);
+      }
+    } else {
+      kind.run_tables(config, result);
+    }
+  });
+  return result;
 }
 
 namespace {
@@ -457,6 +379,63 @@ void write_atomically(const std::string& path, Fill&& fill) {
   }
 }
 
+// A solver's group: the datasets of its cells and its attributes; the kind adds its own.
+template <class Kind>
+void write_solver(h5::File& f, const Kind& kind, const ExperimentResult& r, size_t si) {
+  const SolverRun& s = r.solvers[si];
+  const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
+  const std::string g = "/solvers/" + s.label;
+  f.group(g);
+  std::vector<long> nfe, steps;
+  std::vector<double> err_max, err_rms, wall, x, tolerance;
+  std::string failures;
+  for (const auto& cell : s.cells) {
+    tolerance.push_back(cell.tolerance);
+    nfe.push_back(cell.nfe);
+    steps.push_back(cell.steps);
+    err_max.push_back(cell.err_max);
+    err_rms.push_back(cell.err_rms);
+    wall.push_back(cell.wall_s);
+    if (cell.failed) {
+      x.insert(x.end(), n * d, std::nan(""));
+      failures += (s.adaptive ? "tolerance " + to_text(cell.tolerance)
+                              : "nfe " + std::to_string(cell.nfe_target)) +
+                  ": " + cell.failure + "\n";
+    } else {
+      x.insert(x.end(), cell.x.begin(), cell.x.end());
+    }
+  }
+  const size_t m = s.cells.size();
+  f.dataset(g + "/nfe", nfe);
+  f.dataset(g + "/steps", steps);
+  f.dataset(g + "/err_max", {m}, err_max);
+  f.dataset(g + "/err_rms", {m}, err_rms);
+  f.dataset(g + "/wall_s", {m}, wall);
+  f.dataset(g + "/tolerance", {m}, tolerance);  // NaN for fixed-step solvers
+  f.dataset(g + "/x", {m, n, d}, x);
+  f.attribute(g, "name", s.name);
+  f.attribute(g, "index", static_cast<double>(si));  // position in the config
+  f.attribute(g, "reference", s.reference);
+  f.attribute(g, "declared_order", static_cast<double>(s.declared_order));
+  f.attribute(g, "fitted_order", s.fit.order);
+  f.attribute(g, "pairwise_orders", s.fit.pairwise);
+  f.attribute(g, "failures", failures);
+  kind.write_solver(f, g, s, r);
+}
+
+template <class Kind>
+void write_cells(h5::File& f, const Kind& kind, const ExperimentResult& r) {
+  const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
+  f.group("/init");
+  f.dataset("/init/x", {n, d}, r.init);
+  f.group("/reference");
+  f.dataset("/reference/x", {n, d}, r.reference);
+  f.attribute("/reference", "method", r.reference_method);
+  f.attribute("/reference", "tolerance", r.reference_tolerance);
+  f.group("/solvers");
+  for (size_t si = 0; si < r.solvers.size(); ++si) write_solver(f, kind, r, si);
+}
+
 }  // namespace
 
 void write_result(const ExperimentResult& r, const std::string& path) {
@@ -465,123 +444,29 @@ void write_result(const ExperimentResult& r, const std::string& path) {
               std::to_string(r.cells_total) + " cells): resume the run to finish it");
   write_atomically(path, [&](h5::File& f) {
     write_provenance(f, r.config.normalized.dump());
-    const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
-    f.group("/init");
-    f.dataset("/init/x", {n, d}, r.init);
-    f.group("/reference");
-    f.dataset("/reference/x", {n, d}, r.reference);
-    f.attribute("/reference", "method", r.reference_method);
-    f.attribute("/reference", "tolerance", r.reference_tolerance);
-    f.group("/solvers");
-    for (size_t si = 0; si < r.solvers.size(); ++si) {
-      const SolverRun& s = r.solvers[si];
-      const std::string g = "/solvers/" + s.label;
-      f.group(g);
-      std::vector<long> nfe, steps;
-      std::vector<double> err_max, err_rms, weak, wall, x, tolerance;
-      for (const auto& cell : s.cells) {
-        tolerance.push_back(cell.tolerance);
-        nfe.push_back(cell.nfe);
-        steps.push_back(cell.steps);
-        err_max.push_back(cell.err_max);
-        err_rms.push_back(cell.err_rms);
-        weak.push_back(cell.err_weak);
-        wall.push_back(cell.wall_s);
-        if (cell.failed) {
-          x.insert(x.end(), n * d, std::nan(""));
-        } else {
-          x.insert(x.end(), cell.x.begin(), cell.x.end());
-        }
+    with_kind(r.config.kind, [&](const auto& kind) {
+      if constexpr (std::decay_t<decltype(kind)>::has_cells) {
+        write_cells(f, kind, r);
+      } else {
+        kind.write_tables(f, r);
       }
-      const size_t m = s.cells.size();
-      f.dataset(g + "/nfe", nfe);
-      f.dataset(g + "/steps", steps);
-      f.dataset(g + "/err_max", {m}, err_max);
-      f.dataset(g + "/err_rms", {m}, err_rms);
-      f.dataset(g + "/wall_s", {m}, wall);
-      f.dataset(g + "/tolerance", {m}, tolerance);  // NaN for fixed-step solvers
-      f.dataset(g + "/x", {m, n, d}, x);
-      f.attribute(g, "name", s.name);
-      f.attribute(g, "index", static_cast<double>(si));  // position in the config
-      f.attribute(g, "reference", s.reference);
-      f.attribute(g, "declared_order", static_cast<double>(s.declared_order));
-      f.attribute(g, "fitted_order", s.fit.order);
-      f.attribute(g, "pairwise_orders", s.fit.pairwise);
-      if (r.config.kind == "stochastic") {
-        f.dataset(g + "/err_weak", {m}, weak);
-        f.attribute(g, "declared_weak_order", static_cast<double>(s.declared_weak_order));
-        f.attribute(g, "fitted_weak_order", s.weak_fit.order);
-        f.attribute(g, "weak_pairwise_orders", s.weak_fit.pairwise);
-      }
-      std::string failures;
-      for (const auto& cell : s.cells)
-        if (cell.failed)
-          failures += (s.adaptive ? "tolerance " + to_text(cell.tolerance)
-                                  : "nfe " + std::to_string(cell.nfe_target)) +
-                      ": " + cell.failure + "\n";
-      f.attribute(g, "failures", failures);
-      if (r.config.kind == "trajectory")
-        for (const auto& cell : s.cells) {
-          if (cell.failed) continue;
-          const std::string tg = g + "/trajectory_nfe_" + std::to_string(cell.nfe_target);
-          const size_t points = cell.trajectory.t.size();
-          f.group(tg);
-          f.dataset(tg + "/t", {points}, cell.trajectory.t);
-          f.dataset(tg + "/x", {points, n, d}, cell.trajectory.x);
-          f.dataset(tg + "/reference", {points, n, d}, cell.trajectory.reference);
-        }
-    }
+    });
   });
 }
 
-void run_kernel(const ExperimentConfig& c, const std::string& path) {
-  const auto sde = make_sde<double>(c.sde, c.data_dim, "sde");
-  const auto data = make_target<double>(c.target, "target");
-  const size_t T = c.times.size(), D = static_cast<size_t>(c.state_dim);
-  std::vector<double> sigma, sigma_n, psi, psi_n, mean, mean_n, lambda, q;
-  const auto* scalar = dynamic_cast<const ScalarSde<double>*>(sde.get());
-  Vec<double> mu = Vec<double>::Zero(c.data_dim);
-  for (int k = 0; k < data.components(); ++k) mu += data.weights()(k) * data.means().col(k);
-  auto push = [](std::vector<double>& out, const Mat<double>& m) {
-    for (Eigen::Index i = 0; i < m.rows(); ++i)
-      for (Eigen::Index j = 0; j < m.cols(); ++j) out.push_back(m(i, j));
-  };
-  auto ambient = [&](const BlockMatrix<double>& b) {
-    const Mat<double> dense = b.to_dense();
-    if (!sde->has_spectral_basis()) return dense;
-    // U B U^T from the spectral basis maps.
-    return Mat<double>(sde->from_spectral(Mat<double>(sde->from_spectral(dense).transpose())));
-  };
-  for (double t : c.times) {
-    push(sigma, ambient(sde->covariance(t)));
-    push(sigma_n, ambient(ode_covariance(*sde, t)));
-    push(psi, ambient(sde->transition(t, 0.0)));
-    const BlockMatrix<double> psi_ode = ode_transition(*sde, t, 0.0);
-    push(psi_n, ambient(psi_ode));
-    push(mean, sde->mean(t, mu));
-    push(mean_n, sde->from_spectral(psi_ode.apply(sde->lift_data(mu))));
-    lambda.push_back(scalar && t > 0 ? scalar->lambda(t) : std::nan(""));
-    Mat<double> circulation = Mat<double>::Constant(D, D, std::nan(""));
-    try {
-      if (t > 0) circulation = ambient(frozen_equilibrium(*sde, t).circulation);
-    } catch (const std::exception&) {
+std::string run_summary(const ExperimentResult& r, double seconds) {
+  std::string out;
+  with_kind(r.config.kind, [&](const auto& kind) {
+    if constexpr (std::decay_t<decltype(kind)>::has_cells) {
+      out = brief_report(r, seconds) + "\n" + result_table(r, "markdown", "err_max") +
+            "\nerrors: " + kind.error_note() +
+            "; fitted order: least-squares slope over the last " +
+            std::to_string(r.config.fit_levels) + " NFE levels\n";
+    } else {
+      out = kind.summary(r) + "\n";
     }
-    push(q, circulation);
-  }
-  write_atomically(path, [&](h5::File& f) {
-    write_provenance(f, c.normalized.dump());
-    f.group("/kernel");
-    f.dataset("/kernel/times", {T}, c.times);
-    f.dataset("/kernel/sigma", {T, D, D}, sigma);
-    f.dataset("/kernel/sigma_numeric", {T, D, D}, sigma_n);
-    f.dataset("/kernel/psi", {T, D, D}, psi);
-    f.dataset("/kernel/psi_numeric", {T, D, D}, psi_n);
-    f.dataset("/kernel/mean", {T, D}, mean);
-    f.dataset("/kernel/mean_numeric", {T, D}, mean_n);
-    f.dataset("/kernel/lambda", {T}, lambda);
-    f.dataset("/kernel/q", {T, D, D}, q);
-    f.attribute("/kernel", "mean_of", std::string("the data mean"));
   });
+  return out;
 }
 
 }  // namespace pflow

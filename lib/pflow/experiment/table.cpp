@@ -10,6 +10,7 @@
 
 #include "pflow/core/errors.hpp"
 #include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/kinds.hpp"
 
 namespace pflow {
 
@@ -25,10 +26,16 @@ struct SolverColumns {
   std::vector<double> nfe, tolerance, err_max, err_rms, err_weak, wall_s;
 };
 struct TableModel {
-  std::string kind;
+  TableLayout layout = TableLayout::per_solver;
   std::vector<int> nfe;  // the config's NFE ladder
   std::vector<SolverColumns> solvers;
 };
+
+TableLayout layout_of(const std::string& kind) {
+  TableLayout layout = TableLayout::per_solver;
+  with_kind(kind, [&](const auto& k) { layout = k.table_layout; });
+  return layout;
+}
 
 TableModel model_from_file(const std::string& path) {
   const h5::File f = h5::File::open(path);
@@ -39,7 +46,7 @@ TableModel model_from_file(const std::string& path) {
   require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
           "is not a pflow experiment config");
   TableModel m;
-  m.kind = config.value("kind", "convergence");
+  m.layout = layout_of(config.value("kind", "convergence"));
   m.nfe = config["nfe"].get<std::vector<int>>();
   for (const std::string& label : f.children("/solvers")) {
     const std::string g = "/solvers/" + label;
@@ -68,7 +75,7 @@ TableModel model_from_file(const std::string& path) {
 
 TableModel model_from_result(const ExperimentResult& r) {
   TableModel m;
-  m.kind = r.config.kind;
+  m.layout = layout_of(r.config.kind);
   m.nfe = r.config.nfe;
   for (size_t i = 0; i < r.solvers.size(); ++i) {
     const SolverRun& run = r.solvers[i];
@@ -237,10 +244,10 @@ std::string table_of(const TableModel& m, const std::string& format, const std::
           "must be markdown, latex or csv");
   require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
           "must be err_max, err_rms or wall_s (stochastic results show err_rms and err_weak)");
-  if (m.kind == "work-precision") return work_precision_table(m, format, metric);
+  if (m.layout == TableLayout::per_cell) return work_precision_table(m, format, metric);
   // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
   // (moments, err_weak) error with their orders; wall_s keeps one row.
-  const bool two_rows = m.kind == "stochastic" && metric != "wall_s";
+  const bool two_rows = m.layout == TableLayout::strong_and_weak && metric != "wall_s";
   std::vector<WideRow> rows;
   for (const SolverColumns& s : m.solvers) {
     if (two_rows) {
@@ -301,6 +308,8 @@ std::string result_table(const ExperimentResult& result, const std::string& form
 }
 
 std::string brief_report(const ExperimentResult& r, double seconds) {
+  double CellResult::*error = &CellResult::err_max;  // the kind's primary error
+  with_kind(r.config.kind, [&](const auto& kind) { error = kind.primary_error; });
   size_t cells = 0, failed = 0;
   for (const SolverRun& s : r.solvers)
     for (const CellResult& c : s.cells) {
@@ -319,7 +328,7 @@ std::string brief_report(const ExperimentResult& r, double seconds) {
     size_t failures = 0;
     for (const CellResult& c : s.cells) {
       failures += c.failed;
-      const double e = r.config.kind == "stochastic" ? c.err_rms : c.err_max;
+      const double e = c.*error;
       if (!c.failed && !(e >= best)) {
         best = e;
         best_nfe = c.nfe;

@@ -330,8 +330,9 @@ std::vector<CheckRow> run_case(const Case& c) {
 
 template <class Scalar>
 std::vector<CheckRow> run_all(const VerifyOptions& options) {
+  const std::vector<Case> all = all_cases();
   std::vector<const Case*> cases;
-  for (const Case& c : all_cases())
+  for (const Case& c : all)
     if (options.sdes.empty() ||
         std::find(options.sdes.begin(), options.sdes.end(), c.name) != options.sdes.end())
       cases.push_back(&c);

@@ -1,0 +1,163 @@
+// Experiment kinds (README "Experiments"): each kind is one class in experiment/kinds/, holding
+// everything that is particular to it: its config fields and rules, how its reference is made,
+// how a cell runs and what it measures, how its orders are fitted, the HDF5 datasets it adds and
+// the note its summary prints. The driver (run.cpp) and the config parser (config.cpp) call these
+// hooks through the table of kinds (kinds.hpp); a kind overrides only the hooks whose default
+// (KindDefaults, below) does not fit. The hooks are templates on the run's number type, so only
+// the driver instantiates them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/core/json_fields.hpp"
+#include "pflow/core/progress.hpp"
+#include "pflow/experiment/config.hpp"
+#include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/result.hpp"
+#include "pflow/flow/exact_flow.hpp"
+#include "pflow/flow/pf_ode.hpp"
+#include "pflow/sampler/convergence.hpp"
+#include "pflow/sampler/registry.hpp"
+
+namespace pflow {
+
+// What the driver has set up for a run with cells, in the run's number type.
+template <class Scalar>
+struct RunSetup {
+  RunSetup(const ExperimentConfig& c, const LinearSde<Scalar>& s, const LinearSde<mp50>& s50,
+           const GaussianMixture<mp50>& d50)
+      : config(c), sde(s), sde50(s50), data50(d50) {}
+  const ExperimentConfig& config;
+  const LinearSde<Scalar>& sde;
+  const LinearSde<mp50>& sde50;  // the same SDE and data in 50 digits, for references
+  const GaussianMixture<mp50>& data50;
+  Problem<Scalar> problem;  // SDE, analytic model, seed
+  Mat<Scalar> x0;           // initial states, D x n
+  Scalar t_start, t_end;
+  bool exact_available = false;  // the data has one component: an exact flow map
+  bool exact_reference = false;  // and it serves as the reference
+  const ProgressCallback* progress = nullptr;
+};
+
+// One cell: a solver on its grid, against the run's reference.
+template <class Scalar>
+struct CellRun {
+  const RunSetup<Scalar>& setup;
+  const Solver<Scalar>& solver;
+  std::vector<Scalar> grid;
+  const Mat<Scalar>& reference;
+};
+
+template <class Scalar>
+std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
+  std::vector<double> out(static_cast<size_t>(x.size()));
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index i = 0; i < x.rows(); ++i) out[j * x.rows() + i] = to_double(Scalar(x(i, j)));
+  return out;
+}
+
+// Errors of a cell's final states against the reference, in the run's precision: err_max is the
+// largest coordinate error, err_rms the root mean square over particles and coordinates.
+template <class Scalar>
+void record_errors(const SolveResult<Scalar>& r, const Mat<Scalar>& reference, CellResult& cell) {
+  cell.nfe = r.nfe;
+  cell.steps = r.steps;
+  cell.wall_s = r.wall_s;
+  cell.x = row_major(r.x);
+  const Mat<Scalar> diff = r.x - reference;
+  cell.err_max = to_double(Scalar(diff.cwiseAbs().maxCoeff()));
+  cell.err_rms =
+      std::sqrt(to_double(Scalar(diff.squaredNorm())) / static_cast<double>(diff.size()));
+}
+
+// A fitted order over a solver's NFE ladder from one error per cell (NaN for failed cells).
+inline OrderFit fit_ladder(const SolverRun& run, double floor, int fit_levels,
+                           double CellResult::*error) {
+  std::vector<Level> levels;
+  for (const CellResult& cell : run.cells) {
+    Level l;
+    l.steps = static_cast<int>(cell.nfe);
+    l.nfe = cell.nfe;
+    l.err_max = cell.*error;
+    l.failed = cell.failed;
+    levels.push_back(l);
+  }
+  return fit_order(levels, floor, fit_levels);
+}
+
+// How `pflow table` lays out a kind's result: a row per solver and a column per NFE, two rows
+// per solver (strong and weak errors), or a row per cell (work-precision: NFE and tolerance).
+enum class TableLayout { per_solver, strong_and_weak, per_cell };
+
+struct KindDefaults {
+  static constexpr bool has_cells = true;         // kernel: a table, no solver cells
+  static constexpr bool allows_adaptive = false;  // adaptive solvers need tolerance cells
+  static constexpr TableLayout table_layout = TableLayout::per_solver;
+  // The error a solver's order is fitted to and the brief report quotes.
+  static constexpr double CellResult::*primary_error = &CellResult::err_max;
+  // Top-level config fields only this kind accepts (others refuse them).
+  static std::vector<std::string> own_fields() { return {}; }
+
+  // The kind's own config fields and rules, after the common ones are parsed (config.cpp).
+  void validate(const Fields&, ExperimentConfig&, const std::vector<SolverInfo>&) const {}
+  // Adds the kind's fields to the normalised config.
+  void normalise(const ExperimentConfig&, nlohmann::json&) const {}
+  // Adjusts the problem every cell solves.
+  template <class Scalar>
+  void configure(RunSetup<Scalar>&) const {}
+
+  // The reference final states: the probability-flow map in 50 digits, exact where the data
+  // has one component (and the config does not ask for "mp50"), else the Bulirsch-Stoer solve.
+  template <class Scalar>
+  Mat<Scalar> reference(const RunSetup<Scalar>& s, ExperimentResult& result) const {
+    require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
+            "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
+    const Mat<mp50> x50 = s.x0.template cast<mp50>();
+    const mp50 from = from_double<mp50>(s.config.t_start), to = from_double<mp50>(s.config.t_end);
+    static const ProgressCallback none;
+    ProgressStage stage(s.progress ? *s.progress : none, "reference",
+                        static_cast<size_t>(x50.cols()));
+    Mat<mp50> ref;
+    if (s.exact_reference) {
+      ref = exact_flow_map(s.sde50, s.data50, x50, from, to);
+      stage.done("exact flow map", static_cast<size_t>(x50.cols()));
+      result.reference_method = "exact flow map (50 digits)";
+      result.reference_tolerance = 0;
+    } else {
+      ReferenceStats stats;
+      stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+      ref = reference_flow<mp50>(s.sde50, s.data50, x50, from, to, reference_tolerance<mp50>(),
+                                 &stats);
+      result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
+      result.reference_tolerance = to_double(reference_tolerance<mp50>());
+    }
+    return ref.template cast<Scalar>();
+  }
+
+  // Runs one cell: the solve and its errors.
+  template <class Scalar>
+  void run_cell(const CellRun<Scalar>& run, CellResult& cell) const {
+    record_errors(solve(run.solver, run.setup.problem, run.grid, run.setup.x0), run.reference,
+                  cell);
+  }
+
+  // Fits each fixed-step solver's order over its ladder (adaptive ones have none: NaN).
+  void finish(ExperimentResult& r, double floor) const {
+    for (SolverRun& run : r.solvers)
+      if (!run.adaptive) run.fit = fit_ladder(run, floor, r.config.fit_levels, primary_error);
+  }
+
+  // Datasets and attributes the kind adds to a solver's group.
+  void write_solver(h5::File&, const std::string&, const SolverRun&,
+                    const ExperimentResult&) const {}
+
+  // What the summary's errors are.
+  std::string error_note() const {
+    return "max over particles and coordinates of |x - x_ref| at t_end";
+  }
+};
+
+}  // namespace pflow

@@ -1,0 +1,62 @@
+// What an experiment produces, in memory: per solver and cell (solver x NFE or tolerance) the
+// final states and errors, the fitted orders, the reference, and a kind's extra tables. The HDF5
+// layout (README "Results") stores exactly these numbers.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "pflow/experiment/config.hpp"
+#include "pflow/sampler/convergence.hpp"
+
+namespace pflow {
+
+// A trajectory (kind "trajectory"): the grid, the solver's states and the reference states at
+// every grid time, row-major [steps + 1, n, D].
+struct Trajectory {
+  std::vector<double> t, x, reference;
+};
+
+// A named dataset, row-major, as a kind without cells (kernel) produces them.
+struct Table {
+  std::string path;  // HDF5 dataset path
+  std::vector<size_t> shape;
+  std::vector<double> data;
+};
+
+struct CellResult {
+  int nfe_target = 0;               // fixed-step solvers: the NFE budget
+  double tolerance = std::nan("");  // adaptive solvers: the tolerance
+  long nfe = 0;
+  int steps = 0;
+  double err_max = 0, err_rms = 0, wall_s = 0;
+  double err_weak = std::nan("");  // kind "stochastic": max |moment - reference moment|
+  std::vector<double> x;           // final states, row-major [n, D]
+  bool failed = false;
+  std::string failure;
+  Trajectory trajectory;  // kind "trajectory" only
+};
+
+struct SolverRun {
+  std::string label, name, reference;
+  int declared_order = 0;  // strong order for kind "stochastic"
+  int declared_weak_order = 0;
+  bool adaptive = false;
+  std::vector<CellResult> cells;
+  OrderFit fit;       // over err_max (err_rms, the mean-square strong error, when stochastic)
+  OrderFit weak_fit;  // kind "stochastic": over err_weak
+};
+
+struct ExperimentResult {
+  ExperimentConfig config;
+  int particles = 0;
+  std::vector<double> init, reference;  // row-major [n, D]
+  std::string reference_method;
+  double reference_tolerance = 0;
+  std::vector<SolverRun> solvers;
+  size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped
+  std::vector<Table> tables;               // kinds without cells (kernel): their datasets
+};
+
+}  // namespace pflow
