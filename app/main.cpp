@@ -174,6 +174,27 @@ void run_list() {
       << "Time grids (time.grid): time-uniform, time-quadratic, logsnr, edm (rho = 7), list\n";
 }
 
+// Runs a subcommand and maps what it throws to the exit statuses of the header comment, with one
+// line on stderr.
+template <class F>
+int with_exit_status(F&& subcommand) {
+  try {
+    return subcommand();
+  } catch (const pflow::InputError& e) {
+    std::cerr << "pflow: error: " << e.what() << "\n";
+    return 2;
+  } catch (const pflow::IoError& e) {
+    std::cerr << "pflow: I/O error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "pflow: I/O error: " << e.what() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "pflow: internal error: " << e.what() << "\n";
+    return 4;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -239,7 +260,7 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  try {
+  return with_exit_status([&] {
     if (*verify) return run_verify(precision, sdes, verify_quiet);
     if (*orders) {
       orders_options.progress = progress_printer(orders_quiet);
@@ -254,17 +275,5 @@ int main(int argc, char** argv) {
     }
     if (*list) run_list();
     return 0;
-  } catch (const pflow::InputError& e) {
-    std::cerr << "pflow: error: " << e.what() << "\n";
-    return 2;
-  } catch (const pflow::IoError& e) {
-    std::cerr << "pflow: I/O error: " << e.what() << "\n";
-    return 3;
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::cerr << "pflow: I/O error: " << e.what() << "\n";
-    return 3;
-  } catch (const std::exception& e) {
-    std::cerr << "pflow: internal error: " << e.what() << "\n";
-    return 4;
-  }
+  });
 }

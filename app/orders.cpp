@@ -25,6 +25,57 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// One row per solver, one column per problem: the fitted order, "exact" when every level is
+// below 1e-12, "at round-off" or "failed" when no order can be fitted.
+void print_table(const std::vector<Row>& rows, const std::vector<std::string>& problems) {
+  std::cout << "| solver | declared order |";
+  for (const auto& p : problems) std::cout << " " << p << " |";
+  std::cout << "\n|---|---|";
+  for (size_t i = 0; i < problems.size(); ++i) std::cout << "---|";
+  std::cout << "\n";
+  for (const Row& row : rows) {
+    std::cout << "| " << row.label << " | " << row.declared << " |";
+    for (const auto& p : problems) {
+      const auto it = row.fits.find(p);
+      if (it == row.fits.end()) {
+        std::cout << " n/a |";
+        continue;
+      }
+      const auto& lv = row.levels.at(p);
+      double worst = 0;
+      for (const auto& l : lv) worst = l.failed ? 1e300 : std::max(worst, l.err_max);
+      if (worst <= 1e-12) {
+        std::cout << " exact (" << fmt("%.0e", worst) << ") |";
+      } else if (std::isnan(it->second.order)) {
+        const bool failed = !lv.empty() && lv.back().failed;
+        std::cout << (failed ? " failed |" : " at round-off |");
+      } else {
+        std::cout << " " << fmt("%.2f", it->second.order) << " |";
+      }
+    }
+    std::cout << "\n";
+  }
+}
+
+// Every level of every solver on every problem, with the pairwise orders and the fitted range.
+void print_details(const std::vector<Row>& rows) {
+  for (const Row& row : rows)
+    for (const auto& [p, lv] : row.levels) {
+      std::cout << "\n" << row.label << " on " << p << ":\n";
+      const auto& fit = row.fits.at(p);
+      for (size_t i = 0; i < lv.size(); ++i) {
+        std::cout << "  steps " << lv[i].steps << "  nfe " << lv[i].nfe << "  err_max "
+                  << fmt("%.3e", lv[i].err_max) << "  err_rms " << fmt("%.3e", lv[i].err_rms);
+        if (i > 0 && i - 1 < fit.pairwise.size())
+          std::cout << "  pairwise " << fmt("%.2f", fit.pairwise[i - 1]);
+        if (static_cast<int>(i) >= fit.first && static_cast<int>(i) <= fit.last)
+          std::cout << "  (fitted)";
+        if (lv[i].failed) std::cout << "  FAILED: " << lv[i].failure;
+        std::cout << "\n";
+      }
+    }
+}
+
 template <class Scalar>
 int run(const OrdersOptions& o) {
   std::vector<Row> rows;
@@ -66,50 +117,8 @@ int run(const OrdersOptions& o) {
     }
   }
   if (o.progress) std::cerr << "\r\x1b[K" << std::flush;  // the progress line gives way
-  std::cout << "| solver | declared order |";
-  for (const auto& p : o.problems) std::cout << " " << p << " |";
-  std::cout << "\n|---|---|";
-  for (size_t i = 0; i < o.problems.size(); ++i) std::cout << "---|";
-  std::cout << "\n";
-  for (const Row& row : rows) {
-    std::cout << "| " << row.label << " | " << row.declared << " |";
-    for (const auto& p : o.problems) {
-      const auto it = row.fits.find(p);
-      if (it == row.fits.end()) {
-        std::cout << " n/a |";
-        continue;
-      }
-      const auto& lv = row.levels.at(p);
-      double worst = 0;
-      for (const auto& l : lv) worst = l.failed ? 1e300 : std::max(worst, l.err_max);
-      if (worst <= 1e-12) {
-        std::cout << " exact (" << fmt("%.0e", worst) << ") |";
-      } else if (std::isnan(it->second.order)) {
-        const bool failed = !lv.empty() && lv.back().failed;
-        std::cout << (failed ? " failed |" : " at round-off |");
-      } else {
-        std::cout << " " << fmt("%.2f", it->second.order) << " |";
-      }
-    }
-    std::cout << "\n";
-  }
-  if (o.details) {
-    for (const Row& row : rows)
-      for (const auto& [p, lv] : row.levels) {
-        std::cout << "\n" << row.label << " on " << p << ":\n";
-        const auto& fit = row.fits.at(p);
-        for (size_t i = 0; i < lv.size(); ++i) {
-          std::cout << "  steps " << lv[i].steps << "  nfe " << lv[i].nfe << "  err_max "
-                    << fmt("%.3e", lv[i].err_max) << "  err_rms " << fmt("%.3e", lv[i].err_rms);
-          if (i > 0 && i - 1 < fit.pairwise.size())
-            std::cout << "  pairwise " << fmt("%.2f", fit.pairwise[i - 1]);
-          if (static_cast<int>(i) >= fit.first && static_cast<int>(i) <= fit.last)
-            std::cout << "  (fitted)";
-          if (lv[i].failed) std::cout << "  FAILED: " << lv[i].failure;
-          std::cout << "\n";
-        }
-      }
-  }
+  print_table(rows, o.problems);
+  if (o.details) print_details(rows);
   return 0;
 }
 

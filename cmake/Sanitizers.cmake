@@ -14,21 +14,19 @@ if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
 else()
   set(_pflow_line_tables "-g1")
 endif()
-foreach(lang C CXX)
-  set(CMAKE_${lang}_FLAGS_SANITIZE "-O1 ${_pflow_line_tables} ${_pflow_sanitize}")
-endforeach()
-foreach(kind EXE SHARED MODULE)
-  set(CMAKE_${kind}_LINKER_FLAGS_SANITIZE "-fsanitize=address,undefined")
-endforeach()
-
+# A build type NAME: its compile flags (after -O1 and line tables) and its link flags.
+macro(pflow_sanitizer_build_type name compile link)
+  foreach(lang C CXX)
+    set(CMAKE_${lang}_FLAGS_${name} "-O1 ${_pflow_line_tables} ${compile}")
+  endforeach()
+  foreach(kind EXE SHARED MODULE)
+    set(CMAKE_${kind}_LINKER_FLAGS_${name} "${link}")
+  endforeach()
+endmacro()
+pflow_sanitizer_build_type(SANITIZE "${_pflow_sanitize}" "-fsanitize=address,undefined")
 # -DCMAKE_BUILD_TYPE=Tsan: ThreadSanitizer, -O1, line tables (scripts/test --tsan, which builds the
 # program and the test program only and runs the threaded tests: README "Reliability").
-foreach(lang C CXX)
-  set(CMAKE_${lang}_FLAGS_TSAN "-O1 ${_pflow_line_tables} -fsanitize=thread -fno-omit-frame-pointer")
-endforeach()
-foreach(kind EXE SHARED MODULE)
-  set(CMAKE_${kind}_LINKER_FLAGS_TSAN "-fsanitize=thread")
-endforeach()
+pflow_sanitizer_build_type(TSAN "-fsanitize=thread -fno-omit-frame-pointer" "-fsanitize=thread")
 
 # libFuzzer: a Sanitize build with clang also builds the fuzz target (tests/fuzz/fuzz_config),
 # with the config layer (pflow_config) instrumented for coverage, so scripts/fuzz reuses the

@@ -36,16 +36,7 @@ struct ParameterSpec {
   std::vector<std::string> choices;  // text parameters
 };
 
-inline ParameterSpec integer_parameter(std::string key, int fallback, int lo, int hi) {
-  ParameterSpec p;
-  p.key = std::move(key);
-  p.type = ParameterSpec::Type::integer;
-  p.fallback = fallback;
-  p.lo = lo;
-  p.hi = hi;
-  return p;
-}
-// Closed range [lo, hi], or open (lo, hi) with `open`.
+// Closed range [lo, hi], or open (lo, hi) with `open` (numbers only).
 inline ParameterSpec number_parameter(std::string key, double fallback, double lo, double hi,
                                       bool open = false) {
   ParameterSpec p;
@@ -55,6 +46,12 @@ inline ParameterSpec number_parameter(std::string key, double fallback, double l
   p.lo = lo;
   p.hi = hi;
   p.open = open;
+  return p;
+}
+inline ParameterSpec integer_parameter(std::string key, int fallback, int lo, int hi) {
+  ParameterSpec p = number_parameter(std::move(key), 0, lo, hi);
+  p.type = ParameterSpec::Type::integer;
+  p.fallback = fallback;
   return p;
 }
 inline ParameterSpec text_parameter(std::string key, std::string fallback,
