@@ -82,7 +82,7 @@ def main():
     fig.tight_layout()
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf")
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
     print(f"wrote {stem}.png and {stem}.pdf")
 
 
@@ -105,7 +105,7 @@ def work_precision(args, config, rows, walls):
     fig.tight_layout()
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf")
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
     print(f"wrote {stem}.png and {stem}.pdf")
 
 
