@@ -3,6 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
 #include "pflow/core/scalar.hpp"
 
 namespace pflow::testing {
@@ -17,6 +23,17 @@ double max_diff(const A& a, const B& b) {
 template <class Scalar>
 double tol(double dbl, double mp) {
   return per_precision<Scalar>(dbl, mp);
+}
+
+// tests/data/tiny_convergence.json: a 2-D Gaussian under vp-linear, three solvers, NFE 16-128.
+inline nlohmann::json tiny_config() {
+  std::ifstream in(std::string(PFLOW_TEST_DATA) + "/tiny_convergence.json");
+  return nlohmann::json::parse(in);
+}
+
+// A file name in the system's temporary directory.
+inline std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("pflow_test_" + name)).string();
 }
 
 }  // namespace pflow::testing

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """Writes tests/bad_configs/NN_name.json from a valid base config, one defect each, and
-tests/bad_configs/expected.tsv (file <TAB> message fragment). Run it after changing the list;
-the files are committed. Usage: /usr/bin/python3 tests/make_bad_configs.py"""
+tests/bad_configs/expected.tsv (file <TAB> message fragment), with the bad model files the
+denoiser cases name (tests/bad_configs/models/, model format 1 with one defect each, written with
+numpy and h5py). Run it after changing the list; the files are committed.
+Usage: /usr/bin/python3 tests/make_bad_configs.py"""
 import copy
 import json
 import os
+
+import h5py
+import numpy as np
 
 here = os.path.dirname(os.path.abspath(__file__))
 out = os.path.join(here, "bad_configs")
@@ -32,6 +37,79 @@ def edit(**changes):
 
 
 DELETE = object()
+
+
+# Model files: a valid 2 -> 8 -> 2 SiLU eps-network for the base config's vp-linear SDE, and one
+# defect per file.
+def silu(h):
+    return h / (1 + np.exp(-h))
+
+
+def write_model(name, defect=None):
+    rng = np.random.default_rng(7)
+    dim, width = 2, 8
+    layers = [(rng.standard_normal((width, dim + 1)) / 2, rng.standard_normal(width) / 4),
+              (rng.standard_normal((dim, width)) / 3, rng.standard_normal(dim) / 4)]
+    attrs = {"format": "pflow-denoiser", "format_version": np.int64(1), "architecture": "mlp",
+             "output": "eps", "activation": "silu", "time_input": "t",
+             "time_embedding": json.dumps({"type": "raw"}),
+             "sde": json.dumps(base["sde"]), "target": json.dumps(base["target"]),
+             "training": json.dumps({"config": {}, "final_loss": 0.0})}
+    x = rng.standard_normal((5, dim))
+    t = rng.uniform(0.01, 1.0, 5)
+    h = np.concatenate([x, t[:, None]], axis=1)
+    h = silu(h @ layers[0][0].T + layers[0][1])
+    out = h @ layers[1][0].T + layers[1][1]
+    if defect:
+        defect(attrs, layers, out)
+    path = os.path.join(out_models, name + ".h5")
+    with h5py.File(path, "w") as f:
+        for k, v in attrs.items():
+            if v is not DELETE:
+                f.attrs[k] = v
+        for i, (w, b) in enumerate(layers):
+            f.create_dataset(f"layers/{i}/weight", data=w)
+            f.create_dataset(f"layers/{i}/bias", data=b)
+        f.create_dataset("check/x", data=x)
+        f.create_dataset("check/t", data=t)
+        f.create_dataset("check/output", data=out)
+    return "models/" + name + ".h5"
+
+
+def attr(key, value):
+    def apply(attrs, layers, out):
+        attrs[key] = value
+    return apply
+
+
+def layer(i, weight=None, bias=None):
+    def apply(attrs, layers, out):
+        w, b = layers[i]
+        layers[i] = (weight(w) if weight else w, bias(b) if bias else b)
+    return apply
+
+
+def nan_at(w):
+    w = w.copy()
+    w[1, 1] = np.nan
+    return w
+
+
+def check_off(attrs, layers, out):
+    out[2, 1] *= 1 + 1e-9
+
+
+def uses_model(name, defect=None):
+    return edit(denoiser={"type": "mlp", "path": write_model(name, defect)})
+
+
+out_models = os.path.join(out, "models")
+os.makedirs(out_models, exist_ok=True)
+for f in os.listdir(out_models):
+    os.remove(os.path.join(out_models, f))
+with open(os.path.join(out_models, "not_hdf5.h5"), "w") as fh:
+    fh.write("this is text, not HDF5\n")
+
 cases = [
     ("unknown_top_key", edit(solver=["ddim"]), "config.solver = [\"ddim\"]: unknown key (did you mean 'solvers'?)"),
     ("missing_name", edit(name=DELETE), "config.name = (missing): is required"),
@@ -97,12 +175,34 @@ cases = [
     ("abm_on_logsnr_in_t", edit(solvers=["ddim", "abm"]), "time.grid = logsnr: abm (solvers[1]) needs steps uniform in its variable: grid \"time-uniform\""),
     ("kernel_missing_times", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"]}, "times = (missing): is required"),
     ("kernel_time_beyond_T", lambda c: {"name": "k", "kind": "kernel", "sde": c["sde"], "target": c["target"], "times": [0.5, 2.0]}, "times[1] = 2"),
+    ("denoiser_mlp_without_path", edit(denoiser={"type": "mlp"}), "denoiser.path = (missing): is required"),
+    ("denoiser_perturbed_negative_delta", edit(denoiser={"type": "perturbed", "delta": -1e-3}), "denoiser.delta = -0.001: must be a finite number >= 0"),
+    ("denoiser_analytic_with_path", edit(denoiser={"type": "analytic", "path": "m.h5"}), "denoiser.path"),
+    ("model_missing_file", edit(denoiser={"type": "mlp", "path": "models/nonexistent.h5"}), "models/nonexistent.h5: does not exist or cannot be read"),
+    ("model_not_hdf5", edit(denoiser={"type": "mlp", "path": "models/not_hdf5.h5"}), "models/not_hdf5.h5: is not an HDF5 file"),
+    ("model_wrong_format", uses_model("wrong_format", attr("format", "pflow-model")), "wrong_format.h5: attribute 'format' is \"pflow-model\", not \"pflow-denoiser\""),
+    ("model_wrong_version", uses_model("wrong_version", attr("format_version", np.int64(2))), "wrong_version.h5: attribute 'format_version' is 2; this pflow reads format 1"),
+    ("model_missing_output", uses_model("missing_output", attr("output", DELETE)), "missing_output.h5: has no root attribute 'output'"),
+    ("model_unknown_activation", uses_model("unknown_activation", attr("activation", "swish")), "unknown_activation.h5: attribute 'activation' is \"swish\"; valid: silu, gelu, tanh, softplus, relu"),
+    ("model_unknown_output", uses_model("unknown_output", attr("output", "noise")), "unknown_output.h5: attribute 'output' is \"noise\"; valid: eps, x0, v, score"),
+    ("model_unknown_time_input", uses_model("unknown_time_input", attr("time_input", "sigma")), "unknown_time_input.h5: attribute 'time_input' is \"sigma\"; valid: t, lambda"),
+    ("model_bad_embedding", uses_model("bad_embedding", attr("time_embedding", json.dumps({"type": "fourier"}))), "bad_embedding.h5: attribute 'time_embedding' needs a non-empty list \"frequencies\""),
+    ("model_shapes_do_not_chain", uses_model("shapes_do_not_chain", layer(1, weight=lambda w: np.zeros((2, 7)))), "shapes_do_not_chain.h5: layer shapes do not chain: /layers/1/weight takes 7 inputs, layer 0 gives 8"),
+    ("model_input_width", uses_model("input_width", layer(0, weight=lambda w: np.zeros((8, 4)))), "input_width.h5: the first layer takes 4 inputs, but D + embedding width = 2 + 1 = 3"),
+    ("model_bias_length", uses_model("bias_length", layer(0, bias=lambda b: np.zeros(5))), "bias_length.h5: dataset /layers/0/bias has 5 values, but /layers/0/weight has 8 rows"),
+    ("model_nonfinite_weight", uses_model("nonfinite_weight", layer(0, weight=nan_at)), "nonfinite_weight.h5: dataset /layers/0/weight holds non-finite values"),
+    ("model_check_mismatch", uses_model("check_mismatch", check_off), "check_mismatch.h5: pflow's forward differs from /check/output"),
+    ("model_sde_mismatch", uses_model("sde_mismatch", attr("sde", json.dumps({"type": "vp-linear", "beta_max": 10.0}))), "sde_mismatch.h5: was trained for the SDE"),
+    ("model_unknown_sde", uses_model("unknown_sde", attr("sde", json.dumps({"type": "vp-lin"}))), "unknown_sde.h5: attribute 'sde' is not an SDE pflow knows"),
+    ("model_output_on_cld", lambda c: dict(uses_model("eps_on_cld", attr("sde", json.dumps({"type": "cld"})))(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["euler"]),
+     "eps_on_cld.h5: its output or time input needs a scalar SDE (alpha, sigma), not cld"),
     ("odeint_lambda_on_cld", lambda c: dict(edit()(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["rk4", {"name": "rk4", "variable": "lambda", "label": "rk4-lambda"}]),
      "solvers[1] = rk4-lambda: needs a scalar SDE (alpha, sigma, lambda), not cld; integrate in t"),
 ]
 
 for f in os.listdir(out):
-    os.remove(os.path.join(out, f))
+    if f.endswith(".json") or f.endswith(".tsv"):
+        os.remove(os.path.join(out, f))
 lines = []
 for i, (name, change, fragment) in enumerate(cases):
     c = change(copy.deepcopy(base))

@@ -11,19 +11,8 @@
 
 using namespace pflow;
 using json = nlohmann::json;
-
-namespace {
-
-json tiny_config() {
-  std::ifstream in(std::string(PFLOW_TEST_DATA) + "/tiny_convergence.json");
-  return json::parse(in);
-}
-
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("pflow_test_" + name)).string();
-}
-
-}  // namespace
+using pflow::testing::temp_path;
+using pflow::testing::tiny_config;
 
 TEST_CASE("a convergence run writes every documented dataset and attribute", "[experiments]") {
   const ExperimentConfig config = parse_experiment(tiny_config());

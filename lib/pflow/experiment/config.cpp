@@ -1,6 +1,7 @@
 #include "pflow/experiment/config.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -17,6 +18,34 @@ const std::vector<std::string>& experiment_kinds() {
 }
 
 namespace {
+
+// The denoiser block, normalised (README, "Learned denoisers"): "analytic", "perturbed" (delta,
+// omega) or "mlp" (path, relative to the config file, and allow_sde_mismatch). The model file
+// itself is read and checked when the run starts (run.cpp), before any work.
+void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
+  const std::string type =
+      Fields(block, "denoiser", {"type", "path", "allow_sde_mismatch", "delta", "omega"})
+          .text("type", "analytic", {"analytic", "mlp", "perturbed"});
+  if (type == "analytic") {
+    Fields(block, "denoiser", {"type"});
+    c.denoiser = {{"type", "analytic"}};
+  } else if (type == "perturbed") {
+    const Fields d(block, "denoiser", {"type", "delta", "omega"});
+    const double delta = to_double(d.number<double>("delta"));
+    const double omega = to_double(d.number<double>("omega", 1.0));
+    require(std::isfinite(delta) && delta >= 0, "denoiser.delta", delta,
+            "must be a finite number >= 0");
+    require(std::isfinite(omega), "denoiser.omega", omega, "must be finite");
+    c.denoiser = {{"type", "perturbed"}, {"delta", delta}, {"omega", omega}};
+  } else {
+    const Fields d(block, "denoiser", {"type", "path", "allow_sde_mismatch"});
+    const std::string path = d.text("path");
+    require(!path.empty(), "denoiser.path", path, "must name a model file");
+    c.denoiser = {{"type", "mlp"},
+                  {"path", path},
+                  {"allow_sde_mismatch", d.boolean("allow_sde_mismatch", false)}};
+  }
+}
 
 // name, kind, precision, reference, seed, target, SDE and denoiser: every kind has them.
 void parse_common(const Fields& f, ExperimentConfig& c) {
@@ -51,9 +80,7 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   c.sde = f.raw("sde");
   c.data_dim = make_target<double>(c.target, "target").dim();
   c.state_dim = make_sde<double>(c.sde, c.data_dim, "sde")->state_dim();
-  c.denoiser = f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}};
-  const Fields d(c.denoiser, "denoiser", {"type"});
-  d.text("type", "analytic", {"analytic"});
+  parse_denoiser(f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}}, c);
 }
 
 void parse_time(const Fields& f, const LinearSde<double>& sde, ExperimentConfig& c) {
@@ -225,7 +252,15 @@ ExperimentConfig load_experiment(const std::string& path) {
   text << in.rdbuf();
   const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
   require(!j.is_discarded(), "config file", path, "is not valid JSON");
-  return parse_experiment(j);
+  ExperimentConfig c = parse_experiment(j);
+  c.directory = std::filesystem::path(path).parent_path().string();
+  return c;
+}
+
+std::string config_relative_path(const ExperimentConfig& c, const std::string& path) {
+  const std::filesystem::path p(path);
+  if (p.is_absolute() || c.directory.empty()) return path;
+  return (std::filesystem::path(c.directory) / p).string();
 }
 
 }  // namespace pflow

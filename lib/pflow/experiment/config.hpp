@@ -33,7 +33,11 @@ struct ExperimentConfig {
   std::vector<double> times;  // kernel: the times to tabulate
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
+  std::string directory;      // of the config file: relative model paths start here
 };
+
+// A path from the config (denoiser.path), resolved against the config file's directory.
+std::string config_relative_path(const ExperimentConfig& c, const std::string& path);
 
 // The names of the experiment kinds (the table in kinds.hpp).
 const std::vector<std::string>& experiment_kinds();

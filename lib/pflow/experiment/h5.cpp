@@ -114,16 +114,16 @@ void File::save() {
   }
 }
 
-File File::open(const std::string& path) {
+File File::open(const std::string& path, const std::string& role) {
   H5::Exception::dontPrint();
   std::ifstream probe(path);
-  if (!probe) throw InputError("result file", path, "does not exist or cannot be read");
+  if (!probe) throw InputError(role, path, "does not exist or cannot be read");
   bool hdf5 = false;
   try {
     hdf5 = H5::H5File::isHdf5(path.c_str());
   } catch (const H5::Exception&) {
   }
-  if (!hdf5) throw InputError("result file", path, "is not an HDF5 file");
+  if (!hdf5) throw InputError(role, path, "is not an HDF5 file");
   return guarded(Access::read, path, "(open)",
                  [&] { return File(path, new Impl{H5::H5File(path, H5F_ACC_RDONLY)}); });
 }
@@ -185,6 +185,14 @@ void File::attribute(const std::string& object, const std::string& name,
 bool File::exists(const std::string& path) const {
   return guarded(Access::read, path_, path,
                  [&] { return H5Lexists(impl_->file.getId(), path.c_str(), H5P_DEFAULT) > 0; });
+}
+
+bool File::has_attribute(const std::string& object, const std::string& name) const {
+  return guarded(Access::read, path_, object + "@" + name, [&] {
+    bool found = false;
+    with_object(impl_->file, object, [&](H5::H5Object& o) { found = o.attrExists(name); });
+    return found;
+  });
 }
 
 std::vector<std::string> File::children(const std::string& group) const {

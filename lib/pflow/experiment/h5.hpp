@@ -10,9 +10,10 @@ namespace pflow::h5 {
 
 class File {
  public:
-  // Creates a file for writing (in memory until save()), or opens an existing one read-only.
+  // Creates a file for writing (in memory until save()), or opens an existing one read-only
+  // (`role` names it in errors: "result file", "denoiser.path").
   static File create(const std::string& path);
-  static File open(const std::string& path);
+  static File open(const std::string& path, const std::string& role = "result file");
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
   ~File();
@@ -31,6 +32,7 @@ class File {
   void save();
 
   bool exists(const std::string& path) const;
+  bool has_attribute(const std::string& object, const std::string& name) const;
   std::vector<std::string> children(const std::string& group) const;
   std::vector<double> read(const std::string& path, std::vector<size_t>* shape = nullptr) const;
   std::string read_string(const std::string& object, const std::string& name) const;

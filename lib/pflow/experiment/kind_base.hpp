@@ -34,21 +34,26 @@ struct RunSetup {
   const LinearSde<Scalar>& sde;
   const LinearSde<mp50>& sde50;  // the same SDE and data in 50 digits, for references
   const GaussianMixture<mp50>& data50;
-  Problem<Scalar> problem;  // SDE, analytic model, seed
-  Mat<Scalar> x0;           // initial states, D x n
+  Problem<Scalar> problem;  // SDE, the run's model, seed
+  // A learned or perturbed model in 50 digits (null for the analytic one): the reference is then
+  // its own flow, and the analytic flow of the data measures the total error beside it.
+  const Denoiser<mp50>* model50 = nullptr;
+  Mat<Scalar> x0;  // initial states, D x n
   Scalar t_start, t_end;
   bool exact_available = false;  // the data has one component: an exact flow map
   bool exact_reference = false;  // and it serves as the reference
   const ProgressCallback* progress = nullptr;
 };
 
-// One cell: a solver on its grid, against the run's reference.
+// One cell: a solver on its grid, against the run's reference (and, for a learned or perturbed
+// model, against the analytic flow of the data as well).
 template <class Scalar>
 struct CellRun {
   const RunSetup<Scalar>& setup;
   const Solver<Scalar>& solver;
   std::vector<Scalar> grid;
   const Mat<Scalar>& reference;
+  const Mat<Scalar>* analytic = nullptr;
 };
 
 template <class Scalar>
@@ -59,18 +64,71 @@ std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
   return out;
 }
 
-// Errors of a cell's final states against the reference, in the run's precision: err_max is the
-// largest coordinate error, err_rms the root mean square over particles and coordinates.
+// The largest coordinate error and the root mean square over particles and coordinates.
 template <class Scalar>
-void record_errors(const SolveResult<Scalar>& r, const Mat<Scalar>& reference, CellResult& cell) {
+std::pair<double, double> max_and_rms(const Mat<Scalar>& diff) {
+  return {to_double(Scalar(diff.cwiseAbs().maxCoeff())),
+          std::sqrt(to_double(Scalar(diff.squaredNorm())) / static_cast<double>(diff.size()))};
+}
+
+// Errors of a cell's final states against the reference, in the run's precision (err_max,
+// err_rms), and, for a learned or perturbed model, against the analytic flow (err_total_*).
+template <class Scalar>
+void record_errors(const SolveResult<Scalar>& r, const CellRun<Scalar>& run, CellResult& cell) {
   cell.nfe = r.nfe;
   cell.steps = r.steps;
   cell.wall_s = r.wall_s;
   cell.x = row_major(r.x);
-  const Mat<Scalar> diff = r.x - reference;
-  cell.err_max = to_double(Scalar(diff.cwiseAbs().maxCoeff()));
-  cell.err_rms =
-      std::sqrt(to_double(Scalar(diff.squaredNorm())) / static_cast<double>(diff.size()));
+  std::tie(cell.err_max, cell.err_rms) = max_and_rms<Scalar>(r.x - run.reference);
+  if (run.analytic)
+    std::tie(cell.err_total_max, cell.err_total_rms) = max_and_rms<Scalar>(r.x - *run.analytic);
+}
+
+// The analytic flow of the data from the run's initial states in 50 digits: the exact map where
+// the data has one component (and the config does not ask for "mp50"), else the Bulirsch-Stoer
+// solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
+template <class Scalar>
+Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
+  require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
+          "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
+  const Mat<mp50> x50 = s.x0.template cast<mp50>();
+  const mp50 from = from_double<mp50>(s.config.t_start), to = from_double<mp50>(s.config.t_end);
+  static const ProgressCallback none;
+  ProgressStage stage(s.progress ? *s.progress : none, s.model50 ? "analytic flow" : "reference",
+                      static_cast<size_t>(x50.cols()));
+  Mat<mp50> ref;
+  if (s.exact_available && s.config.reference != "mp50") {
+    ref = exact_flow_map(s.sde50, s.data50, x50, from, to);
+    stage.done("exact flow map", static_cast<size_t>(x50.cols()));
+    method = "exact flow map (50 digits)";
+    tolerance = 0;
+  } else {
+    ReferenceStats stats;
+    stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+    ref =
+        reference_flow<mp50>(s.sde50, s.data50, x50, from, to, reference_tolerance<mp50>(), &stats);
+    method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
+    tolerance = to_double(reference_tolerance<mp50>());
+  }
+  return ref.template cast<Scalar>();
+}
+
+// The flow of the run's own (learned or perturbed) model in 50 digits: the PF-ODE with the
+// model's score, the network evaluated in 50 digits, solved by Bulirsch-Stoer.
+template <class Scalar>
+Mat<Scalar> model_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
+  const Mat<mp50> x50 = s.x0.template cast<mp50>();
+  static const ProgressCallback none;
+  ProgressStage stage(s.progress ? *s.progress : none, "reference (model flow)",
+                      static_cast<size_t>(x50.cols()));
+  ReferenceStats stats;
+  stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+  const Mat<mp50> ref =
+      reference_flow<mp50>(s.sde50, *s.model50, x50, from_double<mp50>(s.config.t_start),
+                           from_double<mp50>(s.config.t_end), reference_tolerance<mp50>(), &stats);
+  method = "Bulirsch-Stoer solve of the model's own PF-ODE (" + s.model50->name() + ", 50 digits)";
+  tolerance = to_double(reference_tolerance<mp50>());
+  return ref.template cast<Scalar>();
 }
 
 // A fitted order over a solver's NFE ladder from one error per cell (NaN for failed cells).
@@ -95,6 +153,8 @@ enum class TableLayout { per_solver, strong_and_weak, per_cell };
 struct KindDefaults {
   static constexpr bool has_cells = true;         // kernel: a table, no solver cells
   static constexpr bool allows_adaptive = false;  // adaptive solvers need tolerance cells
+  // A learned or perturbed model's cells are also measured against the analytic flow.
+  static constexpr bool splits_model_error = true;
   static constexpr TableLayout table_layout = TableLayout::per_solver;
   // The error a solver's order is fitted to and the brief report quotes.
   static constexpr double CellResult::*primary_error = &CellResult::err_max;
@@ -109,39 +169,18 @@ struct KindDefaults {
   template <class Scalar>
   void configure(RunSetup<Scalar>&) const {}
 
-  // The reference final states: the probability-flow map in 50 digits, exact where the data
-  // has one component (and the config does not ask for "mp50"), else the Bulirsch-Stoer solve.
+  // The reference final states in 50 digits: the analytic flow of the data (analytic_flow), or
+  // the flow of a learned or perturbed model (model_flow).
   template <class Scalar>
   Mat<Scalar> reference(const RunSetup<Scalar>& s, ExperimentResult& result) const {
-    require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
-            "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
-    const Mat<mp50> x50 = s.x0.template cast<mp50>();
-    const mp50 from = from_double<mp50>(s.config.t_start), to = from_double<mp50>(s.config.t_end);
-    static const ProgressCallback none;
-    ProgressStage stage(s.progress ? *s.progress : none, "reference",
-                        static_cast<size_t>(x50.cols()));
-    Mat<mp50> ref;
-    if (s.exact_reference) {
-      ref = exact_flow_map(s.sde50, s.data50, x50, from, to);
-      stage.done("exact flow map", static_cast<size_t>(x50.cols()));
-      result.reference_method = "exact flow map (50 digits)";
-      result.reference_tolerance = 0;
-    } else {
-      ReferenceStats stats;
-      stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
-      ref = reference_flow<mp50>(s.sde50, s.data50, x50, from, to, reference_tolerance<mp50>(),
-                                 &stats);
-      result.reference_method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
-      result.reference_tolerance = to_double(reference_tolerance<mp50>());
-    }
-    return ref.template cast<Scalar>();
+    if (s.model50) return model_flow(s, result.reference_method, result.reference_tolerance);
+    return analytic_flow(s, result.reference_method, result.reference_tolerance);
   }
 
   // Runs one cell: the solve and its errors.
   template <class Scalar>
   void run_cell(const CellRun<Scalar>& run, CellResult& cell) const {
-    record_errors(solve(run.solver, run.setup.problem, run.grid, run.setup.x0), run.reference,
-                  cell);
+    record_errors(solve(run.solver, run.setup.problem, run.grid, run.setup.x0), run, cell);
   }
 
   // Fits each fixed-step solver's order over its ladder (adaptive ones have none: NaN).

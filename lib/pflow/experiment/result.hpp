@@ -32,7 +32,10 @@ struct CellResult {
   int steps = 0;
   double err_max = 0, err_rms = 0, wall_s = 0;
   double err_weak = std::nan("");  // kind "stochastic": max |moment - reference moment|
-  std::vector<double> x;           // final states, row-major [n, D]
+  // A learned or perturbed model: the errors against the analytic flow of the data (the total
+  // error; err_max and err_rms are against the model's own flow, the discretisation error).
+  double err_total_max = std::nan(""), err_total_rms = std::nan("");
+  std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
   Trajectory trajectory;  // kind "trajectory" only
@@ -46,6 +49,9 @@ struct SolverRun {
   std::vector<CellResult> cells;
   OrderFit fit;       // over err_max (err_rms, the mean-square strong error, when stochastic)
   OrderFit weak_fit;  // kind "stochastic": over err_weak
+  // A learned or perturbed model: the smallest NFE whose discretisation error (err_max) is below
+  // the model error (how many steps the model deserves); 0 when no level reaches it.
+  long knee_nfe = 0;
 };
 
 struct ExperimentResult {
@@ -54,6 +60,13 @@ struct ExperimentResult {
   std::vector<double> init, reference;  // row-major [n, D]
   std::string reference_method;
   double reference_tolerance = 0;
+  // A learned or perturbed model: the analytic flow of the data from the same initial states
+  // (row-major [n, D]; empty for the analytic model), how it was made, and the model error (the
+  // model's flow against it: largest coordinate error and RMS).
+  std::vector<double> analytic_flow;
+  std::string analytic_method;
+  double model_error_max = std::nan(""), model_error_rms = std::nan("");
+  std::string model_file, model_sha256;  // the model file as read, and its SHA-256
   std::vector<SolverRun> solvers;
   size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped
   std::vector<Table> tables;               // kinds without cells (kernel): their datasets

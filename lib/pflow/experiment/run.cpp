@@ -13,12 +13,15 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
 #include "pflow/experiment/table.hpp"
+#include "pflow/model/denoisers.hpp"
+#include "pflow/model/mlp_file.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
 #include "pflow/version.hpp"
@@ -59,6 +62,8 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"err_max", number_or_null(c.err_max)},
           {"err_rms", number_or_null(c.err_rms)},
           {"err_weak", number_or_null(c.err_weak)},
+          {"err_total_max", number_or_null(c.err_total_max)},
+          {"err_total_rms", number_or_null(c.err_total_rms)},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -76,6 +81,8 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.err_max = number_or_nan(j.at("err_max"));
   c.err_rms = number_or_nan(j.at("err_rms"));
   c.err_weak = number_or_nan(j.at("err_weak"));
+  c.err_total_max = number_or_nan(j.at("err_total_max"));
+  c.err_total_rms = number_or_nan(j.at("err_total_rms"));
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();
@@ -205,7 +212,7 @@ std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& o
 // One cell through its kind; any failure is recorded in the cell (the sweep goes on).
 template <class Kind, class Scalar>
 void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
-              const nlohmann::json& spec, CellResult& cell) {
+              const Mat<Scalar>* analytic, const nlohmann::json& spec, CellResult& cell) {
   try {
     const auto solver = make_solver<Scalar>(spec);
     const SolverInfo& info = solver->info();
@@ -214,7 +221,7 @@ void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>
     const CellRun<Scalar> run{
         setup, *solver,
         make_time_grid<Scalar>(setup.sde, setup.config.grid, setup.t_start, setup.t_end, steps),
-        reference};
+        reference, analytic};
     kind.run_cell(run, cell);
   } catch (const std::exception& e) {
     cell.failed = true;
@@ -227,8 +234,8 @@ void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>
 // the results do not depend on the thread count); each finished cell is checkpointed.
 template <class Kind, class Scalar>
 void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
-               const CellPlan& plan, const RunOptions& options, std::vector<char>& done,
-               ExperimentResult& result) {
+               const Mat<Scalar>* analytic, const CellPlan& plan, const RunOptions& options,
+               std::vector<char>& done, ExperimentResult& result) {
   const size_t cells = plan.index.size();
   std::atomic<size_t> next{0};
   std::mutex report;
@@ -240,7 +247,7 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
       if (options.stop && options.stop->load()) break;
       const auto [si, ci] = plan.index[k];
       CellResult& cell = result.solvers[si].cells[ci];
-      run_cell(kind, setup, reference, plan.spec[k], cell);
+      run_cell(kind, setup, reference, analytic, plan.spec[k], cell);
       if (!options.checkpoint_dir.empty())
         write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
       done[k] = 1;
@@ -260,24 +267,84 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
 }
 
-// A run with cells: initial states, the kind's reference, the cells, the kind's fits.
+// A path quoted for the shell.
+std::string shell_quoted(const std::string& text) {
+  std::string out = "'";
+  for (char ch : text) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// The run's learned model (denoiser type "mlp"), read and checked before any work: the file
+// (load_mlp_model), its dimension and the SDE it was trained for against the run's.
+std::optional<MlpModel> load_run_model(const ExperimentConfig& c, ExperimentResult& result) {
+  if (c.denoiser.value("type", std::string()) != "mlp") return std::nullopt;
+  const std::string path = config_relative_path(c, c.denoiser.at("path").get<std::string>());
+  MlpModel m = load_mlp_model(path);
+  require(m.dim == c.state_dim, "denoiser.path", path,
+          "the network takes " + to_text(m.dim) + " coordinates; the run's state has " +
+              to_text(c.state_dim));
+  const auto run_sde = make_sde<double>(c.sde, c.data_dim, "sde");
+  require(c.denoiser.value("allow_sde_mismatch", false) ||
+              same_kernel(*run_sde, *model_sde(m), c.t_end, c.t_start),
+          "denoiser.path", path,
+          "was trained for the SDE " + m.sde.dump() + ", not the config's " + c.sde.dump() +
+              " (their kernels differ); set \"allow_sde_mismatch\": true to use it anyway");
+  result.model_file = path;
+  const std::string sum = shell("sha256sum -- " + shell_quoted(path) + " 2>/dev/null");
+  result.model_sha256 = sum.substr(0, sum.find(' '));
+  return m;
+}
+
+// A learned or perturbed model: the analytic flow from the same initial states and the model
+// error (the model's flow against it).
+template <class Scalar>
+Mat<Scalar> split_model_error(const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
+                              ExperimentResult& result) {
+  double tolerance = 0;
+  const Mat<Scalar> analytic = analytic_flow(setup, result.analytic_method, tolerance);
+  result.analytic_flow = row_major(analytic);
+  std::tie(result.model_error_max, result.model_error_rms) =
+      max_and_rms<Scalar>(reference - analytic);
+  return analytic;
+}
+
+// The knee of each fixed-step solver: the smallest NFE whose discretisation error is below the
+// model error (0 when none is).
+void find_knees(ExperimentResult& result) {
+  for (SolverRun& run : result.solvers) {
+    run.knee_nfe = 0;
+    for (const CellResult& cell : run.cells)
+      if (!cell.failed && cell.err_max < result.model_error_max &&
+          (run.knee_nfe == 0 || cell.nfe < run.knee_nfe))
+        run.knee_nfe = cell.nfe;
+  }
+}
+
+// A run with cells: initial states, the model, the kind's reference (and the analytic flow for a
+// learned or perturbed model), the cells, the kind's fits.
 template <class Scalar, class Kind>
 void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOptions& options,
                     ExperimentResult& result) {
   const auto data = make_target<Scalar>(c.target, "target");
   const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
-  const AnalyticDenoiser<Scalar> model(*sde, data);
   const auto data50 = make_target<mp50>(c.target, "target");
   const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
+  const std::optional<MlpModel> mlp = load_run_model(c, result);
+  const MlpModel* file = mlp ? &*mlp : nullptr;
+  const auto model = make_denoiser<Scalar>(c.denoiser, *sde, data, file);
+  const bool analytic_model = c.denoiser.value("type", std::string()) == "analytic";
+  const auto model50 =
+      analytic_model ? nullptr : make_denoiser<mp50>(c.denoiser, *sde50, data50, file);
   RunSetup<Scalar> setup(c, *sde, *sde50, data50);
   setup.problem.sde = sde.get();
-  setup.problem.model = &model;
+  setup.problem.model = model.get();
   setup.problem.seed = c.seed;
+  setup.model50 = model50.get();
   setup.x0 = initial_states(c, *sde, data);
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
   setup.exact_available = data50.components() == 1;
-  setup.exact_reference = setup.exact_available && c.reference != "mp50";
+  setup.exact_reference = setup.exact_available && c.reference != "mp50" && analytic_model;
   setup.progress = &options.progress;
   kind.configure(setup);
   result.particles = static_cast<int>(setup.x0.cols());
@@ -285,13 +352,18 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
 
   const Mat<Scalar> reference = kind.reference(setup, result);
   result.reference = row_major(reference);
+  Mat<Scalar> analytic;
+  if (!analytic_model && Kind::splits_model_error)
+    analytic = split_model_error(setup, reference, result);
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
   std::vector<char> done = load_checkpoint(c, options, plan, result);
-  run_cells(kind, setup, reference, plan, options, done, result);
+  run_cells(kind, setup, reference, analytic.size() ? &analytic : nullptr, plan, options, done,
+            result);
   if (result.cells_done < result.cells_total) return;  // stopped: the caller reports
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
   kind.finish(result, floor);
+  if (analytic.size()) find_knees(result);
 }
 
 }  // namespace
@@ -413,6 +485,16 @@ void write_solver(h5::File& f, const Kind& kind, const ExperimentResult& r, size
   f.dataset(g + "/wall_s", {m}, wall);
   f.dataset(g + "/tolerance", {m}, tolerance);  // NaN for fixed-step solvers
   f.dataset(g + "/x", {m, n, d}, x);
+  if (!r.analytic_flow.empty()) {  // a learned or perturbed model: the error split
+    std::vector<double> total_max, total_rms;
+    for (const auto& cell : s.cells) {
+      total_max.push_back(cell.err_total_max);
+      total_rms.push_back(cell.err_total_rms);
+    }
+    f.dataset(g + "/err_total_max", {m}, total_max);
+    f.dataset(g + "/err_total_rms", {m}, total_rms);
+    f.attribute(g, "knee_nfe", static_cast<double>(s.knee_nfe));
+  }
   f.attribute(g, "name", s.name);
   f.attribute(g, "index", static_cast<double>(si));  // position in the config
   f.attribute(g, "reference", s.reference);
@@ -432,6 +514,16 @@ void write_cells(h5::File& f, const Kind& kind, const ExperimentResult& r) {
   f.dataset("/reference/x", {n, d}, r.reference);
   f.attribute("/reference", "method", r.reference_method);
   f.attribute("/reference", "tolerance", r.reference_tolerance);
+  if (!r.analytic_flow.empty()) {
+    f.dataset("/reference/analytic_flow", {n, d}, r.analytic_flow);
+    f.attribute("/reference", "analytic_method", r.analytic_method);
+    f.attribute("/reference", "model_error_max", r.model_error_max);
+    f.attribute("/reference", "model_error_rms", r.model_error_rms);
+  }
+  if (!r.model_file.empty()) {
+    f.attribute("/", "denoiser_file", r.model_file);
+    f.attribute("/", "denoiser_sha256", r.model_sha256);
+  }
   f.group("/solvers");
   for (size_t si = 0; si < r.solvers.size(); ++si) write_solver(f, kind, r, si);
 }

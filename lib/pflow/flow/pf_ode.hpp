@@ -1,22 +1,30 @@
 // The probability-flow ODE dx/dt = F(t) x - D(t) grad log p_t(x), D = G G^T / 2, and its 50-digit
-// reference solution for any Gaussian-mixture target (docs/NOTES.md sec. 2).
+// reference solution for any Gaussian-mixture target, or for any model's own flow (the score
+// replaced by the model's: a learned network evaluated in 50 digits; docs/NOTES.md sec. 2, 10).
 #pragma once
 
 #include <functional>
 
 #include "pflow/core/odeint.hpp"
+#include "pflow/sampler/denoiser.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
 #include "pflow/target/marginal.hpp"
 
 namespace pflow {
 
-// Right-hand side of the PF-ODE at time t for states x (D x n).
+// Right-hand side of the PF-ODE at time t for states x (D x n), with the model's score.
+template <class Scalar>
+Mat<Scalar> pf_ode_rhs(const LinearSde<Scalar>& sde, const Denoiser<Scalar>& model,
+                       const Mat<Scalar>& x, const Scalar& t) {
+  return sde.apply(sde.drift(t), x) -
+         sde.apply(sde.diffusion(t).scaled(ratio<Scalar>(1, 2)), model.score(x, t));
+}
+
+// The same with the exact score of Gaussian-mixture data.
 template <class Scalar>
 Mat<Scalar> pf_ode_rhs(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
                        const Mat<Scalar>& x, const Scalar& t) {
-  const Marginal<Scalar> marginal(sde, data, t);
-  return sde.apply(sde.drift(t), x) -
-         sde.apply(sde.diffusion(t).scaled(ratio<Scalar>(1, 2)), marginal.score(x));
+  return pf_ode_rhs<Scalar>(sde, AnalyticDenoiser<Scalar>(sde, data), x, t);
 }
 
 // Reference tolerance: 1e-32 in mp50, 1e-14 in double (ScalarTraits).
@@ -31,10 +39,11 @@ struct ReferenceStats {
   std::function<void(Eigen::Index, Eigen::Index)> on_particle;
 };
 
-// Integrates the PF-ODE from t_start to t_end with Bulirsch-Stoer, particle by particle (so the
-// result of a particle does not depend on the others). x: D x n states at t_start.
+// Integrates the PF-ODE of `model` from t_start to t_end with Bulirsch-Stoer, particle by
+// particle (so the result of a particle does not depend on the others). x: D x n states at
+// t_start.
 template <class Scalar>
-Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const Denoiser<Scalar>& model,
                            const Mat<Scalar>& x, const Scalar& t_start, const Scalar& t_end,
                            const Scalar& tol = reference_tolerance<Scalar>(),
                            ReferenceStats* stats = nullptr) {
@@ -42,7 +51,7 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<S
   for (Eigen::Index j = 0; j < x.cols(); ++j) {
     Vec<Scalar> state = x.col(j);
     auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
-      return pf_ode_rhs<Scalar>(sde, data, s, t).col(0);
+      return pf_ode_rhs<Scalar>(sde, model, s, t).col(0);
     };
     const long evals = integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
     out.col(j) = state;
@@ -52,6 +61,16 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<S
     }
   }
   return out;
+}
+
+// The PF-ODE of Gaussian-mixture data (the exact score).
+template <class Scalar>
+Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                           const Mat<Scalar>& x, const Scalar& t_start, const Scalar& t_end,
+                           const Scalar& tol = reference_tolerance<Scalar>(),
+                           ReferenceStats* stats = nullptr) {
+  return reference_flow<Scalar>(sde, AnalyticDenoiser<Scalar>(sde, data), x, t_start, t_end, tol,
+                                stats);
 }
 
 }  // namespace pflow

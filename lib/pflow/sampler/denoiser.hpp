@@ -1,6 +1,6 @@
 // The model a sampler queries: the score grad log p_t(x) of the noised data. The analytic
-// denoiser of Gaussian-mixture data is exact (docs/NOTES.md sec. 3); learned denoisers implement
-// the same interface.
+// denoiser of Gaussian-mixture data is exact (docs/NOTES.md sec. 3); the perturbed one adds a
+// known smooth error to it; learned denoisers (model/mlp.hpp) implement the same interface.
 #pragma once
 
 #include <optional>
@@ -52,6 +52,30 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
  private:
   const LinearSde<Scalar>* sde_;
   const GaussianMixture<Scalar>* data_;
+};
+
+// The analytic score plus a smooth deterministic error of size delta (docs/NOTES.md sec. 10):
+// e_i(x, t) = delta sin(omega (x_1 + ... + x_D) + t + i) in coordinate i = 0 .. D-1, so that the
+// error floor of a sampler can be studied with a known model error and no training noise.
+template <class Scalar>
+class PerturbedDenoiser : public AnalyticDenoiser<Scalar> {
+ public:
+  PerturbedDenoiser(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                    const Scalar& delta, const Scalar& omega)
+      : AnalyticDenoiser<Scalar>(sde, data), delta_(delta), omega_(omega) {}
+  std::string name() const override { return "perturbed"; }
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    using std::sin;
+    Mat<Scalar> s = AnalyticDenoiser<Scalar>::score(x, t);
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      const Scalar phase = omega_ * x.col(j).sum() + t;
+      for (Eigen::Index i = 0; i < x.rows(); ++i) s(i, j) += delta_ * sin(phase + Scalar(i));
+    }
+    return s;
+  }
+
+ private:
+  Scalar delta_, omega_;
 };
 
 }  // namespace pflow

@@ -1,6 +1,7 @@
 // Kind "trajectory": a convergence run that also keeps, per cell, the solver's state at every
 // grid time and the reference flow at the same times (exact map, or the 50-digit Bulirsch-Stoer
-// solve carried from one grid time to the next): /solvers/<label>/trajectory_nfe_<N>/.
+// solve carried from one grid time to the next; a learned or perturbed model's own flow):
+// /solvers/<label>/trajectory_nfe_<N>/.
 #pragma once
 
 #include "pflow/experiment/kind_base.hpp"
@@ -15,7 +16,7 @@ struct TrajectoryKind : KindDefaults {
     std::vector<Mat<Scalar>> states{run.setup.x0};
     Problem<Scalar> problem = run.setup.problem;
     problem.on_step = [&states](int, const Scalar&, const Mat<Scalar>& x) { states.push_back(x); };
-    record_errors(solve(run.solver, problem, run.grid, run.setup.x0), run.reference, cell);
+    record_errors(solve(run.solver, problem, run.grid, run.setup.x0), run, cell);
     record_path(run, states, cell.trajectory);
   }
 
@@ -43,7 +44,9 @@ struct TrajectoryKind : KindDefaults {
     const Mat<mp50> x_start = x;
     for (size_t i = 0; i < run.grid.size(); ++i) {
       const mp50 t = mp50(run.grid[i]);
-      if (i > 0)
+      if (i > 0 && s.model50)  // a learned or perturbed model: its own flow
+        x = reference_flow<mp50>(s.sde50, *s.model50, x, mp50(run.grid[i - 1]), t);
+      else if (i > 0)
         x = s.exact_reference
                 ? exact_flow_map(s.sde50, s.data50, x_start, mp50(run.grid.front()), t)
                 : reference_flow<mp50>(s.sde50, s.data50, x, mp50(run.grid[i - 1]), t);

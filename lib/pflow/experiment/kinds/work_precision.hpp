@@ -37,7 +37,7 @@ struct WorkPrecisionKind : KindDefaults {
     for (int rep = 1; rep < 3; ++rep)
       r.wall_s =
           std::min(r.wall_s, solve(run.solver, run.setup.problem, run.grid, run.setup.x0).wall_s);
-    record_errors(r, run.reference, cell);
+    record_errors(r, run, cell);
   }
 };
 

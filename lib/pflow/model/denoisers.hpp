@@ -1,0 +1,54 @@
+// The denoiser of a run, from its config block (README, "Learned denoisers"): "analytic" (the
+// exact score of the mixture), "perturbed" (that score plus a known smooth error) or "mlp" (a
+// learned network from a model file, model/mlp.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/model/mlp.hpp"
+
+namespace pflow {
+
+// `mlp` is the model file's contents when spec's type is "mlp" (read once, in double).
+template <class Scalar>
+std::unique_ptr<Denoiser<Scalar>> make_denoiser(const nlohmann::json& spec,
+                                                const LinearSde<Scalar>& sde,
+                                                const GaussianMixture<Scalar>& data,
+                                                const MlpModel* mlp) {
+  const std::string type = spec.value("type", std::string("analytic"));
+  if (type == "perturbed")
+    return std::make_unique<PerturbedDenoiser<Scalar>>(
+        sde, data, from_double<Scalar>(spec.at("delta").get<double>()),
+        from_double<Scalar>(spec.at("omega").get<double>()));
+  if (type == "mlp") {
+    require(mlp != nullptr, "denoiser.path", spec.value("path", std::string()),
+            "the model file was not read");
+    return std::make_unique<MlpDenoiser<Scalar>>(sde, *mlp);
+  }
+  return std::make_unique<AnalyticDenoiser<Scalar>>(sde, data);
+}
+
+// Whether two SDEs have the same forward kernel: Psi(t, 0) and Sigma(t) agree to 1e-12
+// (relative to their largest entry, in each SDE's own basis) at five times over [t_lo, t_hi].
+inline bool same_kernel(const LinearSde<double>& a, const LinearSde<double>& b, double t_lo,
+                        double t_hi) {
+  if (a.state_dim() != b.state_dim()) return false;
+  auto close = [](const Mat<double>& x, const Mat<double>& y) {
+    if (x.rows() != y.rows() || x.cols() != y.cols()) return false;
+    const double scale = std::max({x.cwiseAbs().maxCoeff(), y.cwiseAbs().maxCoeff(), 1e-300});
+    return (x - y).cwiseAbs().maxCoeff() <= 1e-12 * scale;
+  };
+  for (int k = 0; k <= 4; ++k) {
+    const double t = t_lo + (t_hi - t_lo) * k / 4.0;
+    if (!close(a.transition(t, 0).to_dense(), b.transition(t, 0).to_dense()) ||
+        !close(a.covariance(t).to_dense(), b.covariance(t).to_dense()))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace pflow

@@ -1,0 +1,186 @@
+// Learned denoisers: the MLP of model format 1 (README, "Model file format, version 1";
+// docs/NOTES.md sec. 10) evaluated in any number type, and its output turned into the score.
+//
+// The network maps [x; embedding(tau)] (D + E values per particle) through L affine layers with
+// the activation after every layer but the last; tau = t or lambda = log(alpha / sigma). It is
+// evaluated on a whole batch at once: one matrix product per layer over all particles. Weights
+// are read as doubles, which every wider type holds exactly, so the 50-digit network is the same
+// function as the double one, evaluated without round-off.
+#pragma once
+
+#include <boost/math/special_functions/erf.hpp>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/sampler/denoiser.hpp"
+
+namespace pflow {
+
+enum class Activation { silu, gelu, tanh, softplus, relu };
+enum class ModelOutput { eps, x0, v, score };
+enum class TimeInput { t, lambda };
+
+const std::vector<std::string>& activation_names();    // silu gelu tanh softplus relu
+const std::vector<std::string>& model_output_names();  // eps x0 v score
+const std::vector<std::string>& time_input_names();    // t lambda
+
+// A model file's contents, in double. load_mlp_model (model/mlp_file.cpp) fills it and checks
+// it: names, shapes, finiteness and the check outputs.
+struct MlpModel {
+  std::string path;
+  Activation activation = Activation::silu;
+  ModelOutput output = ModelOutput::eps;
+  TimeInput time_input = TimeInput::t;
+  std::vector<double> frequencies;   // Fourier embedding; empty: the raw embedding (tau itself)
+  std::vector<Mat<double>> weights;  // [out, in] per layer
+  std::vector<Vec<double>> biases;   // [out]
+  nlohmann::json sde, target, training, time_embedding;
+  int dim = 0;  // D: input and output width of the network's x part
+  // Optional check data: points (D x n), their times (n) and torch's float64 outputs (D x n).
+  Mat<double> check_x, check_output;
+  Vec<double> check_t;
+
+  int embedding_width() const {
+    return frequencies.empty() ? 1 : 2 * static_cast<int>(frequencies.size());
+  }
+  int layers() const { return static_cast<int>(weights.size()); }
+};
+
+// The activation, elementwise, in the exact forms the format names ("gelu": the erf form;
+// "softplus": log(1 + e^h) with no threshold).
+template <class Scalar>
+Scalar activate(Activation a, const Scalar& h) {
+  using std::abs;
+  using std::exp;
+  using std::tanh;
+  switch (a) {
+    case Activation::silu:
+      return h / (1 + exp(-h));
+    case Activation::gelu:
+      return h * (1 + boost::math::erf(h * boost::math::constants::one_div_root_two<Scalar>())) / 2;
+    case Activation::tanh:
+      return tanh(h);
+    case Activation::softplus:  // max(h, 0) + log(1 + e^-|h|): no overflow
+      return (h > 0 ? h : Scalar(0)) + boost::math::log1p(Scalar(exp(-abs(h))));
+    case Activation::relu:
+      return h > 0 ? h : Scalar(0);
+  }
+  return h;
+}
+
+// The network in the working precision.
+template <class Scalar>
+class MlpNetwork {
+ public:
+  explicit MlpNetwork(const MlpModel& model) : model_(&model) {
+    for (int l = 0; l < model.layers(); ++l) {
+      weights_.push_back(model.weights[l].cast<Scalar>());
+      biases_.push_back(model.biases[l].cast<Scalar>());
+    }
+    for (double f : model.frequencies) frequencies_.push_back(Scalar(f));
+  }
+  const MlpModel& model() const { return *model_; }
+
+  // The network's output for the columns of x (D x n), column j at network time tau(j).
+  Mat<Scalar> forward(const Mat<Scalar>& x, const Vec<Scalar>& tau) const {
+    const Eigen::Index n = x.cols(), d = x.rows();
+    const int e = model_->embedding_width();
+    Mat<Scalar> h(d + e, n);
+    h.topRows(d) = x;
+    for (Eigen::Index j = 0; j < n; ++j) embed(tau(j), h.col(j).tail(e));
+    for (size_t l = 0; l < weights_.size(); ++l) {
+      Mat<Scalar> next = weights_[l] * h;
+      next.colwise() += biases_[l];
+      if (l + 1 < weights_.size())
+        next = next.unaryExpr([a = model_->activation](const Scalar& v) { return activate(a, v); });
+      h = std::move(next);
+    }
+    return h;
+  }
+
+ private:
+  // Raw: tau itself; Fourier: sin(f_1 tau) .. sin(f_m tau), cos(f_1 tau) .. cos(f_m tau).
+  template <class Column>
+  void embed(const Scalar& tau, Column&& out) const {
+    using std::cos;
+    using std::sin;
+    if (frequencies_.empty()) {
+      out(0) = tau;
+      return;
+    }
+    const Eigen::Index m = static_cast<Eigen::Index>(frequencies_.size());
+    for (Eigen::Index k = 0; k < m; ++k) {
+      out(k) = sin(frequencies_[k] * tau);
+      out(m + k) = cos(frequencies_[k] * tau);
+    }
+  }
+
+  const MlpModel* model_;
+  std::vector<Mat<Scalar>> weights_;
+  std::vector<Vec<Scalar>> biases_;
+  std::vector<Scalar> frequencies_;
+};
+
+// A scalar SDE's model output turned into the score (x_t = alpha x0 + sigma eps, score =
+// -eps / sigma; docs/NOTES.md sec. 10): eps directly; x0: eps = (x - alpha x0) / sigma;
+// v = alpha eps - sigma x0: eps = (alpha v + sigma x) / (alpha^2 + sigma^2).
+template <class Scalar>
+Mat<Scalar> score_from_output(ModelOutput kind, const Mat<Scalar>& out, const Mat<Scalar>& x,
+                              const Scalar& alpha, const Scalar& sigma) {
+  switch (kind) {
+    case ModelOutput::eps:
+      return -out / sigma;
+    case ModelOutput::x0:
+      return (alpha * out - x) / (sigma * sigma);
+    case ModelOutput::v:
+      return -(alpha * out + sigma * x) / (sigma * (alpha * alpha + sigma * sigma));
+    case ModelOutput::score:
+      break;
+  }
+  return out;
+}
+
+// The denoiser of a learned MLP under an SDE: its output turned into the score. A score output
+// needs no conversion and serves every linear SDE; the others need a scalar SDE.
+template <class Scalar>
+class MlpDenoiser : public Denoiser<Scalar> {
+ public:
+  MlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model)
+      : sde_(&sde), network_(model), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
+    require(model.dim == sde.state_dim(), "denoiser.path", model.path,
+            "the network takes " + to_text(model.dim) + " coordinates, the SDE's state has " +
+                to_text(sde.state_dim()));
+    const bool needs_scalar =
+        model.output != ModelOutput::score || model.time_input == TimeInput::lambda;
+    require(!needs_scalar || scalar_ != nullptr, "denoiser.path", model.path,
+            "its output or time input needs a scalar SDE (alpha, sigma), not " + sde.name() +
+                "; train a model with output \"score\" and time input \"t\"");
+  }
+  std::string name() const override { return "mlp"; }
+  const MlpNetwork<Scalar>& network() const { return network_; }
+
+  // The network's time input at t.
+  Scalar network_time(const Scalar& t) const {
+    return network_.model().time_input == TimeInput::lambda ? scalar_->lambda(t) : t;
+  }
+  // The raw network output at time t (D x n).
+  Mat<Scalar> output(const Mat<Scalar>& x, const Scalar& t) const {
+    return network_.forward(x, Vec<Scalar>::Constant(x.cols(), network_time(t)));
+  }
+
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    const ModelOutput kind = network_.model().output;
+    if (kind == ModelOutput::score) return output(x, t);
+    return score_from_output(kind, output(x, t), x, scalar_->alpha(t), scalar_->sigma(t));
+  }
+
+ private:
+  const LinearSde<Scalar>* sde_;
+  MlpNetwork<Scalar> network_;
+  const ScalarSde<Scalar>* scalar_;
+};
+
+}  // namespace pflow

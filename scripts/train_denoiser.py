@@ -1,0 +1,477 @@
+#!/usr/bin/python3
+"""Trains a small MLP denoiser with PyTorch and writes it in pflow's model format, version 1.
+
+Usage: /usr/bin/python3 scripts/train_denoiser.py CONFIG.json --out MODEL.h5 [--quiet]
+(Debian's interpreter: it has torch, numpy and h5py; scripts/setup installs them.)
+
+CONFIG holds the experiment schema's `sde` and `target` blocks (a pflow scalar SDE; a Gaussian,
+Dirac or mixture target, or a sample-only `dataset`), a `model` block and a `training` block
+(README, "Learned denoisers"). The same config on the same torch version gives bit-identical
+weights: every random draw comes from seeded generators and torch runs on one thread.
+
+The loss is the denoising objective of the chosen output, a plain mean square over the batch and
+the coordinates (README, "Learned denoisers", and docs/NOTES.md sec. 10):
+  eps:   |eps_hat - eps|^2                        (Ho et al. 2020, L_simple)
+  x0:    |x0_hat - x0|^2
+  v:     |v_hat - v|^2, v = alpha eps - sigma x0  (Salimans & Ho 2022)
+  score: |sigma s_hat + eps|^2 = sigma^2 |s_hat - (-eps / sigma)|^2 (denoising score matching
+         with the weight lambda(t) = sigma^2, Song et al. 2021)
+with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I).
+"""
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+
+import h5py
+import numpy as np
+import torch
+
+FORMAT = "pflow-denoiser"
+FORMAT_VERSION = 1
+ACTIVATIONS = ("silu", "gelu", "tanh", "softplus", "relu")
+OUTPUTS = ("eps", "x0", "v", "score")
+TIME_INPUTS = ("t", "lambda")
+T_DRAWS = ("uniform", "lambda-uniform")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+class ConfigError(Exception):
+    """Bad input: names the field and the value (exit status 2, as pflow's own)."""
+
+    def __init__(self, field, value, reason):
+        super().__init__(f"{field} = {json.dumps(value)}: {reason}")
+
+
+def field(block, path, name, default=None, kind=None, choices=None, positive=False):
+    """block[name] (or the default), type- and range-checked; errors name path.name."""
+    at = f"{path}.{name}"
+    if name not in block:
+        if default is None:
+            raise ConfigError(at, None, "is required")
+        return default
+    value = block[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(at, value, "must be an integer")
+    if kind is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(at, value, "must be a number")
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(at, value, "must be finite")
+    if kind is str and not isinstance(value, str):
+        raise ConfigError(at, value, "must be a string")
+    if choices is not None and value not in choices:
+        raise ConfigError(at, value, "must be one of " + ", ".join(choices))
+    if positive and value <= 0:
+        raise ConfigError(at, value, "must be positive")
+    return value
+
+
+def check_keys(block, path, allowed):
+    if not isinstance(block, dict):
+        raise ConfigError(path, block, "must be a JSON object")
+    for key in block:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}", block[key],
+                              "unknown field; valid fields: " + ", ".join(allowed))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalar SDEs: x_t = alpha_t x0 + sigma_t eps, the closed forms of lib/pflow/sde/scalar_sdes.hpp
+# (docs/NOTES.md sec. 1). The test train_denoiser_matches_pflow compares them with pflow's.
+
+class ScalarSde:
+    def __init__(self, block):
+        kind = field(block, "sde", "type", kind=str,
+                     choices=("vp-linear", "sub-vp", "vp-cosine", "ve", "edm"))
+        self.kind = kind
+        if kind in ("vp-linear", "sub-vp"):
+            check_keys(block, "sde", ("type", "beta_min", "beta_max"))
+            self.b0 = field(block, "sde", "beta_min", 0.1, float, positive=True)
+            self.b1 = field(block, "sde", "beta_max", 20.0, float, positive=True)
+        elif kind == "vp-cosine":
+            check_keys(block, "sde", ("type", "s"))
+            self.s = field(block, "sde", "s", 0.008, float, positive=True)
+        else:
+            check_keys(block, "sde", ("type", "sigma_min", "sigma_max"))
+            ve = kind == "ve"
+            self.lo = field(block, "sde", "sigma_min", 0.01 if ve else 0.002, float, positive=True)
+            self.hi = field(block, "sde", "sigma_max", 50.0 if ve else 80.0, float, positive=True)
+
+    def alpha_sigma(self, t):
+        """alpha_t and sigma_t for an array of times (float64 numpy)."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.kind in ("vp-linear", "sub-vp"):
+            big_b = self.b0 * t + 0.5 * (self.b1 - self.b0) * t * t  # int_0^t beta
+            alpha = np.exp(-0.5 * big_b)
+            one_minus = -np.expm1(-big_b)  # 1 - alpha^2
+            sigma = np.sqrt(one_minus) if self.kind == "vp-linear" else one_minus
+            return alpha, sigma
+        if self.kind == "vp-cosine":
+            a0 = 0.5 * math.pi * self.s / (1 + self.s)
+            a = 0.5 * math.pi * (t + self.s) / (1 + self.s)
+            alpha = np.cos(a) / math.cos(a0)
+            sigma = np.sqrt(np.sin(a - a0) * np.sin(a + a0)) / math.cos(a0)
+            return alpha, sigma
+        if self.kind == "ve":
+            return np.ones_like(t), self.lo * (self.hi / self.lo) ** t
+        return np.ones_like(t), t.copy()  # edm: sigma = t
+
+    def lam(self, t):
+        alpha, sigma = self.alpha_sigma(t)
+        return np.log(alpha) - np.log(sigma)
+
+    def t_of_lambda(self, lam, t_min, t_max):
+        """The inverse of the decreasing lambda(t) on [t_min, t_max], by bisection."""
+        lo = np.full_like(lam, t_min)
+        hi = np.full_like(lam, t_max)
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            above = self.lam(mid) > lam  # lambda decreases: the root lies to the right
+            lo = np.where(above, mid, lo)
+            hi = np.where(above, hi, mid)
+        return 0.5 * (lo + hi)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: the targets of the experiment schema, and sample-only data sets.
+
+def matrix(value, at, rows=None, cols=None):
+    a = np.asarray(value, dtype=np.float64)
+    if a.ndim != 2 or (rows is not None and a.shape[0] != rows) or (
+            cols is not None and a.shape[1] != cols):
+        raise ConfigError(at, value, "has the wrong shape")
+    return a
+
+
+DATASETS = ("two-moons", "checkerboard", "swiss-roll")
+
+
+def dataset_points(name, n, rng):
+    """n points of a 2-D data set before noise and scale (README, "Learned denoisers")."""
+    u = rng.random(n)
+    if name == "two-moons":  # two interleaved half circles, centred
+        upper = rng.random(n) < 0.5
+        theta = math.pi * u
+        x = np.where(upper, np.cos(theta), 1 - np.cos(theta))
+        y = np.where(upper, np.sin(theta), 0.5 - np.sin(theta))
+        return np.stack([x - 0.5, y - 0.25], axis=1)
+    if name == "checkerboard":  # uniform on the 8 dark squares of a 4 x 4 board on [-2, 2]^2
+        square = rng.integers(0, 8, n)
+        row = square // 2
+        col = 2 * (square % 2) + (row % 2)
+        return np.stack([col - 2 + u, row - 2 + rng.random(n)], axis=1)
+    # swiss-roll: (u cos u, u sin u) / 5 with u = 1.5 pi (1 + 2 U)
+    angle = 1.5 * math.pi * (1 + 2 * u)
+    return np.stack([angle * np.cos(angle), angle * np.sin(angle)], axis=1) / 5
+
+
+class Target:
+    def __init__(self, block):
+        kind = field(block, "target", "type", kind=str,
+                     choices=("dirac", "gaussian", "gmm", "dataset"))
+        self.kind = kind
+        if kind == "dirac":
+            check_keys(block, "target", ("type", "point"))
+            self.point = np.asarray(field(block, "target", "point"), dtype=np.float64)
+            self.dim = self.point.size
+        elif kind == "gaussian":
+            check_keys(block, "target", ("type", "mean", "cov"))
+            self.means = np.asarray([field(block, "target", "mean")], dtype=np.float64)
+            self.dim = self.means.shape[1]
+            self.chols = [np.linalg.cholesky(
+                matrix(field(block, "target", "cov"), "target.cov", self.dim, self.dim))]
+            self.weights = np.ones(1)
+        elif kind == "gmm":
+            check_keys(block, "target", ("type", "weights", "means", "covs", "diag_covs"))
+            self.weights = np.asarray(field(block, "target", "weights"), dtype=np.float64)
+            self.means = matrix(field(block, "target", "means"), "target.means",
+                                rows=self.weights.size)
+            self.dim = self.means.shape[1]
+            if ("covs" in block) == ("diag_covs" in block):
+                raise ConfigError("target", block, "needs exactly one of covs and diag_covs")
+            if "covs" in block:
+                self.chols = [np.linalg.cholesky(matrix(c, f"target.covs[{k}]", self.dim, self.dim))
+                              for k, c in enumerate(block["covs"])]
+            else:
+                diag = matrix(block["diag_covs"], "target.diag_covs", self.weights.size, self.dim)
+                self.chols = [np.diag(np.sqrt(d)) for d in diag]
+            self.weights = self.weights / self.weights.sum()
+        else:
+            check_keys(block, "target", ("type", "name", "noise", "scale"))
+            self.name = field(block, "target", "name", kind=str, choices=DATASETS)
+            self.noise = field(block, "target", "noise", 0.05, float)
+            self.scale = field(block, "target", "scale", 1.0, float, positive=True)
+            if self.noise < 0:
+                raise ConfigError("target.noise", self.noise, "must be >= 0")
+            self.dim = 2
+
+    def sample(self, n, rng):
+        if self.kind == "dirac":
+            return np.tile(self.point, (n, 1))
+        if self.kind == "dataset":
+            base = dataset_points(self.name, n, rng)
+            return self.scale * (base + self.noise * rng.standard_normal((n, 2)))
+        k = rng.choice(self.weights.size, size=n, p=self.weights)
+        z = rng.standard_normal((n, self.dim))
+        chol = np.stack(self.chols)[k]  # n x d x d
+        return self.means[k] + np.einsum("nij,nj->ni", chol, z)
+
+
+# ---------------------------------------------------------------------------------------------
+# The network: input [x; embedding(tau)], tau = t or lambda; activation after every layer but
+# the last (the layout of model format 1).
+
+class Embedding:
+    def __init__(self, block, path):
+        check_keys(block, path, ("type", "frequencies", "count", "min_frequency",
+                                 "max_frequency"))
+        self.kind = field(block, path, "type", kind=str, choices=("raw", "fourier"))
+        self.frequencies = []
+        if self.kind == "fourier":
+            if "frequencies" in block:
+                self.frequencies = [float(f) for f in block["frequencies"]]
+            else:  # geometric spacing between min_frequency and max_frequency
+                count = field(block, path, "count", 8, int, positive=True)
+                lo = field(block, path, "min_frequency", 1.0, float, positive=True)
+                hi = field(block, path, "max_frequency", 64.0, float, positive=True)
+                self.frequencies = list(np.geomspace(lo, hi, count)) if count > 1 else [lo]
+            if not self.frequencies:
+                raise ConfigError(f"{path}.frequencies", [], "needs at least one frequency")
+
+    def width(self):
+        return 1 if self.kind == "raw" else 2 * len(self.frequencies)
+
+    def describe(self):
+        if self.kind == "raw":
+            return {"type": "raw"}
+        return {"type": "fourier", "frequencies": [float(f) for f in self.frequencies]}
+
+    def __call__(self, tau):  # tau: [n, 1]
+        if self.kind == "raw":
+            return tau
+        f = torch.tensor(self.frequencies, dtype=tau.dtype)
+        return torch.cat([torch.sin(tau * f), torch.cos(tau * f)], dim=1)
+
+
+def activation_function(name):
+    return {
+        "silu": torch.nn.functional.silu,
+        "gelu": torch.nn.functional.gelu,  # the exact erf form (approximate="none")
+        "tanh": torch.tanh,
+        # log(1 + e^x) exactly (torch's softplus switches to x above a threshold)
+        "softplus": lambda h: torch.logaddexp(h, torch.zeros_like(h)),
+        "relu": torch.relu,
+    }[name]
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self, dim, spec):
+        super().__init__()
+        self.spec = spec
+        self.embedding = spec["embedding"]
+        widths = [dim + self.embedding.width()] + [spec["width"]] * spec["depth"] + [dim]
+        self.layers = torch.nn.ModuleList(
+            torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.act = activation_function(spec["activation"])
+
+    def forward(self, x, tau):
+        h = torch.cat([x, self.embedding(tau)], dim=1)
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i + 1 < len(self.layers):
+                h = self.act(h)
+        return h
+
+
+def parse_model(block):
+    check_keys(block, "model", ("width", "depth", "activation", "output", "time_input",
+                                "time_embedding"))
+    return {
+        "width": field(block, "model", "width", 64, int, positive=True),
+        "depth": field(block, "model", "depth", 3, int, positive=True),
+        "activation": field(block, "model", "activation", "silu", str, ACTIVATIONS),
+        "output": field(block, "model", "output", "eps", str, OUTPUTS),
+        "time_input": field(block, "model", "time_input", "t", str, TIME_INPUTS),
+        "embedding": Embedding(block.get("time_embedding", {"type": "raw"}),
+                               "model.time_embedding"),
+    }
+
+
+def parse_training(block, sde):
+    check_keys(block, "training", ("steps", "batch", "lr", "lr_schedule", "warmup",
+                                   "weight_decay", "ema", "seed", "t_min", "t_max", "t_draw",
+                                   "dtype"))
+    spec = {
+        "steps": field(block, "training", "steps", 2000, int, positive=True),
+        "batch": field(block, "training", "batch", 256, int, positive=True),
+        "lr": field(block, "training", "lr", 2e-3, float, positive=True),
+        "lr_schedule": field(block, "training", "lr_schedule", "cosine", str, LR_SCHEDULES),
+        "warmup": field(block, "training", "warmup", 0, int),
+        "weight_decay": field(block, "training", "weight_decay", 0.0, float),
+        "ema": field(block, "training", "ema", 0.0, float),
+        "seed": field(block, "training", "seed", 0, int),
+        "t_min": field(block, "training", "t_min", 1e-3, float, positive=True),
+        "t_max": field(block, "training", "t_max", 1.0, float, positive=True),
+        "t_draw": field(block, "training", "t_draw", "uniform", str, T_DRAWS),
+        "dtype": field(block, "training", "dtype", "float64", str, ("float32", "float64")),
+    }
+    if not 0 <= spec["ema"] < 1:
+        raise ConfigError("training.ema", spec["ema"], "must be in [0, 1)")
+    if spec["t_min"] >= spec["t_max"]:
+        raise ConfigError("training.t_min", spec["t_min"], "must be below training.t_max")
+    if sde.kind == "vp-cosine" and spec["t_max"] >= 1:
+        raise ConfigError("training.t_max", spec["t_max"], "vp-cosine needs t_max < 1")
+    return spec
+
+
+# ---------------------------------------------------------------------------------------------
+# Training.
+
+def draw_times(sde, spec, n, rng):
+    u = rng.random(n)
+    if spec["t_draw"] == "uniform":
+        return spec["t_min"] + (spec["t_max"] - spec["t_min"]) * u
+    lam_hi, lam_lo = sde.lam(spec["t_min"]), sde.lam(spec["t_max"])
+    return sde.t_of_lambda(lam_lo + (lam_hi - lam_lo) * u, spec["t_min"], spec["t_max"])
+
+
+def network_time(sde, model_spec, t):
+    return sde.lam(t) if model_spec["time_input"] == "lambda" else t
+
+
+def training_loss(model, sde, model_spec, x0, eps, t, dtype):
+    """The denoising objective of the model's output (module docstring)."""
+    alpha, sigma = sde.alpha_sigma(t)
+    alpha_t = torch.tensor(alpha[:, None], dtype=dtype)
+    sigma_t = torch.tensor(sigma[:, None], dtype=dtype)
+    x0_t = torch.tensor(x0, dtype=dtype)
+    eps_t = torch.tensor(eps, dtype=dtype)
+    xt = alpha_t * x0_t + sigma_t * eps_t
+    tau = torch.tensor(network_time(sde, model_spec, t)[:, None], dtype=dtype)
+    out = model(xt, tau)
+    output = model_spec["output"]
+    if output == "eps":
+        residual = out - eps_t
+    elif output == "x0":
+        residual = out - x0_t
+    elif output == "v":
+        residual = out - (alpha_t * eps_t - sigma_t * x0_t)
+    else:
+        residual = sigma_t * out + eps_t
+    return (residual ** 2).mean()
+
+
+def train(config, quiet):
+    check_keys(config, "config", ("name", "description", "sde", "target", "model", "training"))
+    sde = ScalarSde(field(config, "config", "sde"))
+    target = Target(field(config, "config", "target"))
+    model_spec = parse_model(config.get("model", {}))
+    spec = parse_training(config.get("training", {}), sde)
+    dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
+
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(spec["seed"])
+    rng = np.random.default_rng(spec["seed"])
+    model = Mlp(target.dim, model_spec).to(dtype)
+    ema = copy.deepcopy(model) if spec["ema"] > 0 else model
+    optimiser = torch.optim.AdamW(model.parameters(), lr=spec["lr"],
+                                  weight_decay=spec["weight_decay"])
+
+    def learning_rate(step):  # linear warm-up, then constant or cosine decay to 0
+        if step < spec["warmup"]:
+            return (step + 1) / spec["warmup"]
+        if spec["lr_schedule"] == "constant":
+            return 1.0
+        progress = (step - spec["warmup"]) / max(1, spec["steps"] - spec["warmup"])
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, learning_rate)
+    start = time.perf_counter()
+    recent = []
+    for step in range(spec["steps"]):
+        x0 = target.sample(spec["batch"], rng)
+        eps = rng.standard_normal(x0.shape)
+        t = draw_times(sde, spec, spec["batch"], rng)
+        loss = training_loss(model, sde, model_spec, x0, eps, t, dtype)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if spec["ema"] > 0:
+            with torch.no_grad():
+                for p_ema, p in zip(ema.parameters(), model.parameters()):
+                    p_ema.mul_(spec["ema"]).add_(p, alpha=1 - spec["ema"])
+        recent = (recent + [loss.item()])[-100:]
+        if not quiet and (step + 1) % max(1, spec["steps"] // 10) == 0:
+            print(f"train: step {step + 1}/{spec['steps']}  loss (mean of last 100) "
+                  f"{np.mean(recent):.6g}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    return sde, target, model_spec, spec, ema, float(np.mean(recent)), seconds
+
+
+def write_model(path, config, sde, target, model_spec, spec, model, final_loss, seconds):
+    """Model format 1 (README, "Model file format, version 1")."""
+    model64 = copy.deepcopy(model).to(torch.float64)
+    rng = np.random.default_rng(12345)
+    n = 64  # check points: samples of p_t at random t in the training range
+    t = draw_times(sde, dict(spec, t_draw="uniform"), n, rng)
+    alpha, sigma = sde.alpha_sigma(t)
+    x = alpha[:, None] * target.sample(n, rng) + sigma[:, None] * rng.standard_normal(
+        (n, target.dim))
+    with torch.no_grad():
+        out = model64(torch.tensor(x), torch.tensor(network_time(sde, model_spec, t)[:, None]))
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = np.int64(FORMAT_VERSION)
+        f.attrs["architecture"] = "mlp"
+        f.attrs["output"] = model_spec["output"]
+        f.attrs["activation"] = model_spec["activation"]
+        f.attrs["time_input"] = model_spec["time_input"]
+        f.attrs["time_embedding"] = json.dumps(model_spec["embedding"].describe())
+        f.attrs["sde"] = json.dumps(config["sde"])
+        f.attrs["target"] = json.dumps(config["target"])
+        f.attrs["training"] = json.dumps({
+            "config": config,
+            "final_loss": final_loss, "torch_version": torch.__version__, "seconds": seconds})
+        for i, layer in enumerate(model64.layers):
+            f.create_dataset(f"layers/{i}/weight", data=layer.weight.detach().numpy())
+            f.create_dataset(f"layers/{i}/bias", data=layer.bias.detach().numpy())
+        f.create_dataset("check/x", data=x)
+        f.create_dataset("check/t", data=t)
+        f.create_dataset("check/output", data=out.numpy())
+    os.replace(tmp, path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config")
+    parser.add_argument("--out", required=True, help="the model file to write (HDF5)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    try:
+        with open(args.config) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"train_denoiser: {args.config}: {e}", file=sys.stderr)
+        return 2
+    try:
+        sde, target, model_spec, spec, model, loss, seconds = train(config, args.quiet)
+    except ConfigError as e:
+        print(f"train_denoiser: {args.config}: {e}", file=sys.stderr)
+        return 2
+    write_model(args.out, config, sde, target, model_spec, spec, model, loss, seconds)
+    if not args.quiet:
+        print(f"train_denoiser: wrote {args.out} (final loss {loss:.6g}, {seconds:.1f} s)",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

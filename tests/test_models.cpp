@@ -1,0 +1,228 @@
+// Learned and perturbed denoisers: the MLP forward against closed forms and across precisions,
+// the output-to-score conversions against the analytic marginal, the perturbed score, the SDE
+// comparison, and whole runs with a model file (the reference is the model's own flow, the error
+// split is stored and consistent).
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.hpp"
+#include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/run.hpp"
+#include "pflow/model/denoisers.hpp"
+#include "pflow/model/mlp_file.hpp"
+#include "pflow/sde/factory.hpp"
+
+using namespace pflow;
+using json = nlohmann::json;
+using pflow::testing::temp_path;
+using pflow::testing::tiny_config;
+
+namespace {
+
+// A network with random weights (seeded): D inputs, `depth` hidden layers of `width`.
+MlpModel random_mlp(int dim, int width, int depth, Activation act, std::vector<double> freqs,
+                    unsigned seed) {
+  MlpModel m;
+  m.dim = dim;
+  m.activation = act;
+  m.frequencies = std::move(freqs);
+  std::srand(seed);
+  int in = dim + m.embedding_width();
+  for (int l = 0; l <= depth; ++l) {
+    const int out = l == depth ? dim : width;
+    m.weights.push_back(Mat<double>::Random(out, in) / std::sqrt(double(in)));
+    m.biases.push_back(Vec<double>::Random(out) / 4);
+    in = out;
+  }
+  return m;
+}
+
+// Writes a model in format 1 with h5::File (no /check datasets).
+void write_model_file(const MlpModel& m, const json& sde, const json& target,
+                      const std::string& path, const std::string& output = "eps") {
+  h5::File f = h5::File::create(path);
+  f.attribute("/", "format", std::string("pflow-denoiser"));
+  f.attribute("/", "format_version", 1.0);
+  f.attribute("/", "architecture", std::string("mlp"));
+  f.attribute("/", "output", output);
+  f.attribute("/", "activation", activation_names()[static_cast<int>(m.activation)]);
+  f.attribute("/", "time_input", std::string("t"));
+  f.attribute("/", "time_embedding", std::string(R"({"type": "raw"})"));
+  f.attribute("/", "sde", sde.dump());
+  f.attribute("/", "target", target.dump());
+  f.attribute("/", "training", std::string("{}"));
+  f.group("/layers");
+  for (int l = 0; l < m.layers(); ++l) {
+    const std::string g = "/layers/" + std::to_string(l);
+    f.group(g);
+    const Mat<double>& w = m.weights[l];
+    std::vector<double> rows(static_cast<size_t>(w.size()));
+    for (Eigen::Index i = 0; i < w.rows(); ++i)
+      for (Eigen::Index j = 0; j < w.cols(); ++j) rows[i * w.cols() + j] = w(i, j);
+    f.dataset(g + "/weight", {size_t(w.rows()), size_t(w.cols())}, rows);
+    f.dataset(g + "/bias", {size_t(m.biases[l].size())},
+              std::vector<double>(m.biases[l].data(), m.biases[l].data() + m.biases[l].size()));
+  }
+  f.save();
+}
+
+}  // namespace
+
+TEST_CASE("MLP forward: one hidden unit by hand, every activation", "[models]") {
+  // out = d act(a x + b t + c) + e for D = 1 with the raw embedding.
+  const double a = 0.7, b = -1.3, c = 0.2, d = 1.9, e = -0.4, x = 0.8, t = 0.35;
+  const double h = a * x + b * t + c;
+  const std::vector<std::pair<Activation, double>> cases = {
+      {Activation::silu, h / (1 + std::exp(-h))},
+      {Activation::gelu, h * (1 + std::erf(h / std::sqrt(2.0))) / 2},
+      {Activation::tanh, std::tanh(h)},
+      {Activation::softplus, std::log1p(std::exp(h))},
+      {Activation::relu, std::max(h, 0.0)}};
+  for (const auto& [act, value] : cases) {
+    MlpModel m;
+    m.dim = 1;
+    m.activation = act;
+    m.weights = {(Mat<double>(1, 2) << a, b).finished(), Mat<double>::Constant(1, 1, d)};
+    m.biases = {Vec<double>::Constant(1, c), Vec<double>::Constant(1, e)};
+    const Mat<double> out =
+        MlpNetwork<double>(m).forward(Mat<double>::Constant(1, 1, x), Vec<double>::Constant(1, t));
+    CHECK(out(0, 0) == Approx(d * value + e).epsilon(1e-15));
+  }
+  // Fourier embedding: [x; sin(f tau); cos(f tau)] for one frequency.
+  MlpModel m;
+  m.dim = 1;
+  m.activation = Activation::relu;
+  m.frequencies = {3.0};
+  m.weights = {(Mat<double>(1, 3) << 1.0, 2.0, -1.0).finished(), Mat<double>::Identity(1, 1)};
+  m.biases = {Vec<double>::Constant(1, 5.0), Vec<double>::Zero(1)};
+  const Mat<double> out =
+      MlpNetwork<double>(m).forward(Mat<double>::Constant(1, 1, x), Vec<double>::Constant(1, t));
+  CHECK(out(0, 0) == Approx(x + 2 * std::sin(3 * t) - std::cos(3 * t) + 5).epsilon(1e-15));
+}
+
+TEST_CASE("MLP forward in 50 digits equals the double forward to 1e-14", "[models]") {
+  for (Activation act : {Activation::silu, Activation::gelu, Activation::tanh, Activation::softplus,
+                         Activation::relu}) {
+    const MlpModel m = random_mlp(3, 32, 3, act, {1.0, 4.0, 16.0}, 11);
+    std::srand(5);
+    const Mat<double> x = Mat<double>::Random(3, 50) * 2;
+    const Vec<double> tau = (Vec<double>::Random(50).array() + 1) / 2;
+    const Mat<double> dbl = MlpNetwork<double>(m).forward(x, tau);
+    const Mat<mp50> mp = MlpNetwork<mp50>(m).forward(x.cast<mp50>(), tau.cast<mp50>());
+    const double rel = testing::max_diff(mp.cast<double>(), dbl) / dbl.cwiseAbs().maxCoeff();
+    INFO("activation " << activation_names()[static_cast<int>(act)] << ": " << rel);
+    CHECK(rel < 1e-14);
+    CHECK(rel > 0);  // the double forward has round-off; the 50-digit one has none at 1e-16
+  }
+}
+
+TEST_CASE("eps, x0 and v outputs give the analytic score back", "[models]") {
+  const json gmm = {{"type", "gmm"},
+                    {"weights", {0.3, 0.7}},
+                    {"means", {{-1.0, 0.3}, {0.8, 0.8}}},
+                    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}}}};
+  const auto data = make_target<double>(gmm, "target");
+  std::srand(9);
+  const Mat<double> x = Mat<double>::Random(2, 20) * 2;
+  for (const char* type : {"vp-linear", "sub-vp", "ve", "edm"}) {
+    const auto sde = make_sde<double>(json{{"type", type}}, 2, "sde");
+    const auto& scalar = dynamic_cast<const ScalarSde<double>&>(*sde);
+    const double t = std::string(type) == "edm" ? 1.7 : 0.4;
+    const Marginal<double> p(*sde, data, t);
+    const Mat<double> score = p.score(x);
+    const double a = scalar.alpha(t), s = scalar.sigma(t);
+    INFO(type);
+    CHECK(testing::max_diff(score_from_output(ModelOutput::eps, p.eps(x), x, a, s), score) <
+          1e-12 * score.cwiseAbs().maxCoeff());
+    CHECK(testing::max_diff(score_from_output(ModelOutput::x0, p.x0(x), x, a, s), score) <
+          1e-12 * score.cwiseAbs().maxCoeff());
+    CHECK(testing::max_diff(score_from_output(ModelOutput::v, p.v(x), x, a, s), score) <
+          1e-12 * score.cwiseAbs().maxCoeff());
+  }
+}
+
+TEST_CASE("the perturbed score is the analytic one plus delta sin(omega sum x + t + i)",
+          "[models]") {
+  const auto sde = make_sde<double>(json{{"type", "vp-linear"}}, 2, "sde");
+  const auto data = make_target<double>(
+      json{{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}},
+      "target");
+  const AnalyticDenoiser<double> exact(*sde, data);
+  const PerturbedDenoiser<double> perturbed(*sde, data, 1e-3, 2.5);
+  const Mat<double> x = (Mat<double>(2, 2) << 0.3, -1.2, 0.7, 0.4).finished();
+  const Mat<double> diff = perturbed.score(x, 0.6) - exact.score(x, 0.6);
+  for (int j = 0; j < 2; ++j)
+    for (int i = 0; i < 2; ++i)
+      CHECK(diff(i, j) ==
+            Approx(1e-3 * std::sin(2.5 * (x(0, j) + x(1, j)) + 0.6 + i)).epsilon(1e-9));
+}
+
+TEST_CASE("same_kernel tells SDEs apart by Psi and Sigma", "[models]") {
+  auto sde = [](const json& j) { return make_sde<double>(j, 2, "sde"); };
+  const auto defaults = sde({{"type", "vp-linear"}});
+  CHECK(same_kernel(*defaults, *sde({{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20}}),
+                    1e-3, 1));
+  CHECK_FALSE(same_kernel(*defaults, *sde({{"type", "vp-linear"}, {"beta_max", 19.9}}), 1e-3, 1));
+  CHECK_FALSE(same_kernel(*defaults, *sde({{"type", "sub-vp"}}), 1e-3, 1));
+}
+
+TEST_CASE("a learned model's run: its own flow is the reference and the error split is stored",
+          "[models]") {
+  json c = tiny_config();
+  const MlpModel m = random_mlp(2, 8, 1, Activation::silu, {}, 3);
+  const std::string model_path = temp_path("model.h5");
+  write_model_file(m, c["sde"], c["target"], model_path);
+  c["denoiser"] = {{"type", "mlp"}, {"path", model_path}};
+  c["solvers"] = {"ddim", "dpm-solver-2"};
+  c["init"] = {{"points", {{0.3, -1.1}}}};
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  CHECK_THAT(r.reference_method, Catch::Contains("model's own PF-ODE"));
+  REQUIRE(r.analytic_flow.size() == r.reference.size());
+  CHECK(r.analytic_method == "exact flow map (50 digits)");
+  // A random network is far from the data's score: the model error is large.
+  CHECK(r.model_error_max > 0.1);
+  for (const SolverRun& run : r.solvers) {
+    INFO(run.label);
+    CHECK(run.fit.order == Approx(run.declared_order).margin(0.2));
+    for (const CellResult& cell : run.cells) {
+      // Triangle inequality, coordinate by coordinate.
+      CHECK(cell.err_total_max <= cell.err_max + r.model_error_max + 1e-14);
+      CHECK(cell.err_total_max >= r.model_error_max - cell.err_max - 1e-14);
+    }
+    long knee = 0;  // the first level whose discretisation error is below the model error
+    for (const CellResult& cell : run.cells)
+      if (knee == 0 && cell.err_max < r.model_error_max) knee = cell.nfe;
+    CHECK(run.knee_nfe == knee);
+    CHECK(run.knee_nfe > 0);
+  }
+  const std::string out = temp_path("model_run.h5");
+  write_result(r, out);
+  const h5::File f = h5::File::open(out);
+  CHECK(f.read_double("/reference", "model_error_max") == r.model_error_max);
+  CHECK(f.read("/solvers/ddim/err_total_max").size() == 4);
+  CHECK(f.read_double("/solvers/ddim", "knee_nfe") == r.solvers[0].knee_nfe);
+  CHECK(f.read_string("/", "denoiser_sha256").size() == 64);
+  std::filesystem::remove(out);
+
+  // A model trained for another SDE is refused unless allowed.
+  write_model_file(m, {{"type", "vp-linear"}, {"beta_max", 10.0}}, c["target"], model_path);
+  CHECK_THROWS_WITH(run_experiment(parse_experiment(c), {}),
+                    Catch::Contains("was trained for the SDE"));
+  c["denoiser"]["allow_sde_mismatch"] = true;
+  CHECK_NOTHROW(run_experiment(parse_experiment(c), {}));
+  std::filesystem::remove(model_path);
+}
+
+TEST_CASE("the perturbed model's error is proportional to delta", "[models]") {
+  json c = tiny_config();
+  c["solvers"] = {"dpm-solver-2"};
+  c["nfe"] = {64, 128};
+  c["fit_levels"] = 2;
+  double errors[2];
+  for (int k = 0; k < 2; ++k) {
+    c["denoiser"] = {{"type", "perturbed"}, {"delta", k == 0 ? 1e-5 : 2e-5}};
+    errors[k] = run_experiment(parse_experiment(c), {}).model_error_max;
+  }
+  CHECK(errors[0] > 1e-7);
+  CHECK(errors[1] / errors[0] == Approx(2).epsilon(1e-3));
+}

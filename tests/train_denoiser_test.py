@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""The training script end to end (ctest train_denoiser_..., under 30 s):
+1. its alpha_t and sigma_t for every scalar SDE equal pflow's kernel (Psi(t, 0) and Sigma(t) from
+   a `kernel` run) to 1e-13 relative;
+2. the same config trains bit-identical weights twice;
+3. `pflow model` loads each trained file: pflow's forward reproduces torch's float64 outputs to
+   1e-12 relative and the 50-digit forward the double one to 1e-14 (its exit status says so);
+   two models cover eps / t / raw and x0 / lambda / Fourier, float64 and float32 training;
+4. a convergence run with the model: its reference is the model's own flow, the error split is
+   stored, and ddim keeps its order on the network.
+Usage: train_denoiser_test.py PFLOW WORK_DIR"""
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "scripts"))
+import train_denoiser  # noqa: E402
+
+pflow, work = sys.argv[1], os.path.join(sys.argv[2], "train_denoiser_test")
+os.makedirs(work, exist_ok=True)
+train = os.path.join(here, "..", "scripts", "train_denoiser.py")
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def write_json(name, obj):
+    path = os.path.join(work, name)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=1)
+    return path
+
+
+# 1. The schedules against pflow's kernel.
+times = [0.001, 0.05, 0.3, 0.9]
+for sde in [{"type": "vp-linear", "beta_min": 0.2, "beta_max": 15.0}, {"type": "sub-vp"},
+            {"type": "vp-cosine"}, {"type": "ve"}, {"type": "edm"}]:
+    config = write_json("kernel.json", {"name": "kernel", "kind": "kernel", "sde": sde,
+                                        "target": {"type": "dirac", "point": [0.0]},
+                                        "times": times})
+    out = os.path.join(work, "kernel.h5")
+    subprocess.run([pflow, "run", config, "--out", out, "--force", "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    with h5py.File(out, "r") as f:
+        psi = f["kernel/psi"][:, 0, 0]
+        var = f["kernel/sigma"][:, 0, 0]
+    alpha, sigma = train_denoiser.ScalarSde(sde).alpha_sigma(np.array(times))
+    err = max(np.max(np.abs(alpha / psi - 1)), np.max(np.abs(sigma ** 2 / var - 1)))
+    check(err < 1e-13, f"{sde['type']}: alpha, sigma^2 equal pflow's Psi, Sigma ({err:.2e})")
+
+# 2. Determinism, and 3. pflow reads the files.
+gmm = {"type": "gmm", "weights": [0.3, 0.45, 0.25], "means": [[-1.0, 0.3], [0.8, 0.8], [0.4, -1.0]],
+       "covs": [[[0.5, 0.2], [0.2, 0.35]], [[0.6, -0.2], [-0.2, 0.3]], [[0.25, 0], [0, 0.8]]]}
+tiny = {"sde": {"type": "vp-linear"}, "target": gmm,
+        "model": {"width": 16, "depth": 2, "activation": "silu", "output": "eps"},
+        "training": {"steps": 400, "batch": 128, "seed": 3, "ema": 0.9}}
+variant = {"sde": {"type": "vp-linear"}, "target": {"type": "dataset", "name": "two-moons"},
+           "model": {"width": 12, "depth": 2, "activation": "gelu", "output": "x0",
+                     "time_input": "lambda",
+                     "time_embedding": {"type": "fourier", "frequencies": [0.25, 1.0]}},
+           "training": {"steps": 100, "batch": 64, "seed": 1, "dtype": "float32",
+                        "t_draw": "lambda-uniform"}}
+models = {}
+for name, config in [("a", tiny), ("b", tiny), ("variant", variant)]:
+    models[name] = os.path.join(work, name + ".h5")
+    subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
+                    models[name], "--quiet"], check=True)
+
+
+def weights(path):
+    with h5py.File(path, "r") as f:
+        return [f[f"layers/{i}/{k}"][()] for i in range(len(f["layers"])) for k in ("weight", "bias")]
+
+
+check(all(np.array_equal(u, v) for u, v in zip(weights(models["a"]), weights(models["b"]))),
+      "the same config trains bit-identical weights twice")
+for name in ("a", "variant"):
+    r = subprocess.run([pflow, "model", models[name]], capture_output=True, text=True)
+    print(r.stdout + r.stderr, end="")
+    check(r.returncode == 0, f"pflow model {name}: forward within 1e-12 of torch, mp50 within 1e-14")
+
+# 4. A run with the model.
+run = {"name": "model_run", "kind": "convergence", "sde": {"type": "vp-linear"}, "target": gmm,
+       "denoiser": {"type": "mlp", "path": "a.h5"},
+       "time": {"t_start": 1.0, "t_end": 0.001, "grid": "logsnr"},
+       "init": {"count": 2, "seed": 5}, "solvers": ["ddim"], "nfe": [32, 64, 128, 256]}
+out = os.path.join(work, "model_run.h5")
+r = subprocess.run([pflow, "run", write_json("model_run.json", run), "--out", out, "--force",
+                    "--quiet"], capture_output=True, text=True)
+print(r.stdout + r.stderr, end="")
+check(r.returncode == 0, "a convergence run with the trained model")
+if r.returncode == 0:
+    with h5py.File(out, "r") as f:
+        method = f["reference"].attrs["method"]
+        model_error = f["reference"].attrs["model_error_max"]
+        order = f["solvers/ddim"].attrs["fitted_order"]
+        total = f["solvers/ddim/err_total_max"][()]
+    check("model's own PF-ODE" in method, f"reference: {method}")
+    check(model_error > 0 and np.all(np.isfinite(total)),
+          f"model error {model_error:.3g} and total errors stored")
+    check(abs(order - 1) < 0.2, f"ddim's order on the network's flow: {order:.3f}")
+print(f"{len(failures)} failed")
+sys.exit(1 if failures else 0)
