@@ -151,6 +151,7 @@ int run_experiment(const RunArgs& a) {
   try {
     pflow::write_result(result, out);
   } catch (const pflow::IoError& e) {
+    if (result.cells_total == 0) throw;  // a kernel table: no checkpoint, run it again
     throw pflow::IoError(e.what(), "every cell is kept in " + checkpoint +
                                        "; once the file can be written, continue with: pflow run " +
                                        shell_quote(a.config) + " --out " + shell_quote(out) +

@@ -1,10 +1,12 @@
 #include "orders.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
 
+#include "pflow/core/errors.hpp"
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/registry.hpp"
 
@@ -14,7 +16,7 @@ namespace {
 
 struct Row {
   std::string label;
-  int declared = 0;
+  std::map<std::string, int> declared;  // per problem: it may depend on the SDE
   std::map<std::string, pflow::OrderFit> fits;
   std::map<std::string, std::vector<pflow::Level>> levels;
 };
@@ -34,7 +36,13 @@ void print_table(const std::vector<Row>& rows, const std::vector<std::string>& p
   for (size_t i = 0; i < problems.size(); ++i) std::cout << "---|";
   std::cout << "\n";
   for (const Row& row : rows) {
-    std::cout << "| " << row.label << " | " << row.declared << " |";
+    std::string declared;  // the distinct declared orders over the problems, "a / b"
+    for (const auto& p : problems)
+      if (row.declared.count(p)) {
+        const std::string d = std::to_string(row.declared.at(p));
+        if (declared.find(d) == std::string::npos) declared += (declared.empty() ? "" : " / ") + d;
+      }
+    std::cout << "| " << row.label << " | " << declared << " |";
     for (const auto& p : problems) {
       const auto it = row.fits.find(p);
       if (it == row.fits.end()) {
@@ -76,6 +84,21 @@ void print_details(const std::vector<Row>& rows) {
     }
 }
 
+// The solver-problem pairs whose fitted order is more than 0.2 below the declared one, or that
+// failed; printed, and counted for the exit status (1 when any).
+int below_declared(const std::vector<Row>& rows) {
+  int count = 0;
+  for (const Row& row : rows)
+    for (const auto& [p, fit] : row.fits) {
+      const bool failed = !row.levels.at(p).empty() && row.levels.at(p).back().failed;
+      if (failed || (!std::isnan(fit.order) && fit.order < row.declared.at(p) - 0.2)) {
+        std::cout << (count++ ? "" : "\n") << "below its declared order: " << row.label << " on "
+                  << p << (failed ? " (failed)" : " (" + fmt("%.2f", fit.order) + ")") << "\n";
+      }
+    }
+  return count;
+}
+
 template <class Scalar>
 int run(const OrdersOptions& o) {
   std::vector<Row> rows;
@@ -87,6 +110,9 @@ int run(const OrdersOptions& o) {
     if (o.solvers.empty()) {
       for (const pflow::OrderTest& test : pflow::order_tests_on(problem_name))
         specs.push_back(test.spec);
+      if (specs.empty())
+        throw pflow::InputError("--problem", problem_name,
+                                "has no standard solver list: name the solvers with --solver");
       if (!o.start.empty())
         for (auto& spec : specs)
           if (spec.is_object() && spec.contains("start")) spec["start"] = o.start;
@@ -104,13 +130,11 @@ int run(const OrdersOptions& o) {
       const std::string& label = solver->info().label;
       if (!index.count(label)) {
         index[label] = rows.size();
-        rows.push_back(
-            {label,
-             pflow::declared_order(spec, problem.sde->covariance(problem.t_end).block_size()),
-             {},
-             {}});
+        rows.push_back({label, {}, {}, {}});
       }
       Row& row = rows[index[label]];
+      row.declared[problem_name] =
+          pflow::declared_order(spec, problem.sde->covariance(problem.t_end).block_size());
       row.levels[problem_name] = pflow::convergence_levels<Scalar>(spec, problem, o.steps);
       row.fits[problem_name] = pflow::fit_order(row.levels[problem_name], floor);
       stage->done(label + ": " + std::to_string(o.steps.size()) + " levels");
@@ -119,7 +143,7 @@ int run(const OrdersOptions& o) {
   if (o.progress) std::cerr << "\r\x1b[K" << std::flush;  // the progress line gives way
   print_table(rows, o.problems);
   if (o.details) print_details(rows);
-  return 0;
+  return below_declared(rows) == 0 ? 0 : 1;
 }
 
 }  // namespace

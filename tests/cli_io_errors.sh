@@ -22,6 +22,19 @@ grep -q "I/O error" <<<"$output" || fail "full disk: no 'I/O error' in: $output"
 cmp -s "$out" "$dir/before.h5" || fail "full disk: the earlier result was changed"
 ls "$dir" | grep -q 'tmp' && fail "full disk: a temporary file was left: $(ls "$dir")"
 
+# Disk full while the workers checkpoint their cells (1 KiB: the cell files already fail), on two
+# threads: the failure leaves a worker thread as an error, not as std::terminate.
+# 64 particles: each cell's checkpoint (its final states) exceeds 1 KiB, the config's does not.
+/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["init"] = {"count": 64}
+c["solvers"] = ["ddim"]; json.dump(c, open(sys.argv[2], "w"))' "$config" "$dir/many.json"
+output=$( (trap '' XFSZ; ulimit -f 1; "$pflow" run "$dir/many.json" --out "$out" --force --quiet \
+  --threads 2) 2>&1)
+status=$?
+[ "$status" -eq 3 ] || fail "full disk, two threads: exit status $status, want 3: $output"
+grep -q "cell-" <<<"$output" || fail "full disk, two threads: not a cell's checkpoint: $output"
+cmp -s "$out" "$dir/before.h5" || fail "full disk, two threads: the earlier result was changed"
+rm -rf "$out.checkpoint"
+
 # A read-only location.
 locations=(/proc/pflow-io-test/result.h5)
 if [ "$(id -u)" -ne 0 ]; then

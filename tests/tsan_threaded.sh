@@ -2,7 +2,7 @@
 # Usage: tsan_threaded.sh BUILD_DIR   (scripts/test --tsan builds BUILD_DIR with ThreadSanitizer)
 # Runs what pflow runs on several threads: a CLD sweep with --threads 2 over gddim (K = R: the
 # shared Gauss-Legendre cache; cholesky; principal), paddim and odeint solvers, the Catch2 case
-# that compares 1 and 2 threads bit for bit, and the order-problem cache from two threads.
+# that compares 1 and 2 threads bit for bit, and the order-problem cache from four threads.
 # Any ThreadSanitizer report aborts the process (halt_on_error=1) and fails this script.
 set -euo pipefail
 build=$1

@@ -1,8 +1,8 @@
 // Boost.Odeint with Eigen vectors of any scalar type: the one place for the shims.
 //
 // States are Vec<Scalar> (Eigen column vectors) with vector_space_algebra; matrices are
-// flattened into vectors by the callers. Bulirsch-Stoer in mp50 at tolerance 1e-40 is the
-// reference integrator (docs/NOTES.md sec. 8).
+// flattened into vectors by the callers. Bulirsch-Stoer in mp50 (tolerance 1e-32 for the PF-ODE
+// references, 1e-40 for the kernel ODEs) is the reference integrator (docs/NOTES.md sec. 8).
 #pragma once
 
 #include <boost/numeric/odeint.hpp>

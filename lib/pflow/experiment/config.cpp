@@ -135,6 +135,8 @@ void check_solver(const SolverInfo& info, const nlohmann::json& spec, const std:
   require(!info.adaptive || allows_adaptive, path, spec.dump(),
           "is adaptive: convergence runs need fixed steps (set \"adaptive\": false, or use "
           "kind \"work-precision\")");
+  require(!info.label.empty() && info.label != "." && info.label != "..", path + ".label",
+          info.label, "must name an HDF5 group: not empty, \".\" or \"..\"");
   require(info.label.find('/') == std::string::npos, path + ".label", info.label,
           "must not contain '/' (it names an HDF5 group)");
   for (const SolverInfo& other : earlier)

@@ -19,9 +19,10 @@ struct File::Impl {
 
 namespace {
 
-// HDF5 failures while writing are I/O errors (disk full, read-only location); while reading a
-// file the user named, the file's content is the input at fault.
-enum class Access { read, write };
+// HDF5 failures while reading a file the user named: the file's content is the input at fault.
+// While building a result in memory (the core driver touches no disk): an internal error, since
+// the config was validated; the disk is reached only in save(), whose failures are I/O errors.
+enum class Access { read, build };
 
 template <class F>
 auto guarded(Access access, const std::string& file, const std::string& object, F&& f)
@@ -30,7 +31,9 @@ auto guarded(Access access, const std::string& file, const std::string& object, 
     return f();
   } catch (const H5::Exception& e) {
     const std::string detail = "HDF5 error: " + std::string(e.getDetailMsg());
-    if (access == Access::write) throw IoError(file, "writing " + object + " failed: " + detail);
+    if (access == Access::build)
+      throw std::runtime_error("building the result " + file + " in memory failed at " + object +
+                               ": " + detail);
     throw InputError(file, object, detail);
   }
 }
@@ -82,7 +85,7 @@ File File::create(const std::string& path) {
   // only in save(), one checked write. A full disk or a read-only location then fails in plain
   // file I/O that pflow checks, never inside HDF5's close (whose failures its C++ destructors
   // can only print).
-  return guarded(Access::write, path, "(create)", [&] {
+  return guarded(Access::build, path, "(create)", [&] {
     H5::FileAccPropList access;
     access.setCore(1 << 20, false);
     return File(path,
@@ -92,7 +95,7 @@ File File::create(const std::string& path) {
 
 void File::save() {
   std::vector<char> image;
-  guarded(Access::write, path_, "(file image)", [&] {
+  guarded(Access::build, path_, "(file image)", [&] {
     impl_->file.flush(H5F_SCOPE_GLOBAL);
     const hid_t id = impl_->file.getId();
     const ssize_t size = H5Fget_file_image(id, nullptr, 0);
@@ -129,12 +132,12 @@ File File::open(const std::string& path, const std::string& role) {
 }
 
 void File::group(const std::string& path) {
-  guarded(Access::write, path_, path, [&] { impl_->file.createGroup(path); });
+  guarded(Access::build, path_, path, [&] { impl_->file.createGroup(path); });
 }
 
 void File::dataset(const std::string& path, const std::vector<size_t>& shape,
                    const std::vector<double>& data) {
-  guarded(Access::write, path_, path, [&] {
+  guarded(Access::build, path_, path, [&] {
     std::vector<hsize_t> dims(shape.begin(), shape.end());
     H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
     H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::IEEE_F64LE, space);
@@ -143,7 +146,7 @@ void File::dataset(const std::string& path, const std::vector<size_t>& shape,
 }
 
 void File::dataset(const std::string& path, const std::vector<long>& data) {
-  guarded(Access::write, path_, path, [&] {
+  guarded(Access::build, path_, path, [&] {
     hsize_t dims[1] = {data.size()};
     H5::DataSpace space(1, dims);
     H5::DataSet ds = impl_->file.createDataSet(path, H5::PredType::STD_I64LE, space);
@@ -152,7 +155,7 @@ void File::dataset(const std::string& path, const std::vector<long>& data) {
 }
 
 void File::attribute(const std::string& object, const std::string& name, const std::string& value) {
-  guarded(Access::write, path_, object + "@" + name, [&] {
+  guarded(Access::build, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       const H5::StrType type = utf8_string();
       H5::Attribute a = o.createAttribute(name, type, H5::DataSpace(H5S_SCALAR));
@@ -162,7 +165,7 @@ void File::attribute(const std::string& object, const std::string& name, const s
 }
 
 void File::attribute(const std::string& object, const std::string& name, double value) {
-  guarded(Access::write, path_, object + "@" + name, [&] {
+  guarded(Access::build, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       H5::Attribute a =
           o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(H5S_SCALAR));
@@ -173,7 +176,7 @@ void File::attribute(const std::string& object, const std::string& name, double 
 
 void File::attribute(const std::string& object, const std::string& name,
                      const std::vector<double>& value) {
-  guarded(Access::write, path_, object + "@" + name, [&] {
+  guarded(Access::build, path_, object + "@" + name, [&] {
     with_object(impl_->file, object, [&](H5::H5Object& o) {
       hsize_t dims[1] = {value.size()};
       H5::Attribute a = o.createAttribute(name, H5::PredType::IEEE_F64LE, H5::DataSpace(1, dims));

@@ -43,6 +43,7 @@ struct RunSetup {
   bool exact_available = false;  // the data has one component: an exact flow map
   bool exact_reference = false;  // and it serves as the reference
   const ProgressCallback* progress = nullptr;
+  int threads = 1;  // for the particles of the 50-digit references (bit-identical for any count)
 };
 
 // One cell: a solver on its grid, against the run's reference (and, for a learned or perturbed
@@ -105,6 +106,7 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
   } else {
     ReferenceStats stats;
     stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+    stats.threads = s.threads;
     ref =
         reference_flow<mp50>(s.sde50, s.data50, x50, from, to, reference_tolerance<mp50>(), &stats);
     method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
@@ -123,6 +125,7 @@ Mat<Scalar> model_flow(const RunSetup<Scalar>& s, std::string& method, double& t
                       static_cast<size_t>(x50.cols()));
   ReferenceStats stats;
   stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+  stats.threads = s.threads;
   const Mat<mp50> ref =
       reference_flow<mp50>(s.sde50, *s.model50, x50, from_double<mp50>(s.config.t_start),
                            from_double<mp50>(s.config.t_end), reference_tolerance<mp50>(), &stats);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -241,6 +242,9 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
   std::mutex report;
   ProgressStage stage(options.progress, "cells",
                       cells - static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
+  // A failure outside a cell (a checkpoint that cannot be written) stops every worker and is
+  // rethrown once all have joined: an exception must not leave a thread.
+  std::exception_ptr failure;
   auto worker = [&] {
     for (size_t k = next++; k < cells; k = next++) {
       if (done[k]) continue;
@@ -248,8 +252,15 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
       const auto [si, ci] = plan.index[k];
       CellResult& cell = result.solvers[si].cells[ci];
       run_cell(kind, setup, reference, analytic, plan.spec[k], cell);
-      if (!options.checkpoint_dir.empty())
-        write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
+      try {
+        if (!options.checkpoint_dir.empty())
+          write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(report);
+        if (!failure) failure = std::current_exception();
+        next = cells;
+        return;
+      }
       done[k] = 1;
       const SolverRun& run = result.solvers[si];
       const std::lock_guard<std::mutex> lock(report);
@@ -264,6 +275,7 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
 }
 
@@ -346,6 +358,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.exact_available = data50.components() == 1;
   setup.exact_reference = setup.exact_available && c.reference != "mp50" && analytic_model;
   setup.progress = &options.progress;
+  setup.threads = options.threads;
   kind.configure(setup);
   result.particles = static_cast<int>(setup.x0.cols());
   result.init = row_major(setup.x0);

@@ -3,7 +3,13 @@
 // replaced by the model's: a learned network evaluated in 50 digits; docs/NOTES.md sec. 2, 10).
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "pflow/core/odeint.hpp"
 #include "pflow/sampler/denoiser.hpp"
@@ -35,31 +41,57 @@ Scalar reference_tolerance() {
 
 struct ReferenceStats {
   long evaluations = 0;  // right-hand-side evaluations, all particles
-  // Called after each particle with (particles done, total): progress of long solves.
+  // Called after each particle with (particles done, total): progress of long solves (from one
+  // thread at a time).
   std::function<void(Eigen::Index, Eigen::Index)> on_particle;
+  // Particles are solved on this many threads; each particle's solve is the same whatever the
+  // count, so the result is bit-identical for any value.
+  int threads = 1;
 };
 
 // Integrates the PF-ODE of `model` from t_start to t_end with Bulirsch-Stoer, particle by
-// particle (so the result of a particle does not depend on the others). x: D x n states at
-// t_start.
+// particle (so the result of a particle does not depend on the others), on stats->threads
+// threads. x: D x n states at t_start.
 template <class Scalar>
 Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const Denoiser<Scalar>& model,
                            const Mat<Scalar>& x, const Scalar& t_start, const Scalar& t_end,
                            const Scalar& tol = reference_tolerance<Scalar>(),
                            ReferenceStats* stats = nullptr) {
   Mat<Scalar> out = x;
-  for (Eigen::Index j = 0; j < x.cols(); ++j) {
-    Vec<Scalar> state = x.col(j);
-    auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
-      return pf_ode_rhs<Scalar>(sde, model, s, t).col(0);
-    };
-    const long evals = integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
-    out.col(j) = state;
-    if (stats) {
-      stats->evaluations += evals;
-      if (stats->on_particle) stats->on_particle(j + 1, x.cols());
+  std::atomic<Eigen::Index> next{0}, done{0};
+  std::atomic<long> evaluations{0};
+  std::mutex report;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    for (Eigen::Index j = next++; j < x.cols(); j = next++) {
+      try {
+        Vec<Scalar> state = x.col(j);
+        auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
+          return pf_ode_rhs<Scalar>(sde, model, s, t).col(0);
+        };
+        evaluations += integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
+        out.col(j) = state;
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(report);
+        if (!failure) failure = std::current_exception();
+        next = x.cols();  // the others stop at their next particle
+        return;
+      }
+      const Eigen::Index finished = ++done;
+      if (stats && stats->on_particle) {
+        const std::lock_guard<std::mutex> lock(report);
+        stats->on_particle(finished, x.cols());
+      }
     }
-  }
+  };
+  const int threads = std::max<int>(
+      1, std::min<Eigen::Index>(stats ? stats->threads : 1, std::max<Eigen::Index>(1, x.cols())));
+  std::vector<std::thread> pool;
+  for (int k = 1; k < threads; ++k) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+  if (stats) stats->evaluations += evaluations;
   return out;
 }
 
