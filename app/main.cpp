@@ -256,8 +256,10 @@ int main(int argc, char** argv) {
   table->add_option("--format", table_format, "markdown, latex or csv")
       ->check(CLI::IsMember({"markdown", "latex", "csv"}))
       ->capture_default_str();
-  table->add_option("--metric", table_metric, "err_max, err_rms or wall_s")
-      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s"}))
+  table
+      ->add_option("--metric", table_metric,
+                   "err_max, err_rms or wall_s; err_total_max or err_total_rms (learned models)")
+      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms"}))
       ->capture_default_str();
 
   auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");

@@ -2,7 +2,9 @@
 """Plots a pflow result: for a convergence run, error against NFE on log-log axes, one line per
 solver with its fitted order in the legend and slope triangles of the declared orders (a
 stochastic run: strong and weak error lines per solver); for a work-precision run, error against NFE and against wall time side by side.
-Writes RESULT.png and RESULT.pdf next to the file.
+Writes RESULT.png and RESULT.pdf next to the file. A run with a learned or perturbed model also
+gets RESULT_split.png and .pdf: per solver its error against the model's flow (discretisation),
+against the data's flow (total), the model error and the knee.
 
 Usage: /usr/bin/python3 scripts/plot.py RESULT.h5 [--metric err_max|err_rms]
 (Debian's interpreter: it has h5py and matplotlib.)
@@ -35,6 +37,8 @@ def main():
         groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
         rows = []
         walls = []
+        split = []  # (label, nfe, err_max, err_total_max, knee_nfe) of a learned model's run
+        model_error = float(f["reference"].attrs.get("model_error_max", float("nan")))
         for label in groups:
             g = f["solvers"][label]
             if config.get("kind") == "stochastic":  # strong (mean-square) and weak errors
@@ -46,7 +50,12 @@ def main():
                 continue
             rows.append((label, g["nfe"][()], g[args.metric][()],
                          float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+            if "err_total_max" in g:
+                split.append((label, g["nfe"][()], g["err_max"][()], g["err_total_max"][()],
+                              float(g.attrs["knee_nfe"])))
             walls.append(g["wall_s"][()])
+    if split:
+        error_split(args, config, split, model_error)
     if config.get("kind") == "work-precision":
         return work_precision(args, config, rows, walls)
     fig, ax = plt.subplots(figsize=(8.5, 6.5))
@@ -83,6 +92,38 @@ def main():
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
     fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+def error_split(args, config, split, model_error):
+    """One panel per solver: discretisation error (against the model's flow), total error
+    (against the data's flow), the model error and the knee."""
+    cols = min(4, len(split))
+    rows_n = (len(split) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(3.2 * cols, 2.8 * rows_n), sharex=True,
+                             sharey=True, squeeze=False)
+    for ax, (label, nfe, disc, total, knee) in zip(axes.flat, split):
+        ok = np.isfinite(disc) & (disc > 0)
+        ax.loglog(nfe[ok], disc[ok], "-o", ms=3, color="C0", label="discretisation")
+        ok = np.isfinite(total) & (total > 0)
+        ax.loglog(nfe[ok], total[ok], "--s", ms=3, color="C3", label="total")
+        ax.axhline(model_error, color="0.4", lw=0.9, ls=":", label="model error")
+        if knee > 0:
+            ax.axvline(knee, color="C2", lw=0.9, label=f"knee: NFE {knee:.0f}")
+        ax.set_title(label, fontsize=7.5)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, loc="lower left")
+    for ax in axes.flat[len(split):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("NFE")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("max error at t_end")
+    fig.suptitle(f"{config['name']}: error split (model error {model_error:.2e})", fontsize=10)
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0] + "_split"
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
     print(f"wrote {stem}.png and {stem}.pdf")
 
 

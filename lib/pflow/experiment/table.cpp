@@ -24,11 +24,15 @@ struct SolverColumns {
   bool adaptive = false;
   double declared = 0, fitted = 0, declared_weak = 0, fitted_weak = 0;
   std::vector<double> nfe, tolerance, err_max, err_rms, err_weak, wall_s;
+  // A learned or perturbed model: errors against the data's flow, and the knee (0: none).
+  std::vector<double> err_total_max, err_total_rms;
+  double knee_nfe = 0;
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
   std::vector<int> nfe;  // the config's NFE ladder
   std::vector<SolverColumns> solvers;
+  double model_error_max = std::nan("");  // NaN: the analytic model, no split
 };
 
 TableLayout layout_of(const std::string& kind) {
@@ -61,6 +65,11 @@ TableModel model_from_file(const std::string& path) {
     s.err_rms = f.read(g + "/err_rms");
     s.wall_s = f.read(g + "/wall_s");
     s.adaptive = !s.tolerance.empty() && !std::isnan(s.tolerance[0]);
+    if (f.exists(g + "/err_total_max")) {
+      s.err_total_max = f.read(g + "/err_total_max");
+      s.err_total_rms = f.read(g + "/err_total_rms");
+      s.knee_nfe = f.read_double(g, "knee_nfe");
+    }
     if (f.exists(g + "/err_weak")) {
       s.err_weak = f.read(g + "/err_weak");
       s.declared_weak = f.read_double(g, "declared_weak_order");
@@ -70,6 +79,8 @@ TableModel model_from_file(const std::string& path) {
   }
   std::sort(m.solvers.begin(), m.solvers.end(),
             [](const auto& a, const auto& b) { return a.index < b.index; });
+  if (f.has_attribute("/reference", "model_error_max"))
+    m.model_error_max = f.read_double("/reference", "model_error_max");
   return m;
 }
 
@@ -87,7 +98,12 @@ TableModel model_from_result(const ExperimentResult& r) {
     s.fitted = run.fit.order;
     s.declared_weak = run.declared_weak_order;
     s.fitted_weak = run.weak_fit.order;
+    s.knee_nfe = static_cast<double>(run.knee_nfe);
     for (const CellResult& c : run.cells) {
+      if (!r.analytic_flow.empty()) {
+        s.err_total_max.push_back(c.err_total_max);
+        s.err_total_rms.push_back(c.err_total_rms);
+      }
       s.nfe.push_back(static_cast<double>(c.nfe));
       s.tolerance.push_back(c.tolerance);
       s.err_max.push_back(c.err_max);
@@ -97,10 +113,13 @@ TableModel model_from_result(const ExperimentResult& r) {
     }
     m.solvers.push_back(std::move(s));
   }
+  if (!r.analytic_flow.empty()) m.model_error_max = r.model_error_max;
   return m;
 }
 
 const std::vector<double>& metric_of(const SolverColumns& s, const std::string& metric) {
+  if (metric == "err_total_max") return s.err_total_max;
+  if (metric == "err_total_rms") return s.err_total_rms;
   return metric == "err_max" ? s.err_max : metric == "err_rms" ? s.err_rms : s.wall_s;
 }
 
@@ -239,11 +258,42 @@ std::string format_wide(const std::vector<WideRow>& rows, const std::vector<int>
   return out.str();
 }
 
+// The error split of a learned or perturbed model's run (markdown): the model error, and per
+// solver the knee (the smallest NFE whose discretisation error is below the model error), the
+// discretisation and total errors there, and the total error at the largest NFE.
+std::string split_table(const TableModel& m) {
+  std::ostringstream out;
+  out << "\nmodel error (the model's flow against the data's, max over particles and "
+         "coordinates): "
+      << number("%.3e", m.model_error_max)
+      << "\n\n| solver | knee NFE | err_max at the knee | err_total_max at the knee | "
+         "err_total_max at the largest NFE |\n|---|---|---|---|---|\n";
+  for (const SolverColumns& s : m.solvers) {
+    out << "| " << s.label << " | ";
+    const auto at = std::find(s.nfe.begin(), s.nfe.end(), s.knee_nfe);
+    if (s.knee_nfe == 0 || at == s.nfe.end()) {
+      out << "not reached | | |";
+    } else {
+      const size_t i = static_cast<size_t>(at - s.nfe.begin());
+      out << number("%.0f", s.knee_nfe) << " | " << number("%.2e", s.err_max[i]) << " | "
+          << number("%.2e", s.err_total_max[i]) << " |";
+    }
+    out << " "
+        << (s.err_total_max.empty() ? std::string("") : number("%.2e", s.err_total_max.back()))
+        << " |\n";
+  }
+  return out.str();
+}
+
 std::string table_of(const TableModel& m, const std::string& format, const std::string& metric) {
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
-  require(metric == "err_max" || metric == "err_rms" || metric == "wall_s", "--metric", metric,
-          "must be err_max, err_rms or wall_s (stochastic results show err_rms and err_weak)");
+  const bool split = !std::isnan(m.model_error_max);
+  require(metric == "err_max" || metric == "err_rms" || metric == "wall_s" ||
+              (split && (metric == "err_total_max" || metric == "err_total_rms")),
+          "--metric", metric,
+          "must be err_max, err_rms or wall_s, or for a learned or perturbed model's run "
+          "err_total_max or err_total_rms (stochastic results show err_rms and err_weak)");
   if (m.layout == TableLayout::per_cell) return work_precision_table(m, format, metric);
   // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
   // (moments, err_weak) error with their orders; wall_s keeps one row.
@@ -260,7 +310,9 @@ std::string table_of(const TableModel& m, const std::string& format, const std::
             "has " + std::to_string(rows.back().values.size()) + " entries for " +
                 std::to_string(m.nfe.size()) + " NFE values");
   }
-  return format_wide(rows, m.nfe, format, metric);
+  std::string table = format_wide(rows, m.nfe, format, metric);
+  if (split && format == "markdown" && m.layout == TableLayout::per_solver) table += split_table(m);
+  return table;
 }
 
 }  // namespace
@@ -321,6 +373,9 @@ std::string brief_report(const ExperimentResult& r, double seconds) {
       << " solvers, " << cells << " cells (" << failed << " failed), " << r.particles
       << " particles, " << r.config.precision << "; reference: " << r.reference_method << "; "
       << number("%.1f", seconds) << " s\n";
+  if (!r.analytic_flow.empty())
+    out << "  model error " << number("%.3e", r.model_error_max)
+        << " (the model's flow against the data's: " << r.analytic_method << ")\n";
   for (const SolverRun& s : r.solvers) {
     // The smallest error reached and where; the fitted order against the declared one.
     double best = std::nan("");
@@ -337,6 +392,8 @@ std::string brief_report(const ExperimentResult& r, double seconds) {
     out << "  " << s.label << ": declared order " << s.declared_order << ", fitted "
         << (std::isnan(s.fit.order) ? std::string("n/a") : number("%.2f", s.fit.order))
         << ", smallest error " << number("%.2e", best) << " at NFE " << best_nfe;
+    if (!r.analytic_flow.empty())
+      out << ", knee " << (s.knee_nfe ? "at NFE " + std::to_string(s.knee_nfe) : "not reached");
     if (failures) out << ", " << failures << " failed";
     out << "\n";
   }

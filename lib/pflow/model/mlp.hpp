@@ -49,6 +49,15 @@ struct MlpModel {
   int layers() const { return static_cast<int>(weights.size()); }
 };
 
+// erf in the working precision: the C library's in double, Boost's in wider types.
+inline double erf_of(double x) {
+  return std::erf(x);
+}
+template <class Scalar>
+Scalar erf_of(const Scalar& x) {
+  return boost::math::erf(x);
+}
+
 // The activation, elementwise, in the exact forms the format names ("gelu": the erf form;
 // "softplus": log(1 + e^h) with no threshold).
 template <class Scalar>
@@ -60,7 +69,7 @@ Scalar activate(Activation a, const Scalar& h) {
     case Activation::silu:
       return h / (1 + exp(-h));
     case Activation::gelu:
-      return h * (1 + boost::math::erf(h * boost::math::constants::one_div_root_two<Scalar>())) / 2;
+      return h * (1 + erf_of(Scalar(h * boost::math::constants::one_div_root_two<Scalar>()))) / 2;
     case Activation::tanh:
       return tanh(h);
     case Activation::softplus:  // max(h, 0) + log(1 + e^-|h|): no overflow
@@ -69,6 +78,25 @@ Scalar activate(Activation a, const Scalar& h) {
       return h > 0 ? h : Scalar(0);
   }
   return h;
+}
+
+// The activation over a whole layer: SiLU, tanh and ReLU as Eigen array expressions (vectorised
+// in double), the others element by element.
+template <class Scalar>
+void activate_all(Activation a, Mat<Scalar>& h) {
+  switch (a) {
+    case Activation::silu:
+      h.array() /= (-h.array()).exp() + Scalar(1);
+      return;
+    case Activation::tanh:
+      h.array() = h.array().tanh();
+      return;
+    case Activation::relu:
+      h.array() = h.array().max(Scalar(0));
+      return;
+    default:
+      h = h.unaryExpr([a](const Scalar& v) { return activate(a, v); });
+  }
 }
 
 // The network in the working precision.
@@ -94,8 +122,7 @@ class MlpNetwork {
     for (size_t l = 0; l < weights_.size(); ++l) {
       Mat<Scalar> next = weights_[l] * h;
       next.colwise() += biases_[l];
-      if (l + 1 < weights_.size())
-        next = next.unaryExpr([a = model_->activation](const Scalar& v) { return activate(a, v); });
+      if (l + 1 < weights_.size()) activate_all(model_->activation, next);
       h = std::move(next);
     }
     return h;
