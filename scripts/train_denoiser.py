@@ -6,8 +6,9 @@ Usage: /usr/bin/python3 scripts/train_denoiser.py CONFIG.json --out MODEL.h5 [--
 
 CONFIG holds the experiment schema's `sde` and `target` blocks (a pflow scalar SDE; a Gaussian,
 Dirac or mixture target, or a sample-only `dataset`), a `model` block and a `training` block
-(README, "Learned denoisers"). The same config on the same torch version gives bit-identical
-weights: every random draw comes from seeded generators and torch runs on one thread.
+(README, "Learned denoisers"). The same config on the same machine with the same torch and numpy
+versions gives bit-identical weights: every random draw comes from seeded generators and torch
+runs on one thread with deterministic algorithms.
 
 The loss is the denoising objective of the chosen output, a plain mean square over the batch and
 the coordinates (README, "Learned denoisers", and docs/NOTES.md sec. 10):
@@ -141,7 +142,10 @@ class ScalarSde:
 # Data: the targets of the experiment schema, and sample-only data sets.
 
 def matrix(value, at, rows=None, cols=None):
-    a = np.asarray(value, dtype=np.float64)
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(at, value, "must be a matrix of numbers")
     if a.ndim != 2 or (rows is not None and a.shape[0] != rows) or (
             cols is not None and a.shape[1] != cols):
         raise ConfigError(at, value, "has the wrong shape")
@@ -170,6 +174,13 @@ def dataset_points(name, n, rng):
     return np.stack([angle * np.cos(angle), angle * np.sin(angle)], axis=1) / 5
 
 
+def cholesky(cov, at):
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        raise ConfigError(at, cov.tolist(), "must be symmetric positive definite")
+
+
 class Target:
     def __init__(self, block):
         kind = field(block, "target", "type", kind=str,
@@ -183,20 +194,26 @@ class Target:
             check_keys(block, "target", ("type", "mean", "cov"))
             self.means = np.asarray([field(block, "target", "mean")], dtype=np.float64)
             self.dim = self.means.shape[1]
-            self.chols = [np.linalg.cholesky(
-                matrix(field(block, "target", "cov"), "target.cov", self.dim, self.dim))]
+            self.chols = [cholesky(
+                matrix(field(block, "target", "cov"), "target.cov", self.dim, self.dim),
+                "target.cov")]
             self.weights = np.ones(1)
         elif kind == "gmm":
             check_keys(block, "target", ("type", "weights", "means", "covs", "diag_covs"))
-            self.weights = np.asarray(field(block, "target", "weights"), dtype=np.float64)
+            self.weights = matrix([field(block, "target", "weights")], "target.weights")[0]
+            if np.any(self.weights <= 0):
+                raise ConfigError("target.weights", block["weights"], "must be positive")
             self.means = matrix(field(block, "target", "means"), "target.means",
                                 rows=self.weights.size)
             self.dim = self.means.shape[1]
             if ("covs" in block) == ("diag_covs" in block):
                 raise ConfigError("target", block, "needs exactly one of covs and diag_covs")
             if "covs" in block:
-                self.chols = [np.linalg.cholesky(matrix(c, f"target.covs[{k}]", self.dim, self.dim))
-                              for k, c in enumerate(block["covs"])]
+                if len(block["covs"]) != self.weights.size:
+                    raise ConfigError("target.covs", block["covs"],
+                                      f"needs {self.weights.size} matrices (one per weight)")
+                self.chols = [cholesky(matrix(c, f"target.covs[{k}]", self.dim, self.dim),
+                                       f"target.covs[{k}]") for k, c in enumerate(block["covs"])]
             else:
                 diag = matrix(block["diag_covs"], "target.diag_covs", self.weights.size, self.dim)
                 self.chols = [np.diag(np.sqrt(d)) for d in diag]
@@ -234,7 +251,12 @@ class Embedding:
         self.frequencies = []
         if self.kind == "fourier":
             if "frequencies" in block:
-                self.frequencies = [float(f) for f in block["frequencies"]]
+                freqs = block["frequencies"]
+                if not isinstance(freqs, list) or not all(
+                        isinstance(f, (int, float)) and not isinstance(f, bool) and
+                        math.isfinite(f) for f in freqs):
+                    raise ConfigError(f"{path}.frequencies", freqs, "must be a list of numbers")
+                self.frequencies = [float(f) for f in freqs]
             else:  # geometric spacing between min_frequency and max_frequency
                 count = field(block, path, "count", 8, int, positive=True)
                 lo = field(block, path, "min_frequency", 1.0, float, positive=True)
@@ -320,6 +342,8 @@ def parse_training(block, sde):
         "t_draw": field(block, "training", "t_draw", "uniform", str, T_DRAWS),
         "dtype": field(block, "training", "dtype", "float64", str, ("float32", "float64")),
     }
+    if spec["seed"] < 0:
+        raise ConfigError("training.seed", spec["seed"], "must be >= 0")
     if not 0 <= spec["ema"] < 1:
         raise ConfigError("training.ema", spec["ema"], "must be in [0, 1)")
     if spec["t_min"] >= spec["t_max"]:
@@ -439,6 +463,8 @@ def write_model(path, config, sde, target, model_spec, spec, model, final_loss, 
         f.attrs["target"] = json.dumps(config["target"])
         f.attrs["training"] = json.dumps({
             "config": config,
+            # every training setting with its default filled in: pflow reads the time range
+            "resolved": {k: v for k, v in spec.items()},
             "final_loss": final_loss, "torch_version": torch.__version__, "seconds": seconds})
         for i, layer in enumerate(model64.layers):
             f.create_dataset(f"layers/{i}/weight", data=layer.weight.detach().numpy())
@@ -466,7 +492,13 @@ def main():
     except ConfigError as e:
         print(f"train_denoiser: {args.config}: {e}", file=sys.stderr)
         return 2
-    write_model(args.out, config, sde, target, model_spec, spec, model, loss, seconds)
+    try:
+        write_model(args.out, config, sde, target, model_spec, spec, model, loss, seconds)
+    except OSError as e:
+        if os.path.exists(args.out + ".tmp"):
+            os.remove(args.out + ".tmp")
+        print(f"train_denoiser: {args.out}: cannot be written: {e}", file=sys.stderr)
+        return 3
     if not args.quiet:
         print(f"train_denoiser: wrote {args.out} (final loss {loss:.6g}, {seconds:.1f} s)",
               file=sys.stderr)

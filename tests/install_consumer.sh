@@ -24,8 +24,11 @@ project(pflow_parent CXX)
 add_subdirectory("$(cd "$here/.." && pwd)" pflow)
 CMAKE
 cmake -S "$work/sub" -B "$work/sub/build" -G Ninja -DCMAKE_CXX_COMPILER="$compiler" > "$work/sub.log"
-ninja -C "$work/sub/build" -t targets all | grep -q "libpflow.a" || { echo "subproject: no pflow library"; exit 1; }
-if ninja -C "$work/sub/build" -t targets all | grep -q "pflow_tests"; then
+# The target list in a variable first: `ninja ... | grep -q` under pipefail fails at random when
+# grep exits at its first match and ninja dies of SIGPIPE.
+targets=$(ninja -C "$work/sub/build" -t targets all)
+grep -q "libpflow.a" <<<"$targets" || { echo "subproject: no pflow library"; exit 1; }
+if grep -q "pflow_tests" <<<"$targets"; then
   echo "subproject: pflow's tests are built"; exit 1
 fi
 echo "subproject: pflow's libraries without its tests"

@@ -82,6 +82,12 @@ def attr(key, value):
     return apply
 
 
+def attrs_of(**values):
+    def apply(attrs, layers, out):
+        attrs.update(values)
+    return apply
+
+
 def layer(i, weight=None, bias=None):
     def apply(attrs, layers, out):
         w, b = layers[i]
@@ -194,7 +200,11 @@ cases = [
     ("model_check_mismatch", uses_model("check_mismatch", check_off), "check_mismatch.h5: pflow's forward differs from /check/output"),
     ("model_sde_mismatch", uses_model("sde_mismatch", attr("sde", json.dumps({"type": "vp-linear", "beta_max": 10.0}))), "sde_mismatch.h5: was trained for the SDE"),
     ("model_unknown_sde", uses_model("unknown_sde", attr("sde", json.dumps({"type": "vp-lin"}))), "unknown_sde.h5: attribute 'sde' is not an SDE pflow knows"),
-    ("model_output_on_cld", lambda c: dict(uses_model("eps_on_cld", attr("sde", json.dumps({"type": "cld"})))(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["euler"]),
+    ("model_target_mismatch", uses_model("target_mismatch", attr("target", json.dumps({"type": "dirac", "point": [0.0, 0.0]}))), "target_mismatch.h5: was trained on the target"),
+    ("model_time_range", uses_model("time_range", attr("training", json.dumps({"resolved": {"t_min": 0.01, "t_max": 1.0}}))), "time_range.h5: was trained for t in [0.01, 1], the run covers [0.001, 1]"),
+    ("model_other_dimension", lambda c: dict(uses_model("other_dimension")(c), target={"type": "gaussian", "mean": [0.5, -1.0, 0.2], "cov": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}, init={"points": [[0.1, 0.2, 0.3]]}),
+     "other_dimension.h5: the network takes 2 coordinates; the run's state has 3"),
+    ("model_output_on_cld", lambda c: dict(uses_model("eps_on_cld", attrs_of(sde=json.dumps({"type": "cld"}), target=json.dumps({"type": "gaussian", "mean": [0.5], "cov": [[1.0]]})))(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["euler"]),
      "eps_on_cld.h5: its output or time input needs a scalar SDE (alpha, sigma), not cld"),
     ("odeint_lambda_on_cld", lambda c: dict(edit()(c), sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, init={"points": [[0.1, 0.2]]}, time={"grid": "time-uniform"}, solvers=["rk4", {"name": "rk4", "variable": "lambda", "label": "rk4-lambda"}]),
      "solvers[1] = rk4-lambda: needs a scalar SDE (alpha, sigma, lambda), not cld; integrate in t"),

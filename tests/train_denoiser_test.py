@@ -5,7 +5,8 @@
 2. the same config trains bit-identical weights twice;
 3. `pflow model` loads each trained file: pflow's forward reproduces torch's float64 outputs to
    1e-12 relative and the 50-digit forward the double one to 1e-14 (its exit status says so);
-   two models cover eps / t / raw and x0 / lambda / Fourier, float64 and float32 training;
+   three models cover eps / t / raw, x0 / lambda / Fourier (float32 training) and score / softplus
+   and v / tanh;
 4. a convergence run with the model: its reference is the model's own flow, the error split is
    stored, and ddim keeps its order on the network.
 Usage: train_denoiser_test.py PFLOW WORK_DIR"""
@@ -69,8 +70,15 @@ variant = {"sde": {"type": "vp-linear"}, "target": {"type": "dataset", "name": "
                      "time_embedding": {"type": "fourier", "frequencies": [0.25, 1.0]}},
            "training": {"steps": 100, "batch": 64, "seed": 1, "dtype": "float32",
                         "t_draw": "lambda-uniform"}}
+score = {"sde": {"type": "ve"}, "target": gmm,
+         "model": {"width": 8, "depth": 1, "activation": "softplus", "output": "score"},
+         "training": {"steps": 50, "batch": 32, "seed": 2, "t_min": 0.01}}
+v_model = {"sde": {"type": "sub-vp"}, "target": gmm,
+           "model": {"width": 8, "depth": 2, "activation": "tanh", "output": "v"},
+           "training": {"steps": 50, "batch": 32, "seed": 4, "t_draw": "lambda-uniform"}}
 models = {}
-for name, config in [("a", tiny), ("b", tiny), ("variant", variant)]:
+for name, config in [("a", tiny), ("b", tiny), ("variant", variant), ("score", score),
+                     ("v", v_model)]:
     models[name] = os.path.join(work, name + ".h5")
     subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
                     models[name], "--quiet"], check=True)
@@ -81,9 +89,10 @@ def weights(path):
         return [f[f"layers/{i}/{k}"][()] for i in range(len(f["layers"])) for k in ("weight", "bias")]
 
 
-check(all(np.array_equal(u, v) for u, v in zip(weights(models["a"]), weights(models["b"]))),
+wa, wb = weights(models["a"]), weights(models["b"])
+check(len(wa) == len(wb) and all(np.array_equal(u, v) for u, v in zip(wa, wb)),
       "the same config trains bit-identical weights twice")
-for name in ("a", "variant"):
+for name in ("a", "variant", "score", "v"):
     r = subprocess.run([pflow, "model", models[name]], capture_output=True, text=True)
     print(r.stdout + r.stderr, end="")
     check(r.returncode == 0, f"pflow model {name}: forward within 1e-12 of torch, mp50 within 1e-14")

@@ -20,12 +20,14 @@ const std::vector<std::string>& experiment_kinds() {
 namespace {
 
 // The denoiser block, normalised (README, "Learned denoisers"): "analytic", "perturbed" (delta,
-// omega) or "mlp" (path, relative to the config file, and allow_sde_mismatch). The model file
+// omega) or "mlp" (path, relative to the config file, and the flags allow_sde_mismatch,
+// allow_target_mismatch, allow_time_extrapolation). The model file
 // itself is read and checked when the run starts (run.cpp), before any work.
 void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
-  const std::string type =
-      Fields(block, "denoiser", {"type", "path", "allow_sde_mismatch", "delta", "omega"})
-          .text("type", "analytic", {"analytic", "mlp", "perturbed"});
+  const std::string type = Fields(block, "denoiser",
+                                  {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
+                                   "allow_time_extrapolation", "delta", "omega"})
+                               .text("type", "analytic", {"analytic", "mlp", "perturbed"});
   if (type == "analytic") {
     Fields(block, "denoiser", {"type"});
     c.denoiser = {{"type", "analytic"}};
@@ -38,12 +40,15 @@ void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
     require(std::isfinite(omega), "denoiser.omega", omega, "must be finite");
     c.denoiser = {{"type", "perturbed"}, {"delta", delta}, {"omega", omega}};
   } else {
-    const Fields d(block, "denoiser", {"type", "path", "allow_sde_mismatch"});
+    const Fields d(block, "denoiser",
+                   {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
+                    "allow_time_extrapolation"});
     const std::string path = d.text("path");
     require(!path.empty(), "denoiser.path", path, "must name a model file");
-    c.denoiser = {{"type", "mlp"},
-                  {"path", path},
-                  {"allow_sde_mismatch", d.boolean("allow_sde_mismatch", false)}};
+    c.denoiser = {{"type", "mlp"}, {"path", path}};
+    for (const char* flag :
+         {"allow_sde_mismatch", "allow_target_mismatch", "allow_time_extrapolation"})
+      c.denoiser[flag] = d.boolean(flag, false);
   }
 }
 

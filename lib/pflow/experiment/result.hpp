@@ -49,8 +49,9 @@ struct SolverRun {
   std::vector<CellResult> cells;
   OrderFit fit;       // over err_max (err_rms, the mean-square strong error, when stochastic)
   OrderFit weak_fit;  // kind "stochastic": over err_weak
-  // A learned or perturbed model: the smallest NFE whose discretisation error (err_max) is below
-  // the model error (how many steps the model deserves); 0 when no level reaches it.
+  // A learned or perturbed model: the smallest NFE from which the discretisation error (err_max)
+  // stays below the model error (how many steps the model deserves); 0 when the largest NFE is
+  // not below it, and for adaptive solvers.
   long knee_nfe = 0;
 };
 

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "pflow/core/threads.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
 #include "pflow/experiment/table.hpp"
@@ -82,8 +83,9 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.err_max = number_or_nan(j.at("err_max"));
   c.err_rms = number_or_nan(j.at("err_rms"));
   c.err_weak = number_or_nan(j.at("err_weak"));
-  c.err_total_max = number_or_nan(j.at("err_total_max"));
-  c.err_total_rms = number_or_nan(j.at("err_total_rms"));
+  // Absent from the checkpoints of pflow before learned models: NaN, as an analytic run has.
+  c.err_total_max = number_or_nan(j.value("err_total_max", nlohmann::json()));
+  c.err_total_rms = number_or_nan(j.value("err_total_rms", nlohmann::json()));
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();
@@ -121,21 +123,26 @@ std::string cell_file(const std::string& dir, size_t k) {
 }
 
 // Opens (or, resuming, checks) the checkpoint directory of a run: its config.json must be the
-// run's normalised config, so that cells of another config are never mixed in.
-void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool resume) {
+// run's normalised config, with the SHA-256 of a learned model's file, so that cells of another
+// config or of a retrained network are never mixed in.
+void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool resume,
+                     const std::string& model_sha256) {
   namespace fs = std::filesystem;
   const std::string config_file = dir + "/config.json";
+  nlohmann::json expected = c.normalized;
+  if (!model_sha256.empty()) expected["checkpoint_model_sha256"] = model_sha256;
   if (resume && fs::exists(config_file)) {
     std::ifstream in(config_file);
     std::stringstream text;
     text << in.rdbuf();
     const nlohmann::json saved = nlohmann::json::parse(text.str(), nullptr, false);
-    require(!saved.is_discarded() && saved == c.normalized, "--resume", dir,
-            "holds the checkpoint of a different config; pass --force instead to start over");
+    require(!saved.is_discarded() && saved == expected, "--resume", dir,
+            "holds the checkpoint of a different config (or model file); pass --force instead "
+            "to start over");
     return;
   }
   filesystem_step(dir, "creating the checkpoint directory", [&] { fs::create_directories(dir); });
-  write_text_atomically(config_file, c.normalized.dump(2));
+  write_text_atomically(config_file, expected.dump(2));
 }
 
 template <class Scalar>
@@ -194,7 +201,7 @@ std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& o
                                   const CellPlan& plan, ExperimentResult& result) {
   std::vector<char> done(plan.index.size(), 0);
   if (options.checkpoint_dir.empty()) return done;
-  open_checkpoint(options.checkpoint_dir, c, options.resume);
+  open_checkpoint(options.checkpoint_dir, c, options.resume, result.model_sha256);
   for (size_t k = 0; options.resume && k < plan.index.size(); ++k) {
     const std::string file = cell_file(options.checkpoint_dir, k);
     if (!std::filesystem::exists(file)) continue;
@@ -271,10 +278,11 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
     }
   };
   const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(cells)));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  {
+    JoiningThreads pool;
+    for (int t = 1; t < threads; ++t) pool.threads.emplace_back(worker);
+    worker();
+  }
   if (failure) std::rethrow_exception(failure);
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
 }
@@ -301,6 +309,21 @@ std::optional<MlpModel> load_run_model(const ExperimentConfig& c, ExperimentResu
           "denoiser.path", path,
           "was trained for the SDE " + m.sde.dump() + ", not the config's " + c.sde.dump() +
               " (their kernels differ); set \"allow_sde_mismatch\": true to use it anyway");
+  require(c.denoiser.value("allow_target_mismatch", false) || m.target == c.target, "denoiser.path",
+          path,
+          "was trained on the target " + m.target.dump() + ", not the config's " + c.target.dump() +
+              "; set \"allow_target_mismatch\": true to use it anyway");
+  // The time range it was trained on (files that record it): no silent extrapolation.
+  const nlohmann::json range = m.training.value("resolved", nlohmann::json::object());
+  if (range.contains("t_min") && range.contains("t_max"))
+    require(c.denoiser.value("allow_time_extrapolation", false) ||
+                (c.t_end >= range["t_min"].get<double>() * (1 - 1e-12) &&
+                 c.t_start <= range["t_max"].get<double>() * (1 + 1e-12)),
+            "denoiser.path", path,
+            "was trained for t in [" + to_text(range["t_min"].get<double>()) + ", " +
+                to_text(range["t_max"].get<double>()) + "], the run covers [" + to_text(c.t_end) +
+                ", " + to_text(c.t_start) +
+                "]; set \"allow_time_extrapolation\": true to use it anyway");
   result.model_file = path;
   const std::string sum = shell("sha256sum -- " + shell_quoted(path) + " 2>/dev/null");
   result.model_sha256 = sum.substr(0, sum.find(' '));
@@ -320,15 +343,17 @@ Mat<Scalar> split_model_error(const RunSetup<Scalar>& setup, const Mat<Scalar>& 
   return analytic;
 }
 
-// The knee of each fixed-step solver: the smallest NFE whose discretisation error is below the
-// model error (0 when none is).
+// The knee of each fixed-step solver: the smallest NFE from which the discretisation error of
+// every finished cell stays below the model error (0 when the largest NFE is not below it).
 void find_knees(ExperimentResult& result) {
   for (SolverRun& run : result.solvers) {
     run.knee_nfe = 0;
-    for (const CellResult& cell : run.cells)
-      if (!cell.failed && cell.err_max < result.model_error_max &&
-          (run.knee_nfe == 0 || cell.nfe < run.knee_nfe))
-        run.knee_nfe = cell.nfe;
+    if (run.adaptive) continue;  // tolerance cells: no NFE ladder
+    for (auto cell = run.cells.rbegin(); cell != run.cells.rend(); ++cell) {
+      if (cell->failed) continue;
+      if (!(cell->err_max < result.model_error_max)) break;
+      run.knee_nfe = cell->nfe;
+    }
   }
 }
 

@@ -259,7 +259,8 @@ std::string format_wide(const std::vector<WideRow>& rows, const std::vector<int>
 }
 
 // The error split of a learned or perturbed model's run (markdown): the model error, and per
-// solver the knee (the smallest NFE whose discretisation error is below the model error), the
+// solver the knee (the smallest NFE from which the discretisation error stays below the model
+// error), the
 // discretisation and total errors there, and the total error at the largest NFE.
 std::string split_table(const TableModel& m) {
   std::ostringstream out;

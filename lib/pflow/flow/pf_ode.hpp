@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pflow/core/odeint.hpp"
+#include "pflow/core/threads.hpp"
 #include "pflow/sampler/denoiser.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
 #include "pflow/target/marginal.hpp"
@@ -71,25 +72,26 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const Denoiser<Scalar>&
         };
         evaluations += integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
         out.col(j) = state;
-      } catch (...) {
+        const Eigen::Index finished = ++done;
+        if (stats && stats->on_particle) {
+          const std::lock_guard<std::mutex> lock(report);
+          stats->on_particle(finished, x.cols());
+        }
+      } catch (...) {  // an exception must not leave a thread: kept, rethrown after the join
         const std::lock_guard<std::mutex> lock(report);
         if (!failure) failure = std::current_exception();
         next = x.cols();  // the others stop at their next particle
         return;
       }
-      const Eigen::Index finished = ++done;
-      if (stats && stats->on_particle) {
-        const std::lock_guard<std::mutex> lock(report);
-        stats->on_particle(finished, x.cols());
-      }
     }
   };
   const int threads = std::max<int>(
       1, std::min<Eigen::Index>(stats ? stats->threads : 1, std::max<Eigen::Index>(1, x.cols())));
-  std::vector<std::thread> pool;
-  for (int k = 1; k < threads; ++k) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
+  {
+    JoiningThreads pool;
+    for (int k = 1; k < threads; ++k) pool.threads.emplace_back(worker);
+    worker();
+  }
   if (failure) std::rethrow_exception(failure);
   if (stats) stats->evaluations += evaluations;
   return out;
