@@ -17,7 +17,9 @@ the coordinates (README, "Learned denoisers", and docs/NOTES.md sec. 10):
   v:     |v_hat - v|^2, v = alpha eps - sigma x0  (Salimans & Ho 2022)
   score: |sigma s_hat + eps|^2 = sigma^2 |s_hat - (-eps / sigma)|^2 (denoising score matching
          with the weight lambda(t) = sigma^2, Song et al. 2021)
-with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I).
+with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I). Under CLD (state u = (x, v), score output
+only) u_t = Psi(t, 0) (x0, 0) + L_t z with L L^T = Sigma(t), and the loss is |L^T s_hat + z|^2,
+the same weighting with the matrix L in place of sigma.
 """
 import argparse
 import copy
@@ -136,6 +138,70 @@ class ScalarSde:
             lo = np.where(above, mid, lo)
             hi = np.where(above, hi, mid)
         return 0.5 * (lo + hi)
+
+
+class CldSde:
+    """Critically-damped Langevin diffusion as lib/pflow/sde/cld.hpp defines it: per coordinate
+    the pair (x_i, v_i) (state indices i and d + i), F = beta [[0, 1/M], [-1, -Gamma/M]],
+    G G^T = beta diag(0, 2 Gamma), Gamma = 2 sqrt(M), Sigma(0) = diag(0, gamma M). Psi and Sigma
+    come from matrix exponentials (Van Loan's block form for the integral); the test
+    train_denoiser_load_in_pflow_and_run compares them with pflow's closed forms."""
+
+    kind = "cld"
+
+    def __init__(self, block):
+        check_keys(block, "sde", ("type", "beta", "M", "gamma"))
+        self.beta = field(block, "sde", "beta", 4.0, float, positive=True)
+        self.mass = field(block, "sde", "M", 0.25, float, positive=True)
+        self.gamma = field(block, "sde", "gamma", 0.04, float)
+        if self.gamma < 0:
+            raise ConfigError("sde.gamma", self.gamma, "must be >= 0")
+        damping = 2 * math.sqrt(self.mass)
+        self.a = torch.tensor([[0.0, 1 / self.mass], [-1.0, -damping / self.mass]],
+                              dtype=torch.float64)
+        self.q = torch.tensor([[0.0, 0.0], [0.0, 2 * damping]], dtype=torch.float64)
+        self.s0 = torch.tensor([[0.0, 0.0], [0.0, self.gamma * self.mass]], dtype=torch.float64)
+
+    def kernel(self, t):
+        """Psi(t, 0) and Sigma(t), each [n, 2, 2], for an array of times."""
+        b = torch.tensor(self.beta * np.asarray(t, dtype=np.float64))[:, None, None]
+        psi = torch.linalg.matrix_exp(b * self.a)
+        block = torch.zeros(len(b), 4, 4, dtype=torch.float64)
+        block[:, :2, :2] = -self.a
+        block[:, :2, 2:] = self.q
+        block[:, 2:, 2:] = self.a.T
+        e = torch.linalg.matrix_exp(b * block)  # Van Loan 1978: int_0^B e^{A s} Q e^{A^T s} ds
+        integral = e[:, 2:, 2:].transpose(1, 2) @ e[:, :2, 2:]
+        sigma = psi @ self.s0 @ psi.transpose(1, 2) + integral
+        return psi.numpy(), (0.5 * (sigma + sigma.transpose(1, 2))).numpy()
+
+    def lam(self, t):
+        raise ConfigError("model.time_input", "lambda", "needs a scalar SDE, not cld")
+
+
+def make_sde(block):
+    if isinstance(block, dict) and block.get("type") == "cld":
+        return CldSde(block)
+    return ScalarSde(block)
+
+
+def state_dim(sde, data_dim):
+    return 2 * data_dim if sde.kind == "cld" else data_dim
+
+
+def perturb(sde, x0, t, z):
+    """x_t (or u_t under CLD) from data x0 [n, d], times t [n] and standard normals z [n, D];
+    under CLD also the factors L [n, d, 2, 2] of Sigma(t), the same for every coordinate pair."""
+    if sde.kind != "cld":
+        alpha, sigma = sde.alpha_sigma(t)
+        return alpha[:, None] * x0 + sigma[:, None] * z, None
+    d = x0.shape[1]
+    psi, cov = sde.kernel(t)
+    chol = np.linalg.cholesky(cov)  # [n, 2, 2]
+    pairs = np.stack([z[:, :d], z[:, d:]], axis=2)  # [n, d, 2]: (x_i, v_i) noise
+    mean = psi[:, None, :, 0] * x0[:, :, None]  # Psi (x0_i, 0)
+    u = mean + np.einsum("nab,ndb->nda", chol, pairs)
+    return np.concatenate([u[:, :, 0], u[:, :, 1]], axis=1), chol
 
 
 # ---------------------------------------------------------------------------------------------
@@ -348,6 +414,8 @@ def parse_training(block, sde):
         raise ConfigError("training.ema", spec["ema"], "must be in [0, 1)")
     if spec["t_min"] >= spec["t_max"]:
         raise ConfigError("training.t_min", spec["t_min"], "must be below training.t_max")
+    if sde.kind == "cld" and spec["t_draw"] != "uniform":
+        raise ConfigError("training.t_draw", spec["t_draw"], "cld has no lambda: use uniform")
     if sde.kind == "vp-cosine" and spec["t_max"] >= 1:
         raise ConfigError("training.t_max", spec["t_max"], "vp-cosine needs t_max < 1")
     return spec
@@ -370,6 +438,14 @@ def network_time(sde, model_spec, t):
 
 def training_loss(model, sde, model_spec, x0, eps, t, dtype):
     """The denoising objective of the model's output (module docstring)."""
+    if sde.kind == "cld":  # score output: |L^T s_hat + z|^2 per coordinate pair
+        u, chol = perturb(sde, x0, t, eps)
+        d = x0.shape[1]
+        out = model(torch.tensor(u, dtype=dtype), torch.tensor(t[:, None], dtype=dtype))
+        pairs = torch.stack([out[:, :d], out[:, d:]], dim=2)  # [n, d, 2]
+        z = torch.tensor(np.stack([eps[:, :d], eps[:, d:]], axis=2), dtype=dtype)
+        residual = torch.einsum("nba,ndb->nda", torch.tensor(chol, dtype=dtype), pairs) + z
+        return (residual ** 2).mean()
     alpha, sigma = sde.alpha_sigma(t)
     alpha_t = torch.tensor(alpha[:, None], dtype=dtype)
     sigma_t = torch.tensor(sigma[:, None], dtype=dtype)
@@ -392,9 +468,14 @@ def training_loss(model, sde, model_spec, x0, eps, t, dtype):
 
 def train(config, quiet):
     check_keys(config, "config", ("name", "description", "sde", "target", "model", "training"))
-    sde = ScalarSde(field(config, "config", "sde"))
+    sde = make_sde(field(config, "config", "sde"))
     target = Target(field(config, "config", "target"))
     model_spec = parse_model(config.get("model", {}))
+    if sde.kind == "cld" and (model_spec["output"] != "score" or
+                              model_spec["time_input"] != "t"):
+        raise ConfigError("model.output", model_spec["output"],
+                          "cld needs output \"score\" and time input \"t\" (eps, x0 and v "
+                          "need a scalar SDE)")
     spec = parse_training(config.get("training", {}), sde)
     dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
 
@@ -402,7 +483,8 @@ def train(config, quiet):
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(spec["seed"])
     rng = np.random.default_rng(spec["seed"])
-    model = Mlp(target.dim, model_spec).to(dtype)
+    dim = state_dim(sde, target.dim)
+    model = Mlp(dim, model_spec).to(dtype)
     ema = copy.deepcopy(model) if spec["ema"] > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec["lr"],
                                   weight_decay=spec["weight_decay"])
@@ -420,7 +502,7 @@ def train(config, quiet):
     recent = []
     for step in range(spec["steps"]):
         x0 = target.sample(spec["batch"], rng)
-        eps = rng.standard_normal(x0.shape)
+        eps = rng.standard_normal((spec["batch"], dim))
         t = draw_times(sde, spec, spec["batch"], rng)
         loss = training_loss(model, sde, model_spec, x0, eps, t, dtype)
         optimiser.zero_grad(set_to_none=True)
@@ -445,9 +527,8 @@ def write_model(path, config, sde, target, model_spec, spec, model, final_loss, 
     rng = np.random.default_rng(12345)
     n = 64  # check points: samples of p_t at random t in the training range
     t = draw_times(sde, dict(spec, t_draw="uniform"), n, rng)
-    alpha, sigma = sde.alpha_sigma(t)
-    x = alpha[:, None] * target.sample(n, rng) + sigma[:, None] * rng.standard_normal(
-        (n, target.dim))
+    x0 = target.sample(n, rng)
+    x, _ = perturb(sde, x0, t, rng.standard_normal((n, state_dim(sde, target.dim))))
     with torch.no_grad():
         out = model64(torch.tensor(x), torch.tensor(network_time(sde, model_spec, t)[:, None]))
     tmp = path + ".tmp"

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """The training script end to end (ctest train_denoiser_..., under 30 s):
 1. its alpha_t and sigma_t for every scalar SDE equal pflow's kernel (Psi(t, 0) and Sigma(t) from
-   a `kernel` run) to 1e-13 relative;
+   a `kernel` run) to 1e-13 relative, and its CLD Psi and Sigma (matrix exponentials) pflow's
+   closed forms to 1e-12;
 2. the same config trains bit-identical weights twice;
 3. `pflow model` loads each trained file: pflow's forward reproduces torch's float64 outputs to
    1e-12 relative and the 50-digit forward the double one to 1e-14 (its exit status says so);
-   three models cover eps / t / raw, x0 / lambda / Fourier (float32 training) and score / softplus
-   and v / tanh;
+   the models cover eps / t / raw, x0 / lambda / Fourier (float32 training), score / softplus,
+   v / tanh, and a score model under CLD;
 4. a convergence run with the model: its reference is the model's own flow, the error split is
    stored, and ddim keeps its order on the network.
 Usage: train_denoiser_test.py PFLOW WORK_DIR"""
@@ -58,6 +59,19 @@ for sde in [{"type": "vp-linear", "beta_min": 0.2, "beta_max": 15.0}, {"type": "
     err = max(np.max(np.abs(alpha / psi - 1)), np.max(np.abs(sigma ** 2 / var - 1)))
     check(err < 1e-13, f"{sde['type']}: alpha, sigma^2 equal pflow's Psi, Sigma ({err:.2e})")
 
+config = write_json("kernel.json", {"name": "kernel", "kind": "kernel",
+                                    "sde": {"type": "cld", "beta": 4.0, "M": 0.25, "gamma": 0.04},
+                                    "target": {"type": "dirac", "point": [0.0]}, "times": times})
+out = os.path.join(work, "kernel.h5")
+subprocess.run([pflow, "run", config, "--out", out, "--force", "--quiet"], check=True,
+               stdout=subprocess.DEVNULL)
+with h5py.File(out, "r") as f:
+    psi_ref, sigma_ref = f["kernel/psi"][()], f["kernel/sigma"][()]
+psi, sigma = train_denoiser.CldSde({"type": "cld"}).kernel(np.array(times))
+err = max(np.max(np.abs(psi - psi_ref)) / np.max(np.abs(psi_ref)),
+          np.max(np.abs(sigma - sigma_ref)) / np.max(np.abs(sigma_ref)))
+check(err < 1e-12, f"cld: Psi and Sigma equal pflow's closed forms ({err:.2e})")
+
 # 2. Determinism, and 3. pflow reads the files.
 gmm = {"type": "gmm", "weights": [0.3, 0.45, 0.25], "means": [[-1.0, 0.3], [0.8, 0.8], [0.4, -1.0]],
        "covs": [[[0.5, 0.2], [0.2, 0.35]], [[0.6, -0.2], [-0.2, 0.3]], [[0.25, 0], [0, 0.8]]]}
@@ -76,9 +90,12 @@ score = {"sde": {"type": "ve"}, "target": gmm,
 v_model = {"sde": {"type": "sub-vp"}, "target": gmm,
            "model": {"width": 8, "depth": 2, "activation": "tanh", "output": "v"},
            "training": {"steps": 50, "batch": 32, "seed": 4, "t_draw": "lambda-uniform"}}
+cld = {"sde": {"type": "cld"}, "target": {"type": "gaussian", "mean": [0.5], "cov": [[1.0]]},
+       "model": {"width": 8, "depth": 2, "activation": "silu", "output": "score"},
+       "training": {"steps": 50, "batch": 32, "seed": 5}}
 models = {}
 for name, config in [("a", tiny), ("b", tiny), ("variant", variant), ("score", score),
-                     ("v", v_model)]:
+                     ("v", v_model), ("cld", cld)]:
     models[name] = os.path.join(work, name + ".h5")
     subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
                     models[name], "--quiet"], check=True)
@@ -92,7 +109,7 @@ def weights(path):
 wa, wb = weights(models["a"]), weights(models["b"])
 check(len(wa) == len(wb) and all(np.array_equal(u, v) for u, v in zip(wa, wb)),
       "the same config trains bit-identical weights twice")
-for name in ("a", "variant", "score", "v"):
+for name in ("a", "variant", "score", "v", "cld"):
     r = subprocess.run([pflow, "model", models[name]], capture_output=True, text=True)
     print(r.stdout + r.stderr, end="")
     check(r.returncode == 0, f"pflow model {name}: forward within 1e-12 of torch, mp50 within 1e-14")
