@@ -85,6 +85,19 @@ void record_errors(const SolveResult<Scalar>& r, const CellRun<Scalar>& run, Cel
     std::tie(cell.err_total_max, cell.err_total_rms) = max_and_rms<Scalar>(r.x - *run.analytic);
 }
 
+// The Bulirsch-Stoer solve of `model`'s PF-ODE in 50 digits from the run's initial states, from
+// t_start to t_end, its particles on the run's threads, each reported to `stage`.
+template <class Scalar>
+Mat<mp50> bulirsch_stoer_flow(const RunSetup<Scalar>& s, const Denoiser<mp50>& model,
+                              ProgressStage& stage) {
+  ReferenceStats stats;
+  stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
+  stats.threads = s.threads;
+  return reference_flow<mp50>(
+      s.sde50, model, s.x0.template cast<mp50>(), from_double<mp50>(s.config.t_start),
+      from_double<mp50>(s.config.t_end), reference_tolerance<mp50>(), &stats);
+}
+
 // The analytic flow of the data from the run's initial states in 50 digits: the exact map where
 // the data has one component (and the config does not ask for "mp50"), else the Bulirsch-Stoer
 // solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
@@ -104,11 +117,7 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
     method = "exact flow map (50 digits)";
     tolerance = 0;
   } else {
-    ReferenceStats stats;
-    stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
-    stats.threads = s.threads;
-    ref =
-        reference_flow<mp50>(s.sde50, s.data50, x50, from, to, reference_tolerance<mp50>(), &stats);
+    ref = bulirsch_stoer_flow(s, AnalyticDenoiser<mp50>(s.sde50, s.data50), stage);
     method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
     tolerance = to_double(reference_tolerance<mp50>());
   }
@@ -119,16 +128,10 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
 // model's score, the network evaluated in 50 digits, solved by Bulirsch-Stoer.
 template <class Scalar>
 Mat<Scalar> model_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
-  const Mat<mp50> x50 = s.x0.template cast<mp50>();
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, "reference (model flow)",
-                      static_cast<size_t>(x50.cols()));
-  ReferenceStats stats;
-  stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
-  stats.threads = s.threads;
-  const Mat<mp50> ref =
-      reference_flow<mp50>(s.sde50, *s.model50, x50, from_double<mp50>(s.config.t_start),
-                           from_double<mp50>(s.config.t_end), reference_tolerance<mp50>(), &stats);
+                      static_cast<size_t>(s.x0.cols()));
+  const Mat<mp50> ref = bulirsch_stoer_flow(s, *s.model50, stage);
   method = "Bulirsch-Stoer solve of the model's own PF-ODE (" + s.model50->name() + ", 50 digits)";
   tolerance = to_double(reference_tolerance<mp50>());
   return ref.template cast<Scalar>();

@@ -10,13 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <sstream>
-#include <thread>
 
 #include "pflow/core/threads.hpp"
 #include "pflow/experiment/h5.hpp"
@@ -245,45 +243,28 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
                const Mat<Scalar>* analytic, const CellPlan& plan, const RunOptions& options,
                std::vector<char>& done, ExperimentResult& result) {
   const size_t cells = plan.index.size();
-  std::atomic<size_t> next{0};
   std::mutex report;
   ProgressStage stage(options.progress, "cells",
                       cells - static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
-  // A failure outside a cell (a checkpoint that cannot be written) stops every worker and is
-  // rethrown once all have joined: an exception must not leave a thread.
-  std::exception_ptr failure;
-  auto worker = [&] {
-    for (size_t k = next++; k < cells; k = next++) {
-      if (done[k]) continue;
-      if (options.stop && options.stop->load()) break;
-      const auto [si, ci] = plan.index[k];
-      CellResult& cell = result.solvers[si].cells[ci];
-      run_cell(kind, setup, reference, analytic, plan.spec[k], cell);
-      try {
-        if (!options.checkpoint_dir.empty())
-          write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
-      } catch (...) {
-        const std::lock_guard<std::mutex> lock(report);
-        if (!failure) failure = std::current_exception();
-        next = cells;
-        return;
-      }
-      done[k] = 1;
-      const SolverRun& run = result.solvers[si];
-      const std::lock_guard<std::mutex> lock(report);
-      stage.done(run.label +
-                 (run.adaptive ? " tolerance " + to_text(cell.tolerance)
-                               : " nfe " + std::to_string(cell.nfe_target)) +
-                 (cell.failed ? " failed: " + cell.failure : ""));
-    }
-  };
-  const int threads = std::max(1, std::min<int>(options.threads, static_cast<int>(cells)));
-  {
-    JoiningThreads pool;
-    for (int t = 1; t < threads; ++t) pool.threads.emplace_back(worker);
-    worker();
-  }
-  if (failure) std::rethrow_exception(failure);
+  // A cell's own failure is recorded in the cell (run_cell); a failure outside it (a checkpoint
+  // that cannot be written) stops the sweep and is rethrown.
+  parallel_for_indices(cells, options.threads, [&](size_t k) {
+    if (done[k]) return true;
+    if (options.stop && options.stop->load()) return false;
+    const auto [si, ci] = plan.index[k];
+    CellResult& cell = result.solvers[si].cells[ci];
+    run_cell(kind, setup, reference, analytic, plan.spec[k], cell);
+    if (!options.checkpoint_dir.empty())
+      write_text_atomically(cell_file(options.checkpoint_dir, k), cell_to_json(cell).dump());
+    done[k] = 1;
+    const SolverRun& run = result.solvers[si];
+    const std::lock_guard<std::mutex> lock(report);
+    stage.done(run.label +
+               (run.adaptive ? " tolerance " + to_text(cell.tolerance)
+                             : " nfe " + std::to_string(cell.nfe_target)) +
+               (cell.failed ? " failed: " + cell.failure : ""));
+    return true;
+  });
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
 }
 

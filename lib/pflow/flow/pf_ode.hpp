@@ -3,13 +3,9 @@
 // replaced by the model's: a learned network evaluated in 50 digits; docs/NOTES.md sec. 2, 10).
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <exception>
 #include <functional>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 #include "pflow/core/odeint.hpp"
 #include "pflow/core/threads.hpp"
@@ -59,40 +55,24 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const Denoiser<Scalar>&
                            const Scalar& tol = reference_tolerance<Scalar>(),
                            ReferenceStats* stats = nullptr) {
   Mat<Scalar> out = x;
-  std::atomic<Eigen::Index> next{0}, done{0};
+  std::atomic<Eigen::Index> done{0};
   std::atomic<long> evaluations{0};
   std::mutex report;
-  std::exception_ptr failure;
-  auto worker = [&] {
-    for (Eigen::Index j = next++; j < x.cols(); j = next++) {
-      try {
-        Vec<Scalar> state = x.col(j);
-        auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
-          return pf_ode_rhs<Scalar>(sde, model, s, t).col(0);
-        };
-        evaluations += integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
-        out.col(j) = state;
-        const Eigen::Index finished = ++done;
-        if (stats && stats->on_particle) {
-          const std::lock_guard<std::mutex> lock(report);
-          stats->on_particle(finished, x.cols());
-        }
-      } catch (...) {  // an exception must not leave a thread: kept, rethrown after the join
-        const std::lock_guard<std::mutex> lock(report);
-        if (!failure) failure = std::current_exception();
-        next = x.cols();  // the others stop at their next particle
-        return;
-      }
+  parallel_for_indices(static_cast<size_t>(x.cols()), stats ? stats->threads : 1, [&](size_t k) {
+    const auto j = static_cast<Eigen::Index>(k);
+    Vec<Scalar> state = x.col(j);
+    auto rhs = [&](const Vec<Scalar>& s, const Scalar& t) -> Vec<Scalar> {
+      return pf_ode_rhs<Scalar>(sde, model, s, t).col(0);
+    };
+    evaluations += integrate_bulirsch_stoer<Scalar>(rhs, state, t_start, t_end, tol);
+    out.col(j) = state;
+    const Eigen::Index finished = ++done;
+    if (stats && stats->on_particle) {
+      const std::lock_guard<std::mutex> lock(report);
+      stats->on_particle(finished, x.cols());
     }
-  };
-  const int threads = std::max<int>(
-      1, std::min<Eigen::Index>(stats ? stats->threads : 1, std::max<Eigen::Index>(1, x.cols())));
-  {
-    JoiningThreads pool;
-    for (int k = 1; k < threads; ++k) pool.threads.emplace_back(worker);
-    worker();
-  }
-  if (failure) std::rethrow_exception(failure);
+    return true;
+  });
   if (stats) stats->evaluations += evaluations;
   return out;
 }

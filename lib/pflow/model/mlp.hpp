@@ -176,7 +176,7 @@ template <class Scalar>
 class MlpDenoiser : public Denoiser<Scalar> {
  public:
   MlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model)
-      : sde_(&sde), network_(model), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
+      : network_(model), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
     require(model.dim == sde.state_dim(), "denoiser.path", model.path,
             "the network takes " + to_text(model.dim) + " coordinates, the SDE's state has " +
                 to_text(sde.state_dim()));
@@ -205,7 +205,6 @@ class MlpDenoiser : public Denoiser<Scalar> {
   }
 
  private:
-  const LinearSde<Scalar>* sde_;
   MlpNetwork<Scalar> network_;
   const ScalarSde<Scalar>* scalar_;
 };
