@@ -251,16 +251,17 @@ int main(int argc, char** argv) {
                 "continue an interrupted run from its checkpoint (<out>.checkpoint)");
 
   auto* table = app.add_subcommand("table", "print a result file as a table");
-  std::string table_file, table_format = "markdown", table_metric = "err_max";
+  std::string table_file, table_format = "markdown", table_metric;
   table->add_option("result", table_file, "the HDF5 result file")->required();
   table->add_option("--format", table_format, "markdown, latex or csv")
       ->check(CLI::IsMember({"markdown", "latex", "csv"}))
       ->capture_default_str();
   table
       ->add_option("--metric", table_metric,
-                   "err_max, err_rms or wall_s; err_total_max or err_total_rms (learned models)")
-      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms"}))
-      ->capture_default_str();
+                   "err_max (default), err_rms or wall_s; err_total_max or err_total_rms "
+                   "(learned models); sw2 (default) or mean_log_p0 (kind sample)")
+      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms",
+                             "sw2", "mean_log_p0"}));
 
   auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");
   pflow_app::OrdersOptions orders_options;

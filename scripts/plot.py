@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Plots a pflow result: for a convergence run, error against NFE on log-log axes, one line per
 solver with its fitted order in the legend and slope triangles of the declared orders (a
-stochastic run: strong and weak error lines per solver); for a work-precision run, error against NFE and against wall time side by side.
+stochastic run: strong and weak error lines per solver); for a work-precision run, error against
+NFE and against wall time side by side; for a sample run, the sliced W2 distance to fresh data
+against NFE with its floor (two data samples), beside the samples of the first solver.
 Writes RESULT.png and RESULT.pdf next to the file. A run with a learned or perturbed model also
 gets RESULT_split.png and .pdf: per solver its error against the model's flow (discretisation),
 against the data's flow (total), the model error and the knee.
@@ -34,6 +36,8 @@ def main():
         if "solvers" not in f:
             sys.exit(f"plot.py: {args.result}: no /solvers group (not a convergence result)")
         config = json.loads(f.attrs["config_json"])
+        if config.get("kind") == "sample":
+            return samples(args, config, f)
         groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
         rows = []
         walls = []
@@ -92,6 +96,45 @@ def main():
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
     fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+def samples(args, config, f):
+    """Kind sample: sw2 against NFE per solver with the floor; the data and the first solver's
+    samples at its smallest and largest NFE."""
+    groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
+    floor = float(f["data"].attrs["sw2_floor"])
+    fig, (ax, sc) = plt.subplots(1, 2, figsize=(12, 5.5))
+    cmap = plt.get_cmap("tab10")
+    for i, label in enumerate(groups):
+        g = f["solvers"][label]
+        nfe, sw2 = g["nfe"][()], g["sw2"][()]
+        ok = np.isfinite(sw2)
+        ax.loglog(nfe[ok], sw2[ok], "-o", ms=3, color=cmap(i % 10), label=label)
+    ax.axhline(floor, color="0.3", ls="--", lw=1, label=f"floor (two data samples) {floor:.2e}")
+    ax.set_xlabel("NFE (model evaluations)")
+    ax.set_ylabel("sliced W2 to fresh data")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    data = f["data"]["x"][()][0]  # the first of the fresh data samples, [n, d]
+    ax.set_title(f"{config['name']}: {config['sde']['type']}, {config['time']['grid']} grid, "
+                 f"{data.shape[0]} particles", fontsize=10)
+    first = f["solvers"][groups[0]]
+    d = data.shape[1]
+    x = first["x"][()]  # [cells, n, D]; the data coordinates come first (CLD: positions)
+    for cell, color in ((0, "tab:red"), (len(x) - 1, "tab:blue")):
+        pts = x[cell][:, :d]
+        sc.scatter(pts[:, 0], pts[:, 1] if d > 1 else np.zeros(len(pts)), s=2, color=color,
+                   alpha=0.5, label=f"{groups[0]}, NFE {int(first['nfe'][cell])}")
+    sc.scatter(data[:, 0], data[:, 1] if d > 1 else np.zeros(len(data)), s=0.5, color="black",
+               alpha=0.5, zorder=3, label="fresh data")
+    sc.set_aspect("equal", adjustable="datalim")
+    sc.legend(fontsize=7, markerscale=4)
+    sc.set_title("samples at t_end", fontsize=10)
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0]
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
     print(f"wrote {stem}.png and {stem}.pdf")
 
 

@@ -234,3 +234,32 @@ TEST_CASE("the perturbed model's error is proportional to delta", "[models]") {
   CHECK(errors[0] > 1e-7);
   CHECK(errors[1] / errors[0] == Approx(2).epsilon(1e-3));
 }
+
+TEST_CASE("a learned model on a sample-only data set: its own flow as reference, samples",
+          "[models]") {
+  json c = tiny_config();
+  c["target"] = {{"type", "dataset"}, {"name", "swiss-roll"}, {"noise", 0.1}};
+  const MlpModel m = random_mlp(2, 8, 1, Activation::tanh, {}, 5);
+  const std::string model_path = temp_path("dataset_model.h5");
+  write_model_file(m, c["sde"], c["target"], model_path);
+  c["denoiser"] = {{"type", "mlp"}, {"path", model_path}};
+  c["solvers"] = {"dpm-solver-2"};
+  c["init"] = {{"count", 3}, {"seed", 4}};
+  // Convergence: the reference is the model's flow; no analytic flow, so no split.
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  CHECK_THAT(r.reference_method, Catch::Contains("model's own PF-ODE"));
+  CHECK(r.analytic_flow.empty());
+  CHECK(r.solvers[0].fit.order == Approx(2).margin(0.2));
+  // Sample: distances to fresh swiss-roll points; no density, so no log-likelihood.
+  c["kind"] = "sample";
+  c["init"] = {{"count", 200}, {"seed", 4}};
+  c["nfe"] = {8, 16};
+  const ExperimentResult s = run_experiment(parse_experiment(c), {});
+  CHECK(std::isfinite(s.sw2_floor));
+  CHECK(std::isnan(s.data_mean_log_p0));
+  for (const CellResult& cell : s.solvers[0].cells) {
+    CHECK(std::isfinite(cell.sw2));
+    CHECK(std::isnan(cell.mean_log_p0));
+  }
+  std::filesystem::remove(model_path);
+}

@@ -16,13 +16,14 @@
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sampler/time_grid.hpp"
 #include "pflow/sde/factory.hpp"
+#include "pflow/target/data_source.hpp"
 
 namespace {
 
 void check(const nlohmann::json& j) {
   const pflow::ExperimentConfig c = pflow::parse_experiment(j);
   // What a run builds from an accepted config: its dimensions must agree with the validation's.
-  const auto data = pflow::make_target<pflow::mp50>(c.target, "target");
+  const auto data = pflow::DataSource<pflow::mp50>::from_config(c.target, "target");
   const auto sde = pflow::make_sde<pflow::mp50>(c.sde, c.data_dim, "sde");
   if (data.dim() != c.data_dim || sde->state_dim() != c.state_dim) std::abort();
   for (const auto& s : c.solvers) pflow::make_solver<pflow::mp50>(s, "solvers");

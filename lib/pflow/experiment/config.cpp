@@ -9,6 +9,7 @@
 #include "pflow/experiment/kinds.hpp"
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
+#include "pflow/target/data_source.hpp"
 
 namespace pflow {
 
@@ -83,9 +84,21 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   require(f.has("sde"), "sde", "(missing)", "is required");
   c.target = f.raw("target");
   c.sde = f.raw("sde");
-  c.data_dim = make_target<double>(c.target, "target").dim();
+  c.data_dim = DataSource<double>::from_config(c.target, "target").dim();
   c.state_dim = make_sde<double>(c.sde, c.data_dim, "sde")->state_dim();
   parse_denoiser(f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}}, c);
+  // A sample-only data set has no score and no density: a learned model samples it, and the
+  // kinds without cells (kernel tables of mixture marginals) cannot use it.
+  if (is_dataset_target(c.target)) {
+    const std::string type = c.denoiser["type"].get<std::string>();
+    require(type == "mlp", "denoiser.type", type,
+            "has no data score to use: target \"" + c.target["name"].get<std::string>() +
+                "\" is a sample-only data set; use a learned model (\"mlp\")");
+    with_kind(c.kind, [&](const auto& kind) {
+      require(kind.has_cells, "target.type", "dataset",
+              "has no density: kind \"" + c.kind + "\" needs a mixture (dirac, gaussian, gmm)");
+    });
+  }
 }
 
 void parse_time(const Fields& f, const LinearSde<double>& sde, ExperimentConfig& c) {
@@ -230,10 +243,10 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
-  const Fields f(
-      j, "config",
-      {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe", "precision",
-       "reference", "seed", "times", "description", "tolerances", "fit_levels", "brownian_levels"});
+  const Fields f(j, "config",
+                 {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe",
+                  "precision", "reference", "seed", "times", "description", "tolerances",
+                  "fit_levels", "brownian_levels", "projections", "replicates"});
   parse_common(f, c);
   with_kind(c.kind, [&](const auto& kind) {
     std::vector<SolverInfo> infos;

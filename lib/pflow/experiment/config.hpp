@@ -31,6 +31,8 @@ struct ExperimentConfig {
   int fit_levels = 4;         // the fitted order: least squares over this many trailing levels
   int brownian_levels = 0;    // stochastic: the shared Brownian path has 2^levels intervals
   std::vector<double> times;  // kernel: the times to tabulate
+  int projections = 0;        // sample: directions of the sliced Wasserstein distance
+  int replicates = 0;         // sample: fresh data samples per distance
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here

@@ -191,6 +191,7 @@ bool File::exists(const std::string& path) const {
 }
 
 bool File::has_attribute(const std::string& object, const std::string& name) const {
+  if (object != "/" && !exists(object)) return false;
   return guarded(Access::read, path_, object + "@" + name, [&] {
     bool found = false;
     with_object(impl_->file, object, [&](H5::H5Object& o) { found = o.attrExists(name); });

@@ -28,13 +28,13 @@ namespace pflow {
 template <class Scalar>
 struct RunSetup {
   RunSetup(const ExperimentConfig& c, const LinearSde<Scalar>& s, const LinearSde<mp50>& s50,
-           const GaussianMixture<mp50>& d50)
+           const GaussianMixture<mp50>* d50)
       : config(c), sde(s), sde50(s50), data50(d50) {}
   const ExperimentConfig& config;
   const LinearSde<Scalar>& sde;
-  const LinearSde<mp50>& sde50;  // the same SDE and data in 50 digits, for references
-  const GaussianMixture<mp50>& data50;
-  Problem<Scalar> problem;  // SDE, the run's model, seed
+  const LinearSde<mp50>& sde50;         // the same SDE and data in 50 digits, for references
+  const GaussianMixture<mp50>* data50;  // null for a sample-only data set (no analytic flow)
+  Problem<Scalar> problem;              // SDE, the run's model, seed
   // A learned or perturbed model in 50 digits (null for the analytic one): the reference is then
   // its own flow, and the analytic flow of the data measures the total error beside it.
   const Denoiser<mp50>* model50 = nullptr;
@@ -103,6 +103,8 @@ Mat<mp50> bulirsch_stoer_flow(const RunSetup<Scalar>& s, const Denoiser<mp50>& m
 // solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
 template <class Scalar>
 Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
+  require(s.data50 != nullptr, "target", s.config.target.dump(),
+          "is a sample-only data set: it has no analytic flow");
   require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
           "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
   const Mat<mp50> x50 = s.x0.template cast<mp50>();
@@ -112,12 +114,12 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
                       static_cast<size_t>(x50.cols()));
   Mat<mp50> ref;
   if (s.exact_available && s.config.reference != "mp50") {
-    ref = exact_flow_map(s.sde50, s.data50, x50, from, to);
+    ref = exact_flow_map(s.sde50, *s.data50, x50, from, to);
     stage.done("exact flow map", static_cast<size_t>(x50.cols()));
     method = "exact flow map (50 digits)";
     tolerance = 0;
   } else {
-    ref = bulirsch_stoer_flow(s, AnalyticDenoiser<mp50>(s.sde50, s.data50), stage);
+    ref = bulirsch_stoer_flow(s, AnalyticDenoiser<mp50>(s.sde50, *s.data50), stage);
     method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
     tolerance = to_double(reference_tolerance<mp50>());
   }
@@ -153,8 +155,9 @@ inline OrderFit fit_ladder(const SolverRun& run, double floor, int fit_levels,
 }
 
 // How `pflow table` lays out a kind's result: a row per solver and a column per NFE, two rows
-// per solver (strong and weak errors), or a row per cell (work-precision: NFE and tolerance).
-enum class TableLayout { per_solver, strong_and_weak, per_cell };
+// per solver (strong and weak errors), a row per cell (work-precision: NFE and tolerance), or a
+// row per solver of sample distances with their floor (kind "sample").
+enum class TableLayout { per_solver, strong_and_weak, per_cell, samples };
 
 struct KindDefaults {
   static constexpr bool has_cells = true;         // kernel: a table, no solver cells
@@ -193,6 +196,22 @@ struct KindDefaults {
   void finish(ExperimentResult& r, double floor) const {
     for (SolverRun& run : r.solvers)
       if (!run.adaptive) run.fit = fit_ladder(run, floor, r.config.fit_levels, primary_error);
+  }
+
+  // The /reference group: the reference final states, how they were made and, for a learned or
+  // perturbed model, the analytic flow and the model error.
+  void write_reference(h5::File& f, const ExperimentResult& r) const {
+    const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
+    f.group("/reference");
+    f.dataset("/reference/x", {n, d}, r.reference);
+    f.attribute("/reference", "method", r.reference_method);
+    f.attribute("/reference", "tolerance", r.reference_tolerance);
+    if (!r.analytic_flow.empty()) {
+      f.dataset("/reference/analytic_flow", {n, d}, r.analytic_flow);
+      f.attribute("/reference", "analytic_method", r.analytic_method);
+      f.attribute("/reference", "model_error_max", r.model_error_max);
+      f.attribute("/reference", "model_error_rms", r.model_error_rms);
+    }
   }
 
   // Datasets and attributes the kind adds to a solver's group.

@@ -6,14 +6,15 @@
 
 #include "pflow/experiment/kinds/convergence.hpp"
 #include "pflow/experiment/kinds/kernel.hpp"
+#include "pflow/experiment/kinds/sample.hpp"
 #include "pflow/experiment/kinds/stochastic.hpp"
 #include "pflow/experiment/kinds/trajectory.hpp"
 #include "pflow/experiment/kinds/work_precision.hpp"
 
 namespace pflow {
 
-using ExperimentKinds =
-    std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind, StochasticKind>;
+using ExperimentKinds = std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind,
+                                   StochasticKind, SampleKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

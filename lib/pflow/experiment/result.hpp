@@ -35,6 +35,9 @@ struct CellResult {
   // A learned or perturbed model: the errors against the analytic flow of the data (the total
   // error; err_max and err_rms are against the model's own flow, the discretisation error).
   double err_total_max = std::nan(""), err_total_rms = std::nan("");
+  // Kind "sample": the sliced W2 distance of the samples' data coordinates to fresh data, and
+  // their mean log-likelihood under p_0 (NaN where the data has no density).
+  double sw2 = std::nan(""), mean_log_p0 = std::nan("");
   std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
@@ -68,6 +71,12 @@ struct ExperimentResult {
   std::string analytic_method;
   double model_error_max = std::nan(""), model_error_rms = std::nan("");
   std::string model_file, model_sha256;  // the model file as read, and its SHA-256
+  // Kind "sample" (kinds/sample.hpp): `reference` holds R fresh data samples of n points
+  // (row-major [R, n, d]), data_second R more; sw2_floor the RMS distance between the pairs and
+  // sw2_floor_spread its standard deviation, data_mean_log_p0 the fresh data's mean
+  // log-likelihood under p_0 (NaN without a density).
+  std::vector<double> data_second;
+  double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
   std::vector<SolverRun> solvers;
   size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped
   std::vector<Table> tables;               // kinds without cells (kernel): their datasets

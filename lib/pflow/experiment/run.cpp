@@ -24,6 +24,7 @@
 #include "pflow/model/mlp_file.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/sde/kernel_numeric.hpp"
+#include "pflow/target/data_source.hpp"
 #include "pflow/version.hpp"
 
 #ifndef PFLOW_SOURCE_DIR
@@ -64,6 +65,8 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"err_weak", number_or_null(c.err_weak)},
           {"err_total_max", number_or_null(c.err_total_max)},
           {"err_total_rms", number_or_null(c.err_total_rms)},
+          {"sw2", number_or_null(c.sw2)},
+          {"mean_log_p0", number_or_null(c.mean_log_p0)},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -84,6 +87,8 @@ CellResult cell_from_json(const nlohmann::json& j) {
   // Absent from the checkpoints of pflow before learned models: NaN, as an analytic run has.
   c.err_total_max = number_or_nan(j.value("err_total_max", nlohmann::json()));
   c.err_total_rms = number_or_nan(j.value("err_total_rms", nlohmann::json()));
+  c.sw2 = number_or_nan(j.value("sw2", nlohmann::json()));
+  c.mean_log_p0 = number_or_nan(j.value("mean_log_p0", nlohmann::json()));
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();
@@ -145,10 +150,10 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
 
 template <class Scalar>
 Mat<Scalar> initial_states(const ExperimentConfig& c, const LinearSde<Scalar>& sde,
-                           const GaussianMixture<Scalar>& data) {
+                           const DataSource<Scalar>& data) {
   if (c.init_points.empty()) {
     Rng rng(c.init_seed);
-    return Marginal<Scalar>(sde, data, from_double<Scalar>(c.t_start)).sample(c.init_count, rng);
+    return data.sample_marginal(sde, from_double<Scalar>(c.t_start), c.init_count, rng);
   }
   Mat<Scalar> x0(c.state_dim, static_cast<Eigen::Index>(c.init_points.size()));
   for (size_t j = 0; j < c.init_points.size(); ++j)
@@ -343,17 +348,17 @@ void find_knees(ExperimentResult& result) {
 template <class Scalar, class Kind>
 void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOptions& options,
                     ExperimentResult& result) {
-  const auto data = make_target<Scalar>(c.target, "target");
+  const auto data = DataSource<Scalar>::from_config(c.target, "target");
   const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
-  const auto data50 = make_target<mp50>(c.target, "target");
+  const auto data50 = DataSource<mp50>::from_config(c.target, "target");
   const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
   const std::optional<MlpModel> mlp = load_run_model(c, result);
   const MlpModel* file = mlp ? &*mlp : nullptr;
-  const auto model = make_denoiser<Scalar>(c.denoiser, *sde, data, file);
+  const auto model = make_denoiser<Scalar>(c.denoiser, *sde, data.mixture(), file);
   const bool analytic_model = c.denoiser.value("type", std::string()) == "analytic";
   const auto model50 =
-      analytic_model ? nullptr : make_denoiser<mp50>(c.denoiser, *sde50, data50, file);
-  RunSetup<Scalar> setup(c, *sde, *sde50, data50);
+      analytic_model ? nullptr : make_denoiser<mp50>(c.denoiser, *sde50, data50.mixture(), file);
+  RunSetup<Scalar> setup(c, *sde, *sde50, data50.mixture());
   setup.problem.sde = sde.get();
   setup.problem.model = model.get();
   setup.problem.seed = c.seed;
@@ -361,7 +366,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.x0 = initial_states(c, *sde, data);
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
-  setup.exact_available = data50.components() == 1;
+  setup.exact_available = data50.mixture() && data50.mixture()->components() == 1;
   setup.exact_reference = setup.exact_available && c.reference != "mp50" && analytic_model;
   setup.progress = &options.progress;
   setup.threads = options.threads;
@@ -372,7 +377,8 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   const Mat<Scalar> reference = kind.reference(setup, result);
   result.reference = row_major(reference);
   Mat<Scalar> analytic;
-  if (!analytic_model && Kind::splits_model_error)
+  // The error split needs the data's analytic flow: a mixture target.
+  if (!analytic_model && Kind::splits_model_error && data50.mixture())
     analytic = split_model_error(setup, reference, result);
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
   std::vector<char> done = load_checkpoint(c, options, plan, result);
@@ -529,16 +535,7 @@ void write_cells(h5::File& f, const Kind& kind, const ExperimentResult& r) {
   const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
   f.group("/init");
   f.dataset("/init/x", {n, d}, r.init);
-  f.group("/reference");
-  f.dataset("/reference/x", {n, d}, r.reference);
-  f.attribute("/reference", "method", r.reference_method);
-  f.attribute("/reference", "tolerance", r.reference_tolerance);
-  if (!r.analytic_flow.empty()) {
-    f.dataset("/reference/analytic_flow", {n, d}, r.analytic_flow);
-    f.attribute("/reference", "analytic_method", r.analytic_method);
-    f.attribute("/reference", "model_error_max", r.model_error_max);
-    f.attribute("/reference", "model_error_rms", r.model_error_rms);
-  }
+  kind.write_reference(f, r);
   if (!r.model_file.empty()) {
     f.attribute("/", "denoiser_file", r.model_file);
     f.attribute("/", "denoiser_sha256", r.model_sha256);
@@ -569,10 +566,12 @@ std::string run_summary(const ExperimentResult& r, double seconds) {
   std::string out;
   with_kind(r.config.kind, [&](const auto& kind) {
     if constexpr (std::decay_t<decltype(kind)>::has_cells) {
-      out = brief_report(r, seconds) + "\n" + result_table(r, "markdown", "err_max") +
-            "\nerrors: " + kind.error_note() +
-            "; fitted order: least-squares slope over the last " +
-            std::to_string(r.config.fit_levels) + " NFE levels\n";
+      out = brief_report(r, seconds) + "\n" + result_table(r, "markdown", "") +
+            "\nerrors: " + kind.error_note();
+      if (kind.table_layout != TableLayout::samples)
+        out += "; fitted order: least-squares slope over the last " +
+               std::to_string(r.config.fit_levels) + " NFE levels";
+      out += "\n";
     } else {
       out = kind.summary(r) + "\n";
     }

@@ -27,12 +27,15 @@ struct SolverColumns {
   // A learned or perturbed model: errors against the data's flow, and the knee (0: none).
   std::vector<double> err_total_max, err_total_rms;
   double knee_nfe = 0;
+  std::vector<double> sw2, mean_log_p0;  // kind "sample"
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
   std::vector<int> nfe;  // the config's NFE ladder
   std::vector<SolverColumns> solvers;
   double model_error_max = std::nan("");  // NaN: the analytic model, no split
+  // Kind "sample": the distance between two data samples, the data's mean log-likelihood.
+  double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
 };
 
 TableLayout layout_of(const std::string& kind) {
@@ -70,6 +73,10 @@ TableModel model_from_file(const std::string& path) {
       s.err_total_rms = f.read(g + "/err_total_rms");
       s.knee_nfe = f.read_double(g, "knee_nfe");
     }
+    if (f.exists(g + "/sw2")) {
+      s.sw2 = f.read(g + "/sw2");
+      s.mean_log_p0 = f.read(g + "/mean_log_p0");
+    }
     if (f.exists(g + "/err_weak")) {
       s.err_weak = f.read(g + "/err_weak");
       s.declared_weak = f.read_double(g, "declared_weak_order");
@@ -79,6 +86,11 @@ TableModel model_from_file(const std::string& path) {
   }
   std::sort(m.solvers.begin(), m.solvers.end(),
             [](const auto& a, const auto& b) { return a.index < b.index; });
+  if (f.exists("/data")) {
+    m.sw2_floor = f.read_double("/data", "sw2_floor");
+    m.sw2_floor_spread = f.read_double("/data", "sw2_floor_spread");
+    m.data_mean_log_p0 = f.read_double("/data", "mean_log_p0");
+  }
   if (f.has_attribute("/reference", "model_error_max"))
     m.model_error_max = f.read_double("/reference", "model_error_max");
   return m;
@@ -110,16 +122,23 @@ TableModel model_from_result(const ExperimentResult& r) {
       s.err_rms.push_back(c.err_rms);
       s.err_weak.push_back(c.err_weak);
       s.wall_s.push_back(c.wall_s);
+      s.sw2.push_back(c.sw2);
+      s.mean_log_p0.push_back(c.mean_log_p0);
     }
     m.solvers.push_back(std::move(s));
   }
   if (!r.analytic_flow.empty()) m.model_error_max = r.model_error_max;
+  m.sw2_floor = r.sw2_floor;
+  m.sw2_floor_spread = r.sw2_floor_spread;
+  m.data_mean_log_p0 = r.data_mean_log_p0;
   return m;
 }
 
 const std::vector<double>& metric_of(const SolverColumns& s, const std::string& metric) {
   if (metric == "err_total_max") return s.err_total_max;
   if (metric == "err_total_rms") return s.err_total_rms;
+  if (metric == "sw2") return s.sw2;
+  if (metric == "mean_log_p0") return s.mean_log_p0;
   return metric == "err_max" ? s.err_max : metric == "err_rms" ? s.err_rms : s.wall_s;
 }
 
@@ -286,15 +305,40 @@ std::string split_table(const TableModel& m) {
   return out.str();
 }
 
-std::string table_of(const TableModel& m, const std::string& format, const std::string& metric) {
+// Kind "sample": one row per solver of sw2 (or mean_log_p0, or wall_s) at each NFE, and in
+// markdown the floor (two data samples) or the fresh data's own log-likelihood below it.
+std::string sample_table(const TableModel& m, const std::string& format,
+                         const std::string& metric) {
+  require(metric == "sw2" || metric == "mean_log_p0" || metric == "wall_s", "--metric", metric,
+          "must be sw2, mean_log_p0 or wall_s for a result of kind \"sample\"");
+  std::vector<WideRow> rows;
+  for (const SolverColumns& s : m.solvers)
+    rows.push_back({s.label, s.declared, std::nan(""), metric_of(s, metric)});
+  std::string table = format_wide(rows, m.nfe, format, metric);
+  if (format != "markdown") return table;
+  if (metric == "sw2")
+    table += "\nfloor (sw2 between two fresh data samples of the same size): " +
+             number("%.2e", m.sw2_floor) +
+             " (spread of one pair: " + number("%.1e", m.sw2_floor_spread) + ")\n";
+  if (metric == "mean_log_p0")
+    table +=
+        "\nfresh data's own mean log-likelihood under p_0: " + number("%.4f", m.data_mean_log_p0) +
+        "\n";
+  return table;
+}
+
+std::string table_of(const TableModel& m, const std::string& format, std::string metric) {
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
+  if (metric.empty()) metric = m.layout == TableLayout::samples ? "sw2" : "err_max";
+  if (m.layout == TableLayout::samples) return sample_table(m, format, metric);
   const bool split = !std::isnan(m.model_error_max);
   require(metric == "err_max" || metric == "err_rms" || metric == "wall_s" ||
               (split && (metric == "err_total_max" || metric == "err_total_rms")),
           "--metric", metric,
           "must be err_max, err_rms or wall_s, or for a learned or perturbed model's run "
-          "err_total_max or err_total_rms (stochastic results show err_rms and err_weak)");
+          "err_total_max or err_total_rms (stochastic results show err_rms and err_weak; "
+          "sample results sw2 and mean_log_p0)");
   if (m.layout == TableLayout::per_cell) return work_precision_table(m, format, metric);
   // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
   // (moments, err_weak) error with their orders; wall_s keeps one row.
@@ -374,6 +418,10 @@ std::string brief_report(const ExperimentResult& r, double seconds) {
       << " solvers, " << cells << " cells (" << failed << " failed), " << r.particles
       << " particles, " << r.config.precision << "; reference: " << r.reference_method << "; "
       << number("%.1f", seconds) << " s\n";
+  if (!std::isnan(r.sw2_floor))
+    out << "  sw2 floor " << number("%.3e", r.sw2_floor) << " +- "
+        << number("%.1e", r.sw2_floor_spread) << " (two fresh data samples of " << r.particles
+        << " points, RMS over " << r.config.replicates << " pairs)\n";
   if (!r.analytic_flow.empty())
     out << "  model error " << number("%.3e", r.model_error_max)
         << " (the model's flow against the data's: " << r.analytic_method << ")\n";

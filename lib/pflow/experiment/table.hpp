@@ -10,6 +10,9 @@
 
 namespace pflow {
 
+// `metric` is err_max, err_rms, wall_s, err_total_max, err_total_rms (a learned or perturbed
+// model's run), sw2 or mean_log_p0 (kind "sample"); empty: the kind's own (sw2 for kind
+// "sample", err_max otherwise).
 std::string result_table(const std::string& path, const std::string& format,
                          const std::string& metric);
 std::string result_table(const ExperimentResult& result, const std::string& format,

@@ -13,23 +13,26 @@
 
 namespace pflow {
 
-// `mlp` is the model file's contents when spec's type is "mlp" (read once, in double).
+// `data` is the run's mixture (null for a sample-only data set, which only a learned model can
+// serve); `mlp` the model file's contents when spec's type is "mlp" (read once, in double).
 template <class Scalar>
 std::unique_ptr<Denoiser<Scalar>> make_denoiser(const nlohmann::json& spec,
                                                 const LinearSde<Scalar>& sde,
-                                                const GaussianMixture<Scalar>& data,
+                                                const GaussianMixture<Scalar>* data,
                                                 const MlpModel* mlp) {
   const std::string type = spec.value("type", std::string("analytic"));
-  if (type == "perturbed")
-    return std::make_unique<PerturbedDenoiser<Scalar>>(
-        sde, data, from_double<Scalar>(spec.at("delta").get<double>()),
-        from_double<Scalar>(spec.at("omega").get<double>()));
   if (type == "mlp") {
     require(mlp != nullptr, "denoiser.path", spec.value("path", std::string()),
             "the model file was not read");
     return std::make_unique<MlpDenoiser<Scalar>>(sde, *mlp);
   }
-  return std::make_unique<AnalyticDenoiser<Scalar>>(sde, data);
+  require(data != nullptr, "denoiser.type", type,
+          "needs the data's analytic score, and the target is a sample-only data set");
+  if (type == "perturbed")
+    return std::make_unique<PerturbedDenoiser<Scalar>>(
+        sde, *data, from_double<Scalar>(spec.at("delta").get<double>()),
+        from_double<Scalar>(spec.at("omega").get<double>()));
+  return std::make_unique<AnalyticDenoiser<Scalar>>(sde, *data);
 }
 
 // Whether two SDEs have the same forward kernel: Psi(t, 0) and Sigma(t) agree to 1e-12

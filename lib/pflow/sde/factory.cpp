@@ -10,6 +10,7 @@
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/linear_sde.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
+#include "pflow/target/dataset.hpp"
 
 namespace pflow {
 
@@ -158,6 +159,9 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
 
 template <class Scalar>
 GaussianMixture<Scalar> make_target(const json& config, const std::string& path) {
+  require(!is_dataset_target(config), path + ".type", "dataset",
+          "is a sample-only data set (no density, no score): here a mixture is needed (dirac, "
+          "gaussian or gmm)");
   const std::string type = type_of(config, path, {"dirac", "gaussian", "gmm"});
   if (type == "dirac") {
     Fields f(config, path, {"type", "point"});

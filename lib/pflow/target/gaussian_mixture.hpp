@@ -78,6 +78,33 @@ class GaussianMixture {
     }
     return out;
   }
+  // Whether the data has a density: every covariance positive definite (not a Dirac).
+  bool has_density() const { return kind_ != "dirac"; }
+  // log p_0(x) for each column of x (d x n): log-sum-exp over k of log w_k + log N(x; mu_k, S_k).
+  Vec<Scalar> log_density(const Mat<Scalar>& x) const {
+    using std::exp;
+    using std::log;
+    require(has_density(), "target.type", kind_, "has no density (a point mass)");
+    const Scalar log_2pi = log(2 * pi<Scalar>());
+    Mat<Scalar> terms(components(), x.cols());
+    for (int k = 0; k < components(); ++k) {
+      const BlockMatrix<Scalar> chol = covs_[k].cholesky();
+      const Mat<Scalar> white = chol.inverse().apply(x.colwise() - means_.col(k));
+      const Scalar log_det = covs_[k].logdet_spd();
+      for (Eigen::Index j = 0; j < x.cols(); ++j)
+        terms(k, j) =
+            log(weights_(k)) - (white.col(j).squaredNorm() + log_det + Scalar(dim()) * log_2pi) / 2;
+    }
+    Vec<Scalar> out(x.cols());
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      const Scalar top = terms.col(j).maxCoeff();
+      Scalar total = 0;
+      for (int k = 0; k < components(); ++k) total += exp(terms(k, j) - top);
+      out(j) = top + log(total);
+    }
+    return out;
+  }
+
   int pick_component(Rng& rng) const {
     const double u = rng.uniform();
     double acc = 0;

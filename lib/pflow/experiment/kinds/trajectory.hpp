@@ -48,8 +48,8 @@ struct TrajectoryKind : KindDefaults {
         x = reference_flow<mp50>(s.sde50, *s.model50, x, mp50(run.grid[i - 1]), t);
       else if (i > 0)
         x = s.exact_reference
-                ? exact_flow_map(s.sde50, s.data50, x_start, mp50(run.grid.front()), t)
-                : reference_flow<mp50>(s.sde50, s.data50, x, mp50(run.grid[i - 1]), t);
+                ? exact_flow_map(s.sde50, *s.data50, x_start, mp50(run.grid.front()), t)
+                : reference_flow<mp50>(s.sde50, *s.data50, x, mp50(run.grid[i - 1]), t);
       out.t.push_back(to_double(run.grid[i]));
       const auto ref = row_major(x);
       out.reference.insert(out.reference.end(), ref.begin(), ref.end());
