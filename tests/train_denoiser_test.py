@@ -7,7 +7,8 @@
 3. `pflow model` loads each trained file: pflow's forward reproduces torch's float64 outputs to
    1e-12 relative and the 50-digit forward the double one to 1e-14 (its exit status says so);
    the models cover eps / t / raw, x0 / lambda / Fourier (float32 training), score / softplus,
-   v / tanh, and a score model under CLD;
+   v / tanh, and score models under CLD, the generic linear SDE and blurring (whose Psi and
+   Sigma, from Van Loan's block exponential and the DCT, equal pflow's to 1e-12);
 4. a convergence run with the model: its reference is the model's own flow, the error split is
    stored, and ddim keeps its order on the network;
 5. sample runs on each data set (two-moons, checkerboard, swiss-roll): pflow's fresh data has the
@@ -76,6 +77,24 @@ err = max(np.max(np.abs(psi - psi_ref)) / np.max(np.abs(psi_ref)),
           np.max(np.abs(sigma - sigma_ref)) / np.max(np.abs(sigma_ref)))
 check(err < 1e-12, f"cld: Psi and Sigma equal pflow's closed forms ({err:.2e})")
 
+# The generic linear SDE (Van Loan in the clock B(t)) and blurring (DCT basis), in pflow's
+# ambient basis.
+linear_sde = {"type": "linear", "Fbar": [[-0.5, 1.0], [-1.0, -0.5]], "Gbar": [[1.0], [0.5]],
+              "beta_min": 0.5, "beta_max": 3.0, "Sigma0": [[0.1, 0.0], [0.0, 0.2]]}
+blurring_sde = {"type": "blurring", "shape": [1, 2, 3], "blur_sigma_max": 2.0}
+for sde, point in [(linear_sde, [0.0, 0.0]), (blurring_sde, [0.0] * 6)]:
+    config = write_json("kernel.json", {"name": "kernel", "kind": "kernel", "sde": sde,
+                                        "target": {"type": "dirac", "point": point},
+                                        "times": times})
+    subprocess.run([pflow, "run", config, "--out", out, "--force", "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    with h5py.File(out, "r") as f:
+        psi_ref, sigma_ref = f["kernel/psi"][()], f["kernel/sigma"][()]
+    psi, sigma = train_denoiser.make_sde(sde).kernel(np.array(times))
+    err = max(np.max(np.abs(psi - psi_ref)) / np.max(np.abs(psi_ref)),
+              np.max(np.abs(sigma - sigma_ref)) / np.max(np.abs(sigma_ref)))
+    check(err < 1e-12, f"{sde['type']}: Psi and Sigma equal pflow's ({err:.2e})")
+
 # 2. Determinism, and 3. pflow reads the files.
 gmm = {"type": "gmm", "weights": [0.3, 0.45, 0.25], "means": [[-1.0, 0.3], [0.8, 0.8], [0.4, -1.0]],
        "covs": [[[0.5, 0.2], [0.2, 0.35]], [[0.6, -0.2], [-0.2, 0.3]], [[0.25, 0], [0, 0.8]]]}
@@ -97,9 +116,17 @@ v_model = {"sde": {"type": "sub-vp"}, "target": gmm,
 cld = {"sde": {"type": "cld"}, "target": {"type": "gaussian", "mean": [0.5], "cov": [[1.0]]},
        "model": {"width": 8, "depth": 2, "activation": "silu", "output": "score"},
        "training": {"steps": 50, "batch": 32, "seed": 5}}
+linear = {"sde": linear_sde, "target": {"type": "gaussian", "mean": [0.5, -0.5],
+                                        "cov": [[1.0, 0.3], [0.3, 0.5]]},
+          "model": {"width": 8, "depth": 2, "activation": "tanh", "output": "score"},
+          "training": {"steps": 50, "batch": 32, "seed": 6}}
+blurring = {"sde": blurring_sde, "target": {"type": "gaussian", "mean": [0.0] * 6,
+                                            "cov": np.eye(6).tolist()},
+            "model": {"width": 8, "depth": 2, "activation": "silu", "output": "score"},
+            "training": {"steps": 50, "batch": 32, "seed": 7}}
 models = {}
 for name, config in [("a", tiny), ("b", tiny), ("variant", variant), ("score", score),
-                     ("v", v_model), ("cld", cld)]:
+                     ("v", v_model), ("cld", cld), ("linear", linear), ("blurring", blurring)]:
     models[name] = os.path.join(work, name + ".h5")
     subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
                     models[name], "--quiet"], check=True)
@@ -113,7 +140,7 @@ def weights(path):
 wa, wb = weights(models["a"]), weights(models["b"])
 check(len(wa) == len(wb) and all(np.array_equal(u, v) for u, v in zip(wa, wb)),
       "the same config trains bit-identical weights twice")
-for name in ("a", "variant", "score", "v", "cld"):
+for name in ("a", "variant", "score", "v", "cld", "linear", "blurring"):
     r = subprocess.run([pflow, "model", models[name]], capture_output=True, text=True)
     print(r.stdout + r.stderr, end="")
     check(r.returncode == 0, f"pflow model {name}: forward within 1e-12 of torch, mp50 within 1e-14")
