@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Checks that every solver in pflow result files reaches its declared order: the fitted order
 (least squares over the last fit_levels NFE levels) within TOL of the declared one, for the
-strong and, in stochastic runs, the weak order. Adaptive solvers (no NFE ladder) are skipped;
+strong and, in stochastic runs, the weak order. Adaptive solvers (no NFE ladder) and sample
+runs (distances to data, no orders) are skipped;
 a solver whose errors all sit at the rounding floor (exact for the problem) passes as exact;
 a failed cell fails the check. Solvers listed in EXEMPT are printed with the reason and not
 checked: they are runs whose lower orders are the finding (README, "Learned denoisers").
@@ -55,6 +56,8 @@ for file in files:
         if "solvers" not in f:
             continue  # kernel tables have no solvers
         config = json.loads(f.attrs["config_json"])
+        if config["kind"] == "sample":
+            continue  # distances to data samples: no reference, no orders
         scale = max(1.0, float(np.max(np.abs(f["reference/x"][()]))))
         name = os.path.splitext(os.path.basename(file))[0]
         for label, g in f["solvers"].items():
