@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "pflow/core/errors.hpp"
 #include "pflow/model/mlp_file.hpp"
 
@@ -46,25 +48,26 @@ int bench(const pflow::MlpModel& model, int batch, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: pflow_bench_mlp MODEL.h5 [--batch N] [--reps R] [--precision P]\n";
-    return 2;
-  }
+  CLI::App app{"pflow_bench_mlp: the MLP forward of a model file, timed (not a test)"};
+  std::string file, precision = "double";
   int batch = 10000, reps = 20;
-  std::string precision = "double";
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    if (flag == "--batch") batch = std::atoi(argv[i + 1]);
-    if (flag == "--reps") reps = std::atoi(argv[i + 1]);
-    if (flag == "--precision") precision = argv[i + 1];
-  }
-  if (batch < 1 || reps < 1 || (precision != "double" && precision != "mp50")) {
-    std::cerr << "pflow_bench_mlp: --batch and --reps must be positive, --precision double or "
-                 "mp50\n";
-    return 2;
+  app.add_option("model", file, "the model file (format 1)")->required();
+  app.add_option("--batch", batch, "particles per evaluation")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--reps", reps, "timed evaluations")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--precision", precision, "double or mp50")
+      ->check(CLI::IsMember({"double", "mp50"}))
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    const pflow::MlpModel model = pflow::load_mlp_model(argv[1]);
+    const pflow::MlpModel model = pflow::load_mlp_model(file);
     return precision == "mp50" ? bench<pflow::mp50>(model, batch, reps)
                                : bench<double>(model, batch, reps);
   } catch (const pflow::InputError& e) {

@@ -355,7 +355,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   const std::optional<MlpModel> mlp = load_run_model(c, result);
   const MlpModel* file = mlp ? &*mlp : nullptr;
   const auto model = make_denoiser<Scalar>(c.denoiser, *sde, data.mixture(), file);
-  const bool analytic_model = c.denoiser.value("type", std::string()) == "analytic";
+  const bool analytic_model = model->is_exact();
   const auto model50 =
       analytic_model ? nullptr : make_denoiser<mp50>(c.denoiser, *sde50, data50.mixture(), file);
   RunSetup<Scalar> setup(c, *sde, *sde50, data50.mixture());

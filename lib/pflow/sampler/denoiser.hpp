@@ -25,6 +25,9 @@ class Denoiser {
   // grad_x log p_t(x) for the columns of x (D x n).
   virtual Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const = 0;
   virtual std::optional<DataMoments<Scalar>> data_moments() const { return std::nullopt; }
+  // Whether this is the data's exact score (its flow is the data's flow): runs then need no
+  // separate model flow and no error split.
+  virtual bool is_exact() const { return false; }
 };
 
 template <class Scalar>
@@ -33,6 +36,7 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
   AnalyticDenoiser(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data)
       : sde_(&sde), data_(&data) {}
   std::string name() const override { return "analytic"; }
+  bool is_exact() const override { return true; }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     return Marginal<Scalar>(*sde_, *data_, t).score(x);
   }
@@ -64,6 +68,7 @@ class PerturbedDenoiser : public AnalyticDenoiser<Scalar> {
                     const Scalar& delta, const Scalar& omega)
       : AnalyticDenoiser<Scalar>(sde, data), delta_(delta), omega_(omega) {}
   std::string name() const override { return "perturbed"; }
+  bool is_exact() const override { return false; }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     using std::sin;
     Mat<Scalar> s = AnalyticDenoiser<Scalar>::score(x, t);
