@@ -58,7 +58,8 @@ for file in files:
         config = json.loads(f.attrs["config_json"])
         if config["kind"] == "sample":
             continue  # distances to data samples: no reference, no orders
-        scale = max(1.0, float(np.max(np.abs(f["reference/x"][()]))))
+        reference = f["reference/x"] if "x" in f["reference"] else f["reference/log_density"]
+        scale = max(1.0, float(np.max(np.abs(reference[()]))))
         name = os.path.splitext(os.path.basename(file))[0]
         for label, g in f["solvers"].items():
             reason = EXEMPT.get((name, label)) or EXEMPT.get((name, "*"))

@@ -129,6 +129,11 @@ class BlockMatrix {
     }
     return is_shared() ? total * groups_ : total;
   }
+  Scalar trace() const {
+    Scalar total = 0;
+    for (const M& b : blocks_) total += b.trace();
+    return is_shared() ? total * groups_ : total;
+  }
   Scalar max_abs() const {
     Scalar m = 0;
     for (const M& b : blocks_) m = std::max<Scalar>(m, b.cwiseAbs().maxCoeff());

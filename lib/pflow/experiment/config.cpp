@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "pflow/core/json_fields.hpp"
@@ -65,13 +66,18 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   require(!c.name.empty() && std::all_of(c.name.begin(), c.name.end(), name_char), "name", c.name,
           "must be letters, digits, '_', '-' or '.' (it names the result file)");
   c.kind = f.text("kind", "convergence", experiment_kinds());
-  // Fields a kind owns: given under another kind, they are an error, not silently ignored.
+  // Fields a kind owns (some are shared by two kinds): under another kind they are an error,
+  // not silently ignored.
+  std::map<std::string, std::vector<std::string>> owners;
   for_each_kind([&](const auto& kind) {
-    for (const std::string& field : kind.own_fields())
-      if (f.has(field) && c.kind != kind.name)
-        throw InputError(field, f.raw(field).dump(),
-                         "applies to kind \"" + std::string(kind.name) + "\" only");
+    for (const std::string& field : kind.own_fields()) owners[field].push_back(kind.name);
   });
+  for (const auto& [field, kinds] : owners)
+    if (f.has(field) && std::find(kinds.begin(), kinds.end(), c.kind) == kinds.end()) {
+      std::string names;
+      for (const std::string& k : kinds) names += (names.empty() ? "\"" : " or \"") + k + "\"";
+      throw InputError(field, f.raw(field).dump(), "applies to kind " + names + " only");
+    }
   c.precision = f.text("precision", "double", {"double", "mp50"});
   c.reference = f.text("reference", "auto", {"auto", "exact", "mp50"});
   const double seed = f.has("seed") ? to_double(f.number<double>("seed")) : 0.0;
@@ -243,10 +249,12 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
-  const Fields f(j, "config",
-                 {"name", "kind", "sde", "target", "denoiser", "time", "init", "solvers", "nfe",
-                  "precision", "reference", "seed", "times", "description", "tolerances",
-                  "fit_levels", "brownian_levels", "projections", "replicates"});
+  const Fields f(
+      j, "config",
+      {"name",       "kind",        "sde",        "target",     "denoiser",        "time",
+       "init",       "solvers",     "nfe",        "precision",  "reference",       "seed",
+       "times",      "description", "tolerances", "fit_levels", "brownian_levels", "projections",
+       "replicates", "prior"});
   parse_common(f, c);
   with_kind(c.kind, [&](const auto& kind) {
     std::vector<SolverInfo> infos;

@@ -33,6 +33,7 @@ struct ExperimentConfig {
   std::vector<double> times;  // kernel: the times to tabulate
   int projections = 0;        // sample: directions of the sliced Wasserstein distance
   int replicates = 0;         // sample: fresh data samples per distance
+  std::string prior;          // likelihood: log p_T, "exact" (mixture marginal) or "gaussian"
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here

@@ -7,6 +7,7 @@
 // the driver instantiates them.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,8 @@ struct RunSetup {
   const LinearSde<Scalar>& sde;
   const LinearSde<mp50>& sde50;         // the same SDE and data in 50 digits, for references
   const GaussianMixture<mp50>* data50;  // null for a sample-only data set (no analytic flow)
-  Problem<Scalar> problem;              // SDE, the run's model, seed
+  const GaussianMixture<Scalar>* data = nullptr;  // the same in the run's precision
+  Problem<Scalar> problem;                        // SDE, the run's model, seed
   // A learned or perturbed model in 50 digits (null for the analytic one): the reference is then
   // its own flow, and the analytic flow of the data measures the total error beside it.
   const Denoiser<mp50>* model50 = nullptr;
@@ -139,6 +141,23 @@ Mat<Scalar> model_flow(const RunSetup<Scalar>& s, std::string& method, double& t
   return ref.template cast<Scalar>();
 }
 
+// "tolerances" (kinds that run adaptive solvers): required when a solver is adaptive,
+// decreasing, each in (0, 1).
+inline void parse_tolerances(const Fields& f, ExperimentConfig& c,
+                             const std::vector<SolverInfo>& infos) {
+  const bool any_adaptive =
+      std::any_of(infos.begin(), infos.end(), [](const SolverInfo& i) { return i.adaptive; });
+  if (!any_adaptive) return;
+  require(f.has("tolerances"), "tolerances", "(missing)", "is required for adaptive solvers");
+  const Vec<double> tols = f.vector<double>("tolerances");
+  for (Eigen::Index i = 0; i < tols.size(); ++i) {
+    const std::string path = "tolerances[" + std::to_string(i) + "]";
+    require(tols(i) > 0 && tols(i) < 1, path, tols(i), "must be in (0, 1)");
+    require(i == 0 || tols(i) < tols(i - 1), path, tols(i), "tolerances must decrease");
+    c.tolerances.push_back(tols(i));
+  }
+}
+
 // A fitted order over a solver's NFE ladder from one error per cell (NaN for failed cells).
 inline OrderFit fit_ladder(const SolverRun& run, double floor, int fit_levels,
                            double CellResult::*error) {
@@ -164,6 +183,8 @@ struct KindDefaults {
   static constexpr bool allows_adaptive = false;  // adaptive solvers need tolerance cells
   // A learned or perturbed model's cells are also measured against the analytic flow.
   static constexpr bool splits_model_error = true;
+  // init.count draws samples of p_{t_start} (where the sampler starts), or of p_{t_end}.
+  static constexpr bool init_at_t_end = false;
   static constexpr TableLayout table_layout = TableLayout::per_solver;
   // The error a solver's order is fitted to and the brief report quotes.
   static constexpr double CellResult::*primary_error = &CellResult::err_max;

@@ -6,6 +6,7 @@
 
 #include "pflow/experiment/kinds/convergence.hpp"
 #include "pflow/experiment/kinds/kernel.hpp"
+#include "pflow/experiment/kinds/likelihood.hpp"
 #include "pflow/experiment/kinds/sample.hpp"
 #include "pflow/experiment/kinds/stochastic.hpp"
 #include "pflow/experiment/kinds/trajectory.hpp"
@@ -14,7 +15,7 @@
 namespace pflow {
 
 using ExperimentKinds = std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind,
-                                   StochasticKind, SampleKind>;
+                                   StochasticKind, SampleKind, LikelihoodKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

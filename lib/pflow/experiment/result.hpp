@@ -38,7 +38,8 @@ struct CellResult {
   // Kind "sample": the sliced W2 distance of the samples' data coordinates to fresh data, and
   // their mean log-likelihood under p_0 (NaN where the data has no density).
   double sw2 = std::nan(""), mean_log_p0 = std::nan("");
-  std::vector<double> x;  // final states, row-major [n, D]
+  std::vector<double> log_density;  // kind "likelihood": log p_eps at each point [n]
+  std::vector<double> x;            // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
   Trajectory trajectory;  // kind "trajectory" only

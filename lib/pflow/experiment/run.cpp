@@ -67,6 +67,7 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"err_total_rms", number_or_null(c.err_total_rms)},
           {"sw2", number_or_null(c.sw2)},
           {"mean_log_p0", number_or_null(c.mean_log_p0)},
+          {"log_density", c.log_density},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -89,6 +90,7 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.err_total_rms = number_or_nan(j.value("err_total_rms", nlohmann::json()));
   c.sw2 = number_or_nan(j.value("sw2", nlohmann::json()));
   c.mean_log_p0 = number_or_nan(j.value("mean_log_p0", nlohmann::json()));
+  c.log_density = j.value("log_density", std::vector<double>());
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();
@@ -148,12 +150,14 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
   write_text_atomically(config_file, expected.dump(2));
 }
 
+// init.points, or init.count samples of p_t at t = `time` (t_start, or t_end for kinds that
+// start on the data side).
 template <class Scalar>
 Mat<Scalar> initial_states(const ExperimentConfig& c, const LinearSde<Scalar>& sde,
-                           const DataSource<Scalar>& data) {
+                           const DataSource<Scalar>& data, double time) {
   if (c.init_points.empty()) {
     Rng rng(c.init_seed);
-    return data.sample_marginal(sde, from_double<Scalar>(c.t_start), c.init_count, rng);
+    return data.sample_marginal(sde, from_double<Scalar>(time), c.init_count, rng);
   }
   Mat<Scalar> x0(c.state_dim, static_cast<Eigen::Index>(c.init_points.size()));
   for (size_t j = 0; j < c.init_points.size(); ++j)
@@ -363,7 +367,8 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.problem.model = model.get();
   setup.problem.seed = c.seed;
   setup.model50 = model50.get();
-  setup.x0 = initial_states(c, *sde, data);
+  setup.data = data.mixture();
+  setup.x0 = initial_states(c, *sde, data, Kind::init_at_t_end ? c.t_end : c.t_start);
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
   setup.exact_available = data50.mixture() && data50.mixture()->components() == 1;

@@ -28,6 +28,13 @@ class Denoiser {
   // Whether this is the data's exact score (its flow is the data's flow): runs then need no
   // separate model flow and no error split.
   virtual bool is_exact() const { return false; }
+  // tr(W grad_x score(x, t)) for each column of x, W given in the SDE's spectral basis: the
+  // divergence term of the probability-flow ODE (docs/NOTES.md sec. 12). Models without an
+  // exact form throw.
+  virtual Vec<Scalar> score_divergence(const Mat<Scalar>&, const Scalar&,
+                                       const BlockMatrix<Scalar>&) const {
+    throw InputError("denoiser", name(), "has no exact score divergence");
+  }
 };
 
 template <class Scalar>
@@ -37,9 +44,14 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
       : sde_(&sde), data_(&data) {}
   std::string name() const override { return "analytic"; }
   bool is_exact() const override { return true; }
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    return Marginal<Scalar>(*sde_, *data_, t).score_divergence(x, w);
+  }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     return Marginal<Scalar>(*sde_, *data_, t).score(x);
   }
+  const LinearSde<Scalar>& sde() const { return *sde_; }
   // Mixture moments: mean = sum w_k mu_k, cov = sum w_k (S_k + mu_k mu_k^T) - mean mean^T.
   std::optional<DataMoments<Scalar>> data_moments() const override {
     const int d = data_->dim();
@@ -77,6 +89,23 @@ class PerturbedDenoiser : public AnalyticDenoiser<Scalar> {
       for (Eigen::Index i = 0; i < x.rows(); ++i) s(i, j) += delta_ * sin(phase + Scalar(i));
     }
     return s;
+  }
+  // The perturbation's Jacobian is c 1^T with c_i = delta omega cos(phase + i), so it adds
+  // tr(W c 1^T) = 1^T W c, W in the ambient basis.
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    using std::cos;
+    Vec<Scalar> out = AnalyticDenoiser<Scalar>::score_divergence(x, t, w);
+    const LinearSde<Scalar>& sde = this->sde();
+    const Mat<Scalar> ambient =
+        sde.from_spectral(Mat<Scalar>(sde.from_spectral(w.to_dense()).transpose()));
+    const Vec<Scalar> column_sums = ambient.colwise().sum().transpose();  // (1^T W)_i
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      const Scalar phase = omega_ * x.col(j).sum() + t;
+      for (Eigen::Index i = 0; i < x.rows(); ++i)
+        out(j) += column_sums(i) * delta_ * omega_ * cos(phase + Scalar(i));
+    }
+    return out;
   }
 
  private:

@@ -39,10 +39,6 @@ inline Start start_of(const SolverParams& p) {
   const std::string s = p.text("start");
   return s == "exact" ? Start::exact : s == "singlestep" ? Start::singlestep : Start::lower_order;
 }
-// The problems every scalar-SDE method is order-tested on.
-inline std::vector<std::string> scalar_order_problems() {
-  return {"gaussian", "mixture"};
-}
 
 // alpha, sigma, lambda of a scalar SDE at a time.
 template <class Scalar>

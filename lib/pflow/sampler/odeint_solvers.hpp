@@ -17,6 +17,70 @@
 
 namespace pflow {
 
+// Integrates d(state)/d(tau) = system(state, dstate, tau) with the Boost.Odeint `method`: in
+// fixed steps over the points `taus` (increasing), on_step(i) after step i; or adaptively from
+// taus.front() to taus.back() at absolute = relative tolerance `tolerance`, on_step(steps - 1)
+// once at the end. Returns the steps taken. Shared by the odeint samplers and the likelihood.
+template <class Scalar, class System, class OnStep>
+int odeint_integrate(const std::string& method, bool adaptive, const Scalar& tolerance,
+                     System& system, Vec<Scalar>& state, const std::vector<Scalar>& taus,
+                     OnStep&& on_step) {
+  using State = Vec<Scalar>;
+  using Algebra = odeint::vector_space_algebra;
+  if (adaptive) {
+    const Scalar tau0 = taus.front(), tau1 = taus.back(), dt0 = (tau1 - tau0) / 64;
+    size_t steps = 0;
+    // The error-controlled Runge-Kutta pairs share one driver; abs = rel tolerance.
+    auto controlled = [&](auto stepper) {
+      return odeint::integrate_adaptive(odeint::make_controlled(tolerance, tolerance, stepper),
+                                        std::ref(system), state, tau0, tau1, dt0);
+    };
+    if (method == "cash-karp54") {
+      steps = controlled(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
+    } else if (method == "dopri5") {
+      steps = controlled(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
+    } else if (method == "rkf78") {
+      steps = controlled(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
+    } else if (method == "bulirsch-stoer") {
+      BulirschStoer<Scalar> stepper(tolerance, tolerance);
+      steps = odeint::integrate_adaptive(stepper, std::ref(system), state, tau0, tau1, dt0);
+    } else {
+      throw InputError("solver", method, "has no adaptive form (set \"adaptive\": false)");
+    }
+    on_step(static_cast<int>(steps) - 1);
+    return static_cast<int>(steps);
+  }
+  auto march = [&](auto stepper) {
+    for (size_t i = 0; i + 1 < taus.size(); ++i) {
+      stepper.do_step(std::ref(system), state, taus[i], Scalar(taus[i + 1] - taus[i]));
+      on_step(static_cast<int>(i));
+    }
+  };
+  if (method == "euler") {
+    march(odeint::euler<State, Scalar, State, Scalar, Algebra>());
+  } else if (method == "rk4") {
+    march(odeint::runge_kutta4<State, Scalar, State, Scalar, Algebra>());
+  } else if (method == "cash-karp54") {
+    march(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
+  } else if (method == "dopri5") {
+    march(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
+  } else if (method == "rkf78") {
+    march(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
+  } else if (method == "abm") {
+    using std::abs;
+    const Scalar step = taus[1] - taus[0];
+    for (size_t i = 1; i + 1 < taus.size(); ++i)
+      require(abs(Scalar(taus[i + 1] - taus[i] - step)) <= abs(step) * Scalar(1e-9), "grid",
+              "uneven steps",
+              "abm needs steps uniform in its variable: use time-uniform with variable t, or "
+              "logsnr with variable lambda");
+    march(odeint::adams_bashforth_moulton<4, State, Scalar, State, Scalar, Algebra>());
+  } else {
+    throw InputError("solver", method, "has no fixed-step form (set \"adaptive\": true)");
+  }
+  return static_cast<int>(taus.size()) - 1;
+}
+
 template <class Scalar>
 class OdeintSolver : public Solver<Scalar> {
  public:
@@ -26,6 +90,12 @@ class OdeintSolver : public Solver<Scalar> {
         adaptive_(adaptive),
         tolerance_(from_double<Scalar>(tolerance)),
         in_lambda_(in_lambda) {}
+
+  // What it integrates with (the likelihood runs the same stepper on its augmented ODE).
+  const std::string& method() const { return method_; }
+  bool adaptive() const { return adaptive_; }
+  const Scalar& tolerance() const { return tolerance_; }
+  bool in_lambda() const { return in_lambda_; }
 
   void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
            Mat<Scalar>& x) const override {
@@ -55,78 +125,18 @@ class OdeintSolver : public Solver<Scalar> {
     for (size_t i = 0; i < grid.size(); ++i)
       taus[i] = scalar ? scalar->lambda(grid[i]) : Scalar(-grid[i]);
     State state = Eigen::Map<const State>(x.data(), x.size());
-    if (adaptive_) {
-      run_adaptive(ctx, system, state, taus.front(), taus.back(), grid.back());
-    } else {
-      run_fixed(ctx, system, state, taus, grid);
-    }
+    odeint_integrate(method_, adaptive_, tolerance_, system, state, taus, [&](int step) {
+      if (adaptive_) {
+        ctx.add_steps(step);
+        ctx.step_done(step, grid.back(), state);
+      } else {
+        ctx.step_done(step, grid[step + 1], state);
+      }
+    });
     x = Eigen::Map<const Mat<Scalar>>(state.data(), rows, cols);
   }
 
  private:
-  template <class System>
-  void run_fixed(SolveContext<Scalar>& ctx, System& system, Vec<Scalar>& state,
-                 const std::vector<Scalar>& taus, const std::vector<Scalar>& grid) const {
-    using State = Vec<Scalar>;
-    using Algebra = odeint::vector_space_algebra;
-    auto march = [&](auto stepper) {
-      for (size_t i = 0; i + 1 < taus.size(); ++i) {
-        stepper.do_step(std::ref(system), state, taus[i], Scalar(taus[i + 1] - taus[i]));
-        ctx.step_done(static_cast<int>(i), grid[i + 1], state);
-      }
-    };
-    if (method_ == "euler") {
-      march(odeint::euler<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "rk4") {
-      march(odeint::runge_kutta4<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "cash-karp54") {
-      march(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "dopri5") {
-      march(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "rkf78") {
-      march(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "abm") {
-      using std::abs;
-      const Scalar step = taus[1] - taus[0];
-      for (size_t i = 1; i + 1 < taus.size(); ++i)
-        require(abs(Scalar(taus[i + 1] - taus[i] - step)) <= abs(step) * Scalar(1e-9), "grid",
-                in_lambda_ ? "lambda steps" : "time steps",
-                "abm needs steps uniform in its variable: use time-uniform with variable t, or "
-                "logsnr with variable lambda");
-      march(odeint::adams_bashforth_moulton<4, State, Scalar, State, Scalar, Algebra>());
-    } else {
-      throw InputError("solver", method_, "has no fixed-step form (set \"adaptive\": true)");
-    }
-  }
-
-  template <class System>
-  void run_adaptive(SolveContext<Scalar>& ctx, System& system, Vec<Scalar>& state,
-                    const Scalar& tau0, const Scalar& tau1, const Scalar& t_end) const {
-    using State = Vec<Scalar>;
-    using Algebra = odeint::vector_space_algebra;
-    const Scalar dt0 = (tau1 - tau0) / 64;
-    size_t steps = 0;
-    // The error-controlled Runge-Kutta pairs share one driver; abs = rel tolerance.
-    auto controlled = [&](auto stepper) {
-      return odeint::integrate_adaptive(odeint::make_controlled(tolerance_, tolerance_, stepper),
-                                        std::ref(system), state, tau0, tau1, dt0);
-    };
-    if (method_ == "cash-karp54") {
-      steps = controlled(odeint::runge_kutta_cash_karp54<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "dopri5") {
-      steps = controlled(odeint::runge_kutta_dopri5<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "rkf78") {
-      steps = controlled(odeint::runge_kutta_fehlberg78<State, Scalar, State, Scalar, Algebra>());
-    } else if (method_ == "bulirsch-stoer") {
-      BulirschStoer<Scalar> stepper(tolerance_, tolerance_);
-      steps = odeint::integrate_adaptive(stepper, std::ref(system), state, tau0, tau1, dt0);
-    } else {
-      throw InputError("solver", method_, "has no adaptive form (set \"adaptive\": false)");
-    }
-    ctx.add_steps(static_cast<int>(steps) - 1);
-    ctx.step_done(static_cast<int>(steps) - 1, t_end, state);
-  }
-
   std::string method_;
   bool adaptive_;
   Scalar tolerance_;

@@ -23,6 +23,11 @@
 
 namespace pflow {
 
+// The problems every scalar-SDE method is order-tested on.
+inline std::vector<std::string> scalar_order_problems() {
+  return {"gaussian", "mixture"};
+}
+
 // A solver parameter: its JSON key, type, default and allowed values.
 struct ParameterSpec {
   enum class Type { integer, number, text, boolean };

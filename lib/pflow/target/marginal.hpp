@@ -64,6 +64,29 @@ class Marginal {
   Mat<Scalar> score(const Mat<Scalar>& x) const {
     return sde_->from_spectral(evaluate(sde_->to_spectral(x)).score);
   }
+  // tr(W grad_x score(x)) for each column of x, with W given in the SDE's spectral basis (the
+  // trace is the same in either basis: the basis change is orthogonal). With the Hessian of the
+  // log-mixture, H = sum_k g_k (s_k s_k^T - C_k^{-1}) - s s^T (s_k = -C_k^{-1} (z - m_k), s =
+  // sum_k g_k s_k, g the responsibilities), tr(W H) = sum_k g_k (s_k^T W s_k - tr(W C_k^{-1}))
+  // - s^T W s (docs/NOTES.md sec. 12).
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const BlockMatrix<Scalar>& w) const {
+    const Mat<Scalar> z = sde_->to_spectral(x);
+    const Evaluation e = evaluate(z);
+    const Eigen::Index n = z.cols();
+    const Mat<Scalar> ws = w.apply(e.score);
+    Vec<Scalar> out = -(ws.cwiseProduct(e.score)).colwise().sum().transpose();
+    for (size_t k = 0; k < comps_.size(); ++k) {
+      const Component& c = comps_[k];
+      const Mat<Scalar> sk =
+          -c.chol_inv.transpose().apply(c.chol_inv.apply(z.colwise() - c.mean.col(0)));
+      const Scalar trace = (w * c.chol_inv.transpose() * c.chol_inv).trace();
+      const Vec<Scalar> quadratic = (w.apply(sk).cwiseProduct(sk)).colwise().sum().transpose();
+      for (Eigen::Index j = 0; j < n; ++j)
+        out(j) += e.responsibilities(static_cast<Eigen::Index>(k), j) * (quadratic(j) - trace);
+    }
+    return out;
+  }
+
   // Noise prediction eps = -K^T score with K K^T = Sigma(t) (K = lower Cholesky factor;
   // K = sigma(t) for scalar SDEs).
   Mat<Scalar> eps(const Mat<Scalar>& x) const {
@@ -112,6 +135,7 @@ class Marginal {
   struct Evaluation {
     Vec<Scalar> log_density;
     Mat<Scalar> score;
+    Mat<Scalar> responsibilities;  // K x n: posterior weights of the components
   };
 
   // Log-sum-exp over components of log w_k + log N(z; m_k, C_k), and the score, in spectral
@@ -131,8 +155,8 @@ class Marginal {
       for (Eigen::Index j = 0; j < n; ++j)
         log_terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi) / 2;
     }
-    Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n)};
-    Mat<Scalar> resp(kk, n);
+    Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n), Mat<Scalar>(kk, n)};
+    Mat<Scalar>& resp = out.responsibilities;
     for (Eigen::Index j = 0; j < n; ++j) {
       const Scalar top = log_terms.col(j).maxCoeff();
       Scalar total = 0;

@@ -14,17 +14,7 @@ struct WorkPrecisionKind : KindDefaults {
   static std::vector<std::string> own_fields() { return {"tolerances"}; }
 
   void validate(const Fields& f, ExperimentConfig& c, const std::vector<SolverInfo>& infos) const {
-    const bool any_adaptive =
-        std::any_of(infos.begin(), infos.end(), [](const SolverInfo& i) { return i.adaptive; });
-    if (!any_adaptive) return;
-    require(f.has("tolerances"), "tolerances", "(missing)", "is required for adaptive solvers");
-    const Vec<double> tols = f.vector<double>("tolerances");
-    for (Eigen::Index i = 0; i < tols.size(); ++i) {
-      const std::string path = "tolerances[" + std::to_string(i) + "]";
-      require(tols(i) > 0 && tols(i) < 1, path, tols(i), "must be in (0, 1)");
-      require(i == 0 || tols(i) < tols(i - 1), path, tols(i), "tolerances must decrease");
-      c.tolerances.push_back(tols(i));
-    }
+    parse_tolerances(f, c, infos);
   }
 
   void normalise(const ExperimentConfig& c, nlohmann::json& n) const {
