@@ -174,12 +174,15 @@ class CldSde:
 
 
 def matrix_exp(m):
-    """exp(m) for a batch [n, D, D], as e^{-1} exp(m + I) (I commutes with m). torch 1.13's own
-    matrix_exp loses up to 3e-11 (absolute, on O(1) entries) for 1-norms between about 0.006
-    and 0.05, measured against 40-digit mpmath; the shifted argument has norm near 1 or more,
-    where it is accurate to a few ulp."""
+    """exp(m) for a batch [n, D, D], as e^{-c} exp(m + c I) (I commutes with m), c = +1 or -1,
+    whichever gives m + c I the larger 1-norm: at least 1, since the two differ by 2 I. torch
+    1.13's own matrix_exp loses up to 3e-11 (absolute, on O(1) entries) for 1-norms between
+    about 0.006 and 0.05, measured against 40-digit mpmath; at norms of 1 and above it is
+    accurate to a few ulp."""
     eye = torch.eye(m.shape[-1], dtype=m.dtype)
-    return torch.linalg.matrix_exp(m + eye) * math.exp(-1.0)
+    norm = lambda a: a.abs().sum(dim=-2).amax(dim=-1)  # noqa: E731 (1-norm per matrix)
+    c = torch.where(norm(m + eye) >= norm(m - eye), 1.0, -1.0).to(m.dtype)[..., None, None]
+    return torch.linalg.matrix_exp(m + c * eye) * torch.exp(-c)
 
 
 def van_loan(clock, a, q):
@@ -305,7 +308,11 @@ def perturb(sde, x0, t, z):
     under linear and blurring the factors L [n, D, D] of Sigma(t)."""
     if sde.kind in ("linear", "blurring"):
         psi, cov = sde.kernel(t)
-        chol = np.linalg.cholesky(cov)
+        try:
+            chol = np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ConfigError("sde", sde.kind, "has a singular kernel covariance Sigma(t) in the "
+                              "training time range (noise of lower rank than the state?)")
         return np.einsum("nij,nj->ni", psi, x0) + np.einsum("nij,nj->ni", chol, z), chol
     if sde.kind != "cld":
         alpha, sigma = sde.alpha_sigma(t)
@@ -404,8 +411,10 @@ class Target:
             self.name = field(block, "target", "name", kind=str, choices=DATASETS)
             self.noise = field(block, "target", "noise", 0.05, float)
             self.scale = field(block, "target", "scale", 1.0, float, positive=True)
-            if self.noise < 0:
-                raise ConfigError("target.noise", self.noise, "must be >= 0")
+            if not 0 <= self.noise <= 1e6:
+                raise ConfigError("target.noise", self.noise, "must be in [0, 1e6] (as pflow's)")
+            if self.scale > 1e6:
+                raise ConfigError("target.scale", self.scale, "must be in (0, 1e6] (as pflow's)")
             self.dim = 2
 
     def sample(self, n, rng):

@@ -211,13 +211,14 @@ cases = [
     # Sample-only data sets and kind "sample".
     ("dataset_with_analytic_score", edit(target={"type": "dataset", "name": "two-moons"}), "denoiser.type = analytic: has no data score to use: target \"two-moons\" is a sample-only data set"),
     ("dataset_unknown_name", edit(target={"type": "dataset", "name": "moons"}), "target.name = moons: is not one of two-moons, checkerboard, swiss-roll"),
-    ("dataset_negative_noise", edit(target={"type": "dataset", "name": "checkerboard", "noise": -0.1}), "target.noise = -0.1: must be a finite number >= 0"),
-    ("dataset_zero_scale", edit(target={"type": "dataset", "name": "swiss-roll", "scale": 0}), "target.scale = 0: must be a finite number > 0"),
+    ("dataset_negative_noise", edit(target={"type": "dataset", "name": "checkerboard", "noise": -0.1}), "target.noise = -0.1: must be a finite number in [0, 1e6]"),
+    ("dataset_huge_scale", edit(target={"type": "dataset", "name": "two-moons", "scale": 1e160}), "target.scale = 1e+160: must be a finite number in (0, 1e6]"),
+    ("dataset_zero_scale", edit(target={"type": "dataset", "name": "swiss-roll", "scale": 0}), "target.scale = 0: must be a finite number in (0, 1e6]"),
     ("dataset_unknown_key", edit(target={"type": "dataset", "name": "two-moons", "sigma": 0.1}), "target.sigma = 0.1: unknown key"),
     ("dataset_kernel_kind", lambda c: {"name": "k", "kind": "kernel", "sde": {"type": "vp-linear"}, "target": {"type": "dataset", "name": "two-moons"}, "denoiser": {"type": "mlp", "path": "models/valid.h5"}, "times": [0.5]},
      "target.type = dataset: has no density: kind \"kernel\" needs a mixture"),
     ("sample_zero_projections", edit(kind="sample", projections=0), "projections = 0: must be between 1 and 10000"),
-    ("sample_too_many_replicates", edit(kind="sample", replicates=1000), "replicates = 1000: must be between 1 and 256"),
+    ("sample_too_many_replicates", edit(kind="sample", replicates=1000), "replicates = 1000: must be between 2 and 256"),
     ("sample_one_particle", edit(kind="sample", init={"points": [[0.3, -1.1]]}), "init.points = 1: must give at least 2 particles"),
     ("projections_on_convergence", edit(projections=64), "projections = 64: applies to kind \"sample\" only"),
     # Kind "likelihood".

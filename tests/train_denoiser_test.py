@@ -23,6 +23,7 @@ import sys
 
 import h5py
 import numpy as np
+import torch
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "scripts"))
@@ -94,6 +95,20 @@ for sde, point in [(linear_sde, [0.0, 0.0]), (blurring_sde, [0.0] * 6)]:
     err = max(np.max(np.abs(psi - psi_ref)) / np.max(np.abs(psi_ref)),
               np.max(np.abs(sigma - sigma_ref)) / np.max(np.abs(sigma_ref)))
     check(err < 1e-12, f"{sde['type']}: Psi and Sigma equal pflow's ({err:.2e})")
+
+# torch 1.13's matrix_exp is off by up to 3e-11 at 1-norms 0.006-0.05; the trainer's shifted
+# form against 40-digit mpmath, on the matrices of these SDEs and on multiples of +-I.
+import mpmath  # noqa: E402
+
+mpmath.mp.dps = 40
+bases = [np.array([[-0.5, 0.0], [0.0, -0.5]]), np.array([[0.5, 0.0], [0.0, 0.5]]),
+         np.array(linear_sde["Fbar"]), np.array([[0.0, 4.0], [-1.0, -4.0]])]
+cases = [b * s for s in np.geomspace(1e-4, 5, 40) for b in bases]
+got = train_denoiser.matrix_exp(torch.tensor(np.stack(cases))).numpy()
+worst = max(np.max(np.abs(g - np.array(mpmath.expm(mpmath.matrix(c.tolist())).tolist(),
+                                        dtype=float))) / max(1.0, np.max(np.abs(g)))
+            for g, c in zip(got, cases))
+check(worst < 1e-14, f"matrix_exp against 40-digit mpmath, 160 matrices ({worst:.1e})")
 
 # 2. Determinism, and 3. pflow reads the files.
 gmm = {"type": "gmm", "weights": [0.3, 0.45, 0.25], "means": [[-1.0, 0.3], [0.8, 0.8], [0.4, -1.0]],
@@ -199,6 +214,16 @@ for name in train_denoiser.DATASETS:
                 worst = max(worst, abs(d - stored) / stored)
     check(worst < 1e-12, f"{name}: numpy recomputes every sw2 from the file ({worst:.1e})")
     trainer = train_denoiser.Target(target)
+    # Moments: pflow's 16 n points against as many of the trainer's, within 4 standard errors
+    # of the difference (means and second moments per coordinate).
+    ours = fresh.reshape(-1, 2)
+    theirs = trainer.sample(len(ours), rng)
+    worst_z = 0.0
+    for a, b in ((ours, theirs), (ours ** 2, theirs ** 2)):
+        se = np.sqrt(a.var(axis=0) / len(a) + b.var(axis=0) / len(b))
+        worst_z = max(worst_z, float(np.max(np.abs(a.mean(axis=0) - b.mean(axis=0)) / se)))
+    check(worst_z < 4, f"{name}: means and second moments equal the trainer's "
+          f"(largest deviation {worst_z:.2f} standard errors)")
     against = np.sqrt(np.mean([sliced(fr, trainer.sample(len(fr), rng), theta) ** 2
                                for fr in fresh]))
     check(abs(against / floor - 1) < 0.25,

@@ -72,11 +72,11 @@ struct ExperimentResult {
   std::string analytic_method;
   double model_error_max = std::nan(""), model_error_rms = std::nan("");
   std::string model_file, model_sha256;  // the model file as read, and its SHA-256
-  // Kind "sample" (kinds/sample.hpp): `reference` holds R fresh data samples of n points
-  // (row-major [R, n, d]), data_second R more; sw2_floor the RMS distance between the pairs and
+  // Kind "sample" (kinds/sample.hpp): data_first holds R fresh data samples of n points
+  // (row-major [R, n, d]; `reference` their sorted projections), data_second R more; sw2_floor the RMS distance between the pairs and
   // sw2_floor_spread its standard deviation, data_mean_log_p0 the fresh data's mean
   // log-likelihood under p_0 (NaN without a density).
-  std::vector<double> data_second;
+  std::vector<double> data_first, data_second;
   double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
   std::vector<SolverRun> solvers;
   size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped

@@ -39,7 +39,8 @@ class DataSource {
 
   // n samples of p_t under `sde` (D x n): a mixture's marginal directly (Marginal::sample); a
   // data set's points pushed through the forward kernel, x_t = Psi(t,0) lift(x_0) + K z with
-  // K K^T the covariance the kernel adds (Sigma(t), and for CLD the initial velocities').
+  // K K^T = Sigma(t), the kernel's covariance (for CLD it holds the initial velocities' through
+  // the SDE's initial covariance).
   Mat<Scalar> sample_marginal(const LinearSde<Scalar>& sde, const Scalar& t, int n,
                               Rng& rng) const {
     if (mixture_) return Marginal<Scalar>(sde, *mixture_, t).sample(n, rng);
@@ -47,8 +48,17 @@ class DataSource {
     const BlockMatrix<Scalar> psi = sde.transition(t, Scalar(0));
     const BlockMatrix<Scalar> cov =
         sde.marginal_covariance(BlockMatrix<Scalar>::zero(dim(), 1), psi, sde.covariance(t));
-    const Mat<Scalar> z = psi.apply(sde.lift_data(x0)) +
-                          cov.cholesky().apply(rng.normal_matrix<Scalar>(sde.state_dim(), n));
+    BlockMatrix<Scalar> factor;
+    try {
+      factor = cov.cholesky();
+    } catch (const NumericalError&) {
+      throw InputError("t", to_text(t),
+                       "the covariance of " + sde.name() +
+                           "'s kernel is singular here: p_t of a "
+                           "data set cannot be sampled");
+    }
+    const Mat<Scalar> z =
+        psi.apply(sde.lift_data(x0)) + factor.apply(rng.normal_matrix<Scalar>(sde.state_dim(), n));
     return sde.from_spectral(z);
   }
 

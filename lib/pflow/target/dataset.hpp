@@ -47,10 +47,11 @@ struct Dataset {
     d.name = f.text("name", std::nullopt, dataset_names());
     d.noise = to_double(f.number<double>("noise", 0.05));
     d.scale = to_double(f.number<double>("scale", 1.0));
-    require(std::isfinite(d.noise) && d.noise >= 0, f.at("noise"), d.noise,
-            "must be a finite number >= 0");
-    require(std::isfinite(d.scale) && d.scale > 0, f.at("scale"), d.scale,
-            "must be a finite number > 0");
+    // Bounded so that squared distances between samples stay finite.
+    require(std::isfinite(d.noise) && d.noise >= 0 && d.noise <= 1e6, f.at("noise"), d.noise,
+            "must be a finite number in [0, 1e6]");
+    require(std::isfinite(d.scale) && d.scale > 0 && d.scale <= 1e6, f.at("scale"), d.scale,
+            "must be a finite number in (0, 1e6]");
     return d;
   }
 

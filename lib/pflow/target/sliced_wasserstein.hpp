@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <vector>
 
 #include "pflow/core/errors.hpp"
 #include "pflow/target/random.hpp"
@@ -25,27 +24,32 @@ inline Mat<double> random_directions(int dim, int count, std::uint64_t seed) {
   return theta;
 }
 
+// The projections of the columns of y (d x n) on the directions (d x L), each direction's sorted
+// (n x L: column l holds the sorted values theta_l . y_i).
+inline Mat<double> sorted_projections(const Mat<double>& y, const Mat<double>& theta) {
+  require(y.rows() == theta.rows(), "sliced W2", to_text(y.rows()),
+          "needs samples and directions of one dimension");
+  Mat<double> p = y.transpose() * theta;
+  for (Eigen::Index l = 0; l < p.cols(); ++l)
+    std::sort(p.col(l).data(), p.col(l).data() + p.rows());
+  return p;
+}
+
+// SW2 between the columns of x (d x n) and a sample of n points given by its sorted projections
+// on the same directions (sorted_projections).
+inline double sliced_w2_sorted(const Mat<double>& x, const Mat<double>& sorted_y,
+                               const Mat<double>& theta) {
+  require(x.cols() == sorted_y.rows() && x.cols() > 0, "sliced W2",
+          to_text(x.cols()) + " vs " + to_text(sorted_y.rows()), "needs two samples of one size");
+  const Mat<double> px = sorted_projections(x, theta);
+  return std::sqrt((px - sorted_y).squaredNorm() / static_cast<double>(px.size()));
+}
+
 // SW2 between the columns of x and y (d x n each) over the directions (d x L).
 inline double sliced_w2(const Mat<double>& x, const Mat<double>& y, const Mat<double>& theta) {
-  require(x.rows() == y.rows() && x.rows() == theta.rows(), "sliced W2", to_text(x.rows()),
-          "needs samples and directions of one dimension");
   require(x.cols() == y.cols() && x.cols() > 0, "sliced W2",
           to_text(x.cols()) + " vs " + to_text(y.cols()), "needs two samples of one size");
-  const Mat<double> px = theta.transpose() * x, py = theta.transpose() * y;  // L x n
-  double total = 0;
-  std::vector<double> a(static_cast<size_t>(x.cols())), b(a.size());
-  for (Eigen::Index l = 0; l < theta.cols(); ++l) {
-    for (Eigen::Index i = 0; i < x.cols(); ++i) {
-      a[i] = px(l, i);
-      b[i] = py(l, i);
-    }
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    double w2 = 0;
-    for (size_t i = 0; i < a.size(); ++i) w2 += (a[i] - b[i]) * (a[i] - b[i]);
-    total += w2 / static_cast<double>(a.size());
-  }
-  return std::sqrt(total / static_cast<double>(theta.cols()));
+  return sliced_w2_sorted(x, sorted_projections(y, theta), theta);
 }
 
 }  // namespace pflow

@@ -37,8 +37,9 @@ struct SampleKind : KindDefaults {
     require(c.projections >= 1 && c.projections <= 10000, "projections", c.projections,
             "must be between 1 and 10000 (directions of the sliced Wasserstein distance)");
     c.replicates = f.has("replicates") ? f.integer("replicates") : 16;
-    require(c.replicates >= 1 && c.replicates <= 256, "replicates", c.replicates,
-            "must be between 1 and 256 (independent fresh data samples per distance)");
+    require(c.replicates >= 2 && c.replicates <= 256, "replicates", c.replicates,
+            "must be between 2 and 256 (independent fresh data samples per distance; two at "
+            "least for the floor's spread)");
     const long particles =
         c.init_count > 0 ? c.init_count : static_cast<long>(c.init_points.size());
     require(particles >= 2, c.init_count > 0 ? "init.count" : "init.points", particles,
@@ -56,9 +57,9 @@ struct SampleKind : KindDefaults {
     s.problem.brownian_levels = 0;
   }
 
-  // Not a reference solve: the fresh data the samples are compared with, R samples of as many
-  // points as particles side by side (d x R n), the floor from R more, and the data's
-  // log-likelihood.
+  // Not a reference solve: the sorted projections of R fresh data samples of as many points as
+  // particles on the directions ((R n) x L, replicate r in rows r n .. (r + 1) n - 1; the data
+  // themselves go to the result), the floor from R more, and the data's log-likelihood.
   template <class Scalar>
   Mat<Scalar> reference(const RunSetup<Scalar>& s, ExperimentResult& result) const {
     const ExperimentConfig& c = s.config;
@@ -68,17 +69,26 @@ struct SampleKind : KindDefaults {
     const Mat<double> fresh = data.sample(n * replicates, rng);
     const Mat<double> second = data.sample(n * replicates, rng);
     const Mat<double> theta = random_directions(data.dim(), c.projections, direction_seed(c));
+    Mat<double> sorted(static_cast<Eigen::Index>(n) * replicates, c.projections);
     std::vector<double> pairs;
-    for (int r = 0; r < replicates; ++r)
-      pairs.push_back(sliced_w2(second.middleCols(r * n, n), fresh.middleCols(r * n, n), theta));
+    for (int r = 0; r < replicates; ++r) {
+      sorted.middleRows(static_cast<Eigen::Index>(r) * n, n) =
+          sorted_projections(fresh.middleCols(static_cast<Eigen::Index>(r) * n, n), theta);
+      pairs.push_back(sliced_w2_sorted(second.middleCols(static_cast<Eigen::Index>(r) * n, n),
+                                       sorted.middleRows(static_cast<Eigen::Index>(r) * n, n),
+                                       theta));
+    }
     double square = 0, mean = 0, spread = 0;
     for (double v : pairs) {
       square += v * v / replicates;
       mean += v / replicates;
     }
-    for (double v : pairs) spread += (v - mean) * (v - mean) / std::max(1, replicates - 1);
+    for (double v : pairs) spread += (v - mean) * (v - mean) / (replicates - 1);
     result.sw2_floor = std::sqrt(square);
     result.sw2_floor_spread = std::sqrt(spread);
+    require(std::isfinite(result.sw2_floor), "target", c.target.dump(),
+            "gives a non-finite distance between data samples (values too large?)");
+    result.data_first = row_major(fresh);
     result.data_second = row_major(second);
     if (data.mixture() && data.mixture()->has_density())
       result.data_mean_log_p0 = data.mixture()->log_density(fresh).mean();
@@ -86,7 +96,7 @@ struct SampleKind : KindDefaults {
                               std::to_string(n) + " fresh data points, sliced W2 over " +
                               std::to_string(c.projections) + " directions";
     result.reference_tolerance = 0;
-    return fresh.template cast<Scalar>();
+    return sorted.template cast<Scalar>();
   }
 
   template <class Scalar>
@@ -99,16 +109,18 @@ struct SampleKind : KindDefaults {
     cell.x = row_major(r.x);
     cell.err_max = cell.err_rms = std::nan("");  // no reference solve
     const Mat<double> samples = s.sde.data_part(s.sde.to_spectral(r.x)).template cast<double>();
-    const Mat<double> fresh = run.reference.template cast<double>();
+    const Mat<double> sorted = run.reference.template cast<double>();
     const Mat<double> theta = random_directions(static_cast<int>(samples.rows()),
                                                 s.config.projections, direction_seed(s.config));
     const Eigen::Index n = samples.cols();
+    const Mat<double> own = sorted_projections(samples, theta);
     double square = 0;
-    for (int r = 0; r < s.config.replicates; ++r) {
-      const double d = sliced_w2(samples, fresh.middleCols(r * n, n), theta);
-      square += d * d / s.config.replicates;
-    }
+    for (int k = 0; k < s.config.replicates; ++k)
+      square += (own - sorted.middleRows(k * n, n)).squaredNorm() /
+                static_cast<double>(own.size() * s.config.replicates);
     cell.sw2 = std::sqrt(square);
+    if (!std::isfinite(cell.sw2))
+      throw NumericalError("the samples' distance to the data is not finite");
     if (!is_dataset_target(s.config.target)) {
       const auto data = make_target<double>(s.config.target, "target");
       if (data.has_density()) cell.mean_log_p0 = data.log_density(samples).mean();
@@ -121,7 +133,7 @@ struct SampleKind : KindDefaults {
     const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.data_dim);
     const size_t replicates = static_cast<size_t>(r.config.replicates);
     f.group("/data");
-    f.dataset("/data/x", {replicates, n, d}, r.reference);
+    f.dataset("/data/x", {replicates, n, d}, r.data_first);
     f.dataset("/data/x_second", {replicates, n, d}, r.data_second);
     // The directions (rows), so that sw2 can be recomputed from the file alone.
     const Mat<double> theta =
