@@ -225,7 +225,6 @@ cases = [
     ("likelihood_sampler_solver", edit(kind="likelihood", solvers=["ddim"]), "solvers[0] = ddim: is not a generic ODE solver"),
     ("likelihood_unknown_prior", edit(kind="likelihood", solvers=["rk4"], prior="flat"), "prior = flat: is not one of exact, gaussian"),
     ("likelihood_exact_prior_dataset", edit(kind="likelihood", solvers=["rk4"], prior="exact", target={"type": "dataset", "name": "two-moons"}, denoiser={"type": "mlp", "path": "models/valid.h5"}), "prior = exact: needs a mixture target"),
-    ("likelihood_mlp", edit(kind="likelihood", solvers=["rk4"], denoiser={"type": "mlp", "path": "models/valid.h5"}), "denoiser.type = mlp: has no exact divergence"),
     ("likelihood_at_t_end_0", edit(kind="likelihood", solvers=["rk4"], time={"t_start": 1.0, "t_end": 0.0, "grid": "time-uniform"}), "time.t_end"),
     ("likelihood_adaptive_without_tolerances", edit(kind="likelihood", solvers=[{"name": "rkf78", "adaptive": True}]), "tolerances = (missing): is required for adaptive solvers"),
     ("prior_on_convergence", edit(prior="exact"), "prior = \"exact\": applies to kind \"likelihood\" only"),

@@ -263,3 +263,52 @@ TEST_CASE("a learned model on a sample-only data set: its own flow as reference,
   }
   std::filesystem::remove(model_path);
 }
+
+TEST_CASE("the network's Jacobian: forward mode equals central differences in 50 digits",
+          "[models]") {
+  // Every activation but ReLU (its kinks), every output under VP; the score output under CLD.
+  const json vp = {{"type", "vp-linear"}};
+  for (const Activation act :
+       {Activation::silu, Activation::gelu, Activation::tanh, Activation::softplus}) {
+    for (const ModelOutput output :
+         {ModelOutput::eps, ModelOutput::x0, ModelOutput::v, ModelOutput::score}) {
+      MlpModel m = random_mlp(2, 6, 2, act, {0.5, 2.0}, 7);
+      m.output = output;
+      const auto sde = make_sde<mp50>(vp, 2, "sde");
+      const MlpDenoiser<mp50> model(*sde, m);
+      Rng rng(2);
+      const Mat<mp50> x = rng.normal_matrix<mp50>(2, 3);
+      const mp50 t("0.4"), h("1e-16");
+      const BlockMatrix<mp50> w = sde->diffusion(t).scaled(mp50("0.5"));
+      Vec<mp50> by_differences = Vec<mp50>::Zero(3);
+      for (Eigen::Index k = 0; k < 2; ++k) {
+        Mat<mp50> up = x, down = x;
+        up.row(k).array() += h;
+        down.row(k).array() -= h;
+        const Mat<mp50> column = (model.score(up, t) - model.score(down, t)) / (2 * h);
+        by_differences += (w.to_dense().row(k) * column).transpose();
+      }
+      const Vec<mp50> exact = model.score_divergence(x, t, w);
+      INFO(static_cast<int>(act) << " " << static_cast<int>(output));
+      CHECK(to_double(mp50((exact - by_differences).cwiseAbs().maxCoeff())) < 1e-28);
+      CHECK(to_double(mp50(exact.cwiseAbs().maxCoeff())) > 1e-3);
+    }
+  }
+}
+
+TEST_CASE("kind likelihood with a learned model: its own exact divergence and 50-digit reference",
+          "[models]") {
+  json c = tiny_config();
+  const MlpModel m = random_mlp(2, 4, 1, Activation::tanh, {}, 9);
+  const std::string model_path = temp_path("likelihood_model.h5");
+  write_model_file(m, c["sde"], c["target"], model_path);
+  c["kind"] = "likelihood";
+  c["denoiser"] = {{"type", "mlp"}, {"path", model_path}};
+  c["solvers"] = {"rk4"};
+  c["init"] = {{"points", {{0.3, -1.1}}}};
+  c["nfe"] = {96, 192, 384, 768};
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  CHECK_THAT(r.reference_method, Catch::Contains("augmented PF-ODE (mlp"));
+  CHECK(r.solvers[0].fit.order == Approx(4).margin(0.2));
+  std::filesystem::remove(model_path);
+}

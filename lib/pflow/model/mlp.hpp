@@ -99,6 +99,33 @@ void activate_all(Activation a, Mat<Scalar>& h) {
   }
 }
 
+// The activation's derivative at h: silu' = sig(h) (1 + h (1 - sig(h))), gelu' = Phi(h) +
+// h phi(h), tanh' = 1 - tanh^2, softplus' = sig(h), relu' = [h > 0] (0 at the kink).
+template <class Scalar>
+Scalar activation_slope(Activation a, const Scalar& h) {
+  using std::exp;
+  using std::tanh;
+  const Scalar sigmoid = 1 / (1 + exp(-h));
+  switch (a) {
+    case Activation::silu:
+      return sigmoid * (1 + h * (1 - sigmoid));
+    case Activation::gelu: {
+      const Scalar phi = exp(-h * h / 2) * boost::math::constants::one_div_root_two_pi<Scalar>();
+      return (1 + erf_of(Scalar(h * boost::math::constants::one_div_root_two<Scalar>()))) / 2 +
+             h * phi;
+    }
+    case Activation::tanh: {
+      const Scalar th = tanh(h);
+      return 1 - th * th;
+    }
+    case Activation::softplus:
+      return sigmoid;
+    case Activation::relu:
+      return h > 0 ? Scalar(1) : Scalar(0);
+  }
+  return Scalar(1);
+}
+
 // The network in the working precision.
 template <class Scalar>
 class MlpNetwork {
@@ -126,6 +153,32 @@ class MlpNetwork {
       h = std::move(next);
     }
     return h;
+  }
+
+  // The Jacobian-vector product J(x) v of the output with respect to x, for each column (its
+  // own tangent v_j), by forward-mode differentiation through the layers (the time input has
+  // no tangent): z' = W h', h' = act'(z) z'.
+  Mat<Scalar> jvp(const Mat<Scalar>& x, const Vec<Scalar>& tau, const Mat<Scalar>& v) const {
+    const Eigen::Index n = x.cols(), d = x.rows();
+    const int e = model_->embedding_width();
+    Mat<Scalar> h(d + e, n), dh = Mat<Scalar>::Zero(d + e, n);
+    h.topRows(d) = x;
+    dh.topRows(d) = v;
+    for (Eigen::Index j = 0; j < n; ++j) embed(tau(j), h.col(j).tail(e));
+    for (size_t l = 0; l < weights_.size(); ++l) {
+      Mat<Scalar> next = weights_[l] * h;
+      next.colwise() += biases_[l];
+      Mat<Scalar> dnext = weights_[l] * dh;
+      if (l + 1 < weights_.size()) {
+        const Activation a = model_->activation;
+        dnext.array() *=
+            next.unaryExpr([a](const Scalar& z) { return activation_slope(a, z); }).array();
+        activate_all(a, next);
+      }
+      h = std::move(next);
+      dh = std::move(dnext);
+    }
+    return dh;
   }
 
  private:
@@ -176,7 +229,7 @@ template <class Scalar>
 class MlpDenoiser : public Denoiser<Scalar> {
  public:
   MlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model)
-      : network_(model), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
+      : network_(model), sde_(&sde), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
     require(model.dim == sde.state_dim(), "denoiser.path", model.path,
             "the network takes " + to_text(model.dim) + " coordinates, the SDE's state has " +
                 to_text(sde.state_dim()));
@@ -204,8 +257,41 @@ class MlpDenoiser : public Denoiser<Scalar> {
     return score_from_output(kind, output(x, t), x, scalar_->alpha(t), scalar_->sigma(t));
   }
 
+  // tr(W grad s) exactly: the network's Jacobian column by column (D forward-mode passes,
+  // J e_k for every particle at once), then the output-to-score map, which is affine in the
+  // output: grad s = a J + b I with (a, b) = (1, 0) for score, (-1/sigma, 0) for eps,
+  // (alpha/sigma^2, -1/sigma^2) for x0, (-alpha, -sigma) / (sigma (alpha^2 + sigma^2)) for v.
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    const Mat<Scalar> ambient =
+        sde_->from_spectral(Mat<Scalar>(sde_->from_spectral(w.to_dense()).transpose()));
+    const Eigen::Index d = x.rows(), n = x.cols();
+    const Vec<Scalar> tau = Vec<Scalar>::Constant(n, network_time(t));
+    Vec<Scalar> trace_wj = Vec<Scalar>::Zero(n);
+    for (Eigen::Index k = 0; k < d; ++k) {
+      Mat<Scalar> ek = Mat<Scalar>::Zero(d, n);
+      ek.row(k).setOnes();
+      const Mat<Scalar> column = network_.jvp(x, tau, ek);  // J e_k, D x n
+      trace_wj += (ambient.row(k) * column).transpose();    // sum_i W_ki J_ik
+    }
+    const ModelOutput kind = network_.model().output;
+    if (kind == ModelOutput::score) return trace_wj;
+    const Scalar alpha = scalar_->alpha(t), sigma = scalar_->sigma(t);
+    Scalar a = -1 / sigma, b = 0;
+    if (kind == ModelOutput::x0) {
+      a = alpha / (sigma * sigma);
+      b = -1 / (sigma * sigma);
+    } else if (kind == ModelOutput::v) {
+      const Scalar denom = sigma * (alpha * alpha + sigma * sigma);
+      a = -alpha / denom;
+      b = -sigma / denom;
+    }
+    return a * trace_wj + Vec<Scalar>::Constant(n, b * ambient.trace());
+  }
+
  private:
   MlpNetwork<Scalar> network_;
+  const LinearSde<Scalar>* sde_;
   const ScalarSde<Scalar>* scalar_;
 };
 

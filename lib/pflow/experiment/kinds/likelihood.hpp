@@ -2,12 +2,14 @@
 // likelihood.hpp), eps = time.t_end, integrated up to T = time.t_start. The points are
 // init.points, or init.count samples of p_eps. The generic ODE solvers (the odeint family)
 // integrate the state and the divergence together, fixed-step ones over `nfe` and adaptive ones
-// over `tolerances`. The reference is the exact log p_eps of a mixture with the exact score and
-// the exact prior, else the same integral by Bulirsch-Stoer in 50 digits. Cells store the
+// over `tolerances`. The divergence is exact (mixtures, perturbed scores, networks by their
+// Jacobian). The reference is the exact log p_eps of a mixture with the exact score and the
+// exact prior, else the same integral by Bulirsch-Stoer in 50 digits. Cells store the
 // log-densities (/solvers/<label>/log_density [m, n]) and the encodings x_T (x).
 #pragma once
 
 #include <chrono>
+#include <optional>
 
 #include "pflow/experiment/kind_base.hpp"
 #include "pflow/flow/likelihood.hpp"
@@ -35,10 +37,6 @@ struct LikelihoodKind : KindDefaults {
     c.prior = f.text("prior", mixture ? "exact" : "gaussian", {"exact", "gaussian"});
     require(c.prior == "gaussian" || mixture, "prior", c.prior,
             "needs a mixture target (dirac, gaussian, gmm): a data set has no exact p_T");
-    const std::string type = c.denoiser["type"].get<std::string>();
-    require(type != "mlp", "denoiser.type", type,
-            "has no exact divergence in this version of kind \"likelihood\" (the network's "
-            "Jacobian trace is not implemented yet); use \"analytic\" or \"perturbed\"");
     require(c.t_end > 0, "time.t_end", c.t_end,
             "must be > 0: log p_0 of a mixture with "
             "point masses does not exist, and the PF-ODE is singular at t = 0");
@@ -60,8 +58,9 @@ struct LikelihoodKind : KindDefaults {
       result.reference_method = "exact log p_eps of the mixture (50 digits)";
       result.reference_tolerance = 0;
     } else {
-      const AnalyticDenoiser<mp50> exact(s.sde50, *s.data50);
-      const Denoiser<mp50>& model = s.model50 ? *s.model50 : exact;
+      std::optional<AnalyticDenoiser<mp50>> exact;  // the data's score (a mixture target)
+      if (!s.model50) exact.emplace(s.sde50, *s.data50);
+      const Denoiser<mp50>& model = s.model50 ? *s.model50 : *exact;
       ref = likelihood_reference<mp50>(s.sde50, model, prior_of(s), x, eps, t_max,
                                        reference_tolerance<mp50>(), s.threads);
       result.reference_method = "Bulirsch-Stoer solve of the augmented PF-ODE (" + model.name() +
