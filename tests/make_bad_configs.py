@@ -227,6 +227,9 @@ cases = [
     ("likelihood_exact_prior_dataset", edit(kind="likelihood", solvers=["rk4"], prior="exact", target={"type": "dataset", "name": "two-moons"}, denoiser={"type": "mlp", "path": "models/valid.h5"}), "prior = exact: needs a mixture target"),
     ("likelihood_at_t_end_0", edit(kind="likelihood", solvers=["rk4"], time={"t_start": 1.0, "t_end": 0.0, "grid": "time-uniform"}), "time.t_end"),
     ("likelihood_adaptive_without_tolerances", edit(kind="likelihood", solvers=[{"name": "rkf78", "adaptive": True}]), "tolerances = (missing): is required for adaptive solvers"),
+    ("likelihood_unknown_divergence", edit(kind="likelihood", solvers=["rk4"], divergence="skilling"), "divergence = \"skilling\": must be \"exact\" or {\"type\": \"hutchinson\", ...}"),
+    ("hutchinson_one_probe", edit(kind="likelihood", solvers=["rk4"], divergence={"type": "hutchinson", "count": 1}), "divergence.count = 1: must be between 2 and 100000"),
+    ("hutchinson_unknown_probes", edit(kind="likelihood", solvers=["rk4"], divergence={"type": "hutchinson", "probes": "uniform"}), "divergence.probes = uniform: is not one of rademacher, gaussian"),
     ("prior_on_convergence", edit(prior="exact"), "prior = \"exact\": applies to kind \"likelihood\" only"),
     ("sample_adaptive_solver", edit(kind="sample", solvers=[{"name": "dopri5", "adaptive": True}]), "is adaptive"),
 ]

@@ -254,7 +254,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
       {"name",       "kind",        "sde",        "target",     "denoiser",        "time",
        "init",       "solvers",     "nfe",        "precision",  "reference",       "seed",
        "times",      "description", "tolerances", "fit_levels", "brownian_levels", "projections",
-       "replicates", "prior"});
+       "replicates", "prior",       "divergence"});
   parse_common(f, c);
   with_kind(c.kind, [&](const auto& kind) {
     std::vector<SolverInfo> infos;

@@ -34,6 +34,9 @@ struct ExperimentConfig {
   int projections = 0;        // sample: directions of the sliced Wasserstein distance
   int replicates = 0;         // sample: fresh data samples per distance
   std::string prior;          // likelihood: log p_T, "exact" (mixture marginal) or "gaussian"
+  // likelihood: {"type": "exact"} or {"type": "hutchinson", "probes": "rademacher" | "gaussian",
+  // "count": N, "seed": S}
+  nlohmann::json divergence;
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here

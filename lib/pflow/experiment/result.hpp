@@ -39,7 +39,10 @@ struct CellResult {
   // their mean log-likelihood under p_0 (NaN where the data has no density).
   double sw2 = std::nan(""), mean_log_p0 = std::nan("");
   std::vector<double> log_density;  // kind "likelihood": log p_eps at each point [n]
-  std::vector<double> x;            // final states, row-major [n, D]
+  // With Hutchinson's estimator: log_density is the mean over the probes, this its standard
+  // error [n] (empty with the exact divergence).
+  std::vector<double> log_density_se;
+  std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
   Trajectory trajectory;  // kind "trajectory" only
@@ -73,9 +76,9 @@ struct ExperimentResult {
   double model_error_max = std::nan(""), model_error_rms = std::nan("");
   std::string model_file, model_sha256;  // the model file as read, and its SHA-256
   // Kind "sample" (kinds/sample.hpp): data_first holds R fresh data samples of n points
-  // (row-major [R, n, d]; `reference` their sorted projections), data_second R more; sw2_floor the RMS distance between the pairs and
-  // sw2_floor_spread its standard deviation, data_mean_log_p0 the fresh data's mean
-  // log-likelihood under p_0 (NaN without a density).
+  // (row-major [R, n, d]; `reference` their sorted projections), data_second R more; sw2_floor the
+  // RMS distance between the pairs and sw2_floor_spread its standard deviation, data_mean_log_p0
+  // the fresh data's mean log-likelihood under p_0 (NaN without a density).
   std::vector<double> data_first, data_second;
   double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
   std::vector<SolverRun> solvers;

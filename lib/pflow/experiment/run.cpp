@@ -68,6 +68,7 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"sw2", number_or_null(c.sw2)},
           {"mean_log_p0", number_or_null(c.mean_log_p0)},
           {"log_density", c.log_density},
+          {"log_density_se", c.log_density_se},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -91,6 +92,7 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.sw2 = number_or_nan(j.value("sw2", nlohmann::json()));
   c.mean_log_p0 = number_or_nan(j.value("mean_log_p0", nlohmann::json()));
   c.log_density = j.value("log_density", std::vector<double>());
+  c.log_density_se = j.value("log_density_se", std::vector<double>());
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();

@@ -18,16 +18,25 @@
 namespace pflow {
 
 // The augmented right-hand side for states x (D x n): the PF-ODE drift (D x n) and the
-// divergence of it per particle (1 x n), stacked (D + 1) x n.
+// divergence of it per particle (1 x n), stacked (D + 1) x n. The divergence is exact, or with
+// `probes` (D x n, one per column, E[v v^T] = I) Hutchinson's estimate tr(D grad s) ~
+// v^T D (grad s v), from one Jacobian-vector product.
 template <class Scalar>
 Mat<Scalar> likelihood_rhs(const LinearSde<Scalar>& sde, const Denoiser<Scalar>& model,
-                           const Mat<Scalar>& x, const Scalar& t) {
+                           const Mat<Scalar>& x, const Scalar& t,
+                           const Mat<Scalar>* probes = nullptr) {
   const BlockMatrix<Scalar> d = sde.diffusion(t).scaled(ratio<Scalar>(1, 2));
   Mat<Scalar> out(x.rows() + 1, x.cols());
   out.topRows(x.rows()) = sde.apply(sde.drift(t), x) - sde.apply(d, model.score(x, t));
+  Vec<Scalar> divergence;
+  if (probes) {
+    const Mat<Scalar> dv = sde.apply(d, *probes);  // D v in the ambient basis (D symmetric)
+    divergence = dv.cwiseProduct(model.score_jvp(x, t, *probes)).colwise().sum().transpose();
+  } else {
+    divergence = model.score_divergence(x, t, d);
+  }
   out.row(x.rows()) =
-      (Vec<Scalar>::Constant(x.cols(), sde.drift(t).trace()) - model.score_divergence(x, t, d))
-          .transpose();
+      (Vec<Scalar>::Constant(x.cols(), sde.drift(t).trace()) - divergence).transpose();
   return out;
 }
 
@@ -57,7 +66,8 @@ LikelihoodSolve<Scalar> likelihood_solve(const LinearSde<Scalar>& sde,
                                          const Denoiser<Scalar>& model,
                                          const GaussianMixture<Scalar>* prior, const Mat<Scalar>& x,
                                          const std::vector<Scalar>& grid, const std::string& method,
-                                         bool adaptive, const Scalar& tolerance, bool in_lambda) {
+                                         bool adaptive, const Scalar& tolerance, bool in_lambda,
+                                         const Mat<Scalar>* probes = nullptr) {
   using State = Vec<Scalar>;
   const Eigen::Index rows = x.rows(), cols = x.cols();
   const auto* scalar = in_lambda ? dynamic_cast<const ScalarSde<Scalar>*>(&sde) : nullptr;
@@ -69,7 +79,7 @@ LikelihoodSolve<Scalar> likelihood_solve(const LinearSde<Scalar>& sde,
     const Scalar t = scalar ? scalar->t_of_lambda(Scalar(-tau)) : tau;
     const Mat<Scalar> xs =
         Eigen::Map<const Mat<Scalar>>(state.data(), rows + 1, cols).topRows(rows);
-    Mat<Scalar> rhs = likelihood_rhs(sde, model, xs, t);
+    Mat<Scalar> rhs = likelihood_rhs(sde, model, xs, t, probes);
     if (scalar) {
       const Scalar sigma = scalar->sigma(t);
       rhs *= 2 * sigma * sigma / scalar->g2(t);

@@ -259,8 +259,7 @@ class MlpDenoiser : public Denoiser<Scalar> {
 
   // tr(W grad s) exactly: the network's Jacobian column by column (D forward-mode passes,
   // J e_k for every particle at once), then the output-to-score map, which is affine in the
-  // output: grad s = a J + b I with (a, b) = (1, 0) for score, (-1/sigma, 0) for eps,
-  // (alpha/sigma^2, -1/sigma^2) for x0, (-alpha, -sigma) / (sigma (alpha^2 + sigma^2)) for v.
+  // output: grad s = a J + b I (output_slope).
   Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
                                const BlockMatrix<Scalar>& w) const override {
     const Mat<Scalar> ambient =
@@ -274,22 +273,33 @@ class MlpDenoiser : public Denoiser<Scalar> {
       const Mat<Scalar> column = network_.jvp(x, tau, ek);  // J e_k, D x n
       trace_wj += (ambient.row(k) * column).transpose();    // sum_i W_ki J_ik
     }
-    const ModelOutput kind = network_.model().output;
-    if (kind == ModelOutput::score) return trace_wj;
-    const Scalar alpha = scalar_->alpha(t), sigma = scalar_->sigma(t);
-    Scalar a = -1 / sigma, b = 0;
-    if (kind == ModelOutput::x0) {
-      a = alpha / (sigma * sigma);
-      b = -1 / (sigma * sigma);
-    } else if (kind == ModelOutput::v) {
-      const Scalar denom = sigma * (alpha * alpha + sigma * sigma);
-      a = -alpha / denom;
-      b = -sigma / denom;
-    }
+    const auto [a, b] = output_slope(t);
     return a * trace_wj + Vec<Scalar>::Constant(n, b * ambient.trace());
   }
 
+  // grad s v = a J v + b v (the same affine map).
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
+                        const Mat<Scalar>& v) const override {
+    const auto [a, b] = output_slope(t);
+    return a * network_.jvp(x, Vec<Scalar>::Constant(x.cols(), network_time(t)), v) + b * v;
+  }
+
  private:
+  // grad s = a J + b I, the output-to-score map's slope in the output and in x: (a, b) = (1, 0)
+  // for score, (-1/sigma, 0) for eps, (alpha/sigma^2, -1/sigma^2) for x0, and
+  // (-alpha, -sigma) / (sigma (alpha^2 + sigma^2)) for v.
+  std::pair<Scalar, Scalar> output_slope(const Scalar& t) const {
+    const ModelOutput kind = network_.model().output;
+    if (kind == ModelOutput::score) return {Scalar(1), Scalar(0)};
+    const Scalar alpha = scalar_->alpha(t), sigma = scalar_->sigma(t);
+    if (kind == ModelOutput::x0) return {alpha / (sigma * sigma), -1 / (sigma * sigma)};
+    if (kind == ModelOutput::v) {
+      const Scalar denom = sigma * (alpha * alpha + sigma * sigma);
+      return {-alpha / denom, -sigma / denom};
+    }
+    return {-1 / sigma, Scalar(0)};  // eps
+  }
+
   MlpNetwork<Scalar> network_;
   const LinearSde<Scalar>* sde_;
   const ScalarSde<Scalar>* scalar_;

@@ -35,6 +35,11 @@ class Denoiser {
                                        const BlockMatrix<Scalar>&) const {
     throw InputError("denoiser", name(), "has no exact score divergence");
   }
+  // grad_x score(x, t) v for each column with its own tangent v (D x n, ambient basis): what
+  // Hutchinson's estimator of the divergence needs.
+  virtual Mat<Scalar> score_jvp(const Mat<Scalar>&, const Scalar&, const Mat<Scalar>&) const {
+    throw InputError("denoiser", name(), "has no Jacobian-vector product");
+  }
 };
 
 template <class Scalar>
@@ -47,6 +52,10 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
   Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
                                const BlockMatrix<Scalar>& w) const override {
     return Marginal<Scalar>(*sde_, *data_, t).score_divergence(x, w);
+  }
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
+                        const Mat<Scalar>& v) const override {
+    return Marginal<Scalar>(*sde_, *data_, t).score_jvp(x, v);
   }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     return Marginal<Scalar>(*sde_, *data_, t).score(x);
@@ -104,6 +113,18 @@ class PerturbedDenoiser : public AnalyticDenoiser<Scalar> {
       const Scalar phase = omega_ * x.col(j).sum() + t;
       for (Eigen::Index i = 0; i < x.rows(); ++i)
         out(j) += column_sums(i) * delta_ * omega_ * cos(phase + Scalar(i));
+    }
+    return out;
+  }
+  // Plus c (1^T v), c_i = delta omega cos(phase + i).
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
+                        const Mat<Scalar>& v) const override {
+    using std::cos;
+    Mat<Scalar> out = AnalyticDenoiser<Scalar>::score_jvp(x, t, v);
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      const Scalar phase = omega_ * x.col(j).sum() + t, total = v.col(j).sum();
+      for (Eigen::Index i = 0; i < x.rows(); ++i)
+        out(i, j) += delta_ * omega_ * cos(phase + Scalar(i)) * total;
     }
     return out;
   }

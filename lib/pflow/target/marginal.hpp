@@ -87,6 +87,26 @@ class Marginal {
     return out;
   }
 
+  // grad_x score(x) v for each column of x with its own tangent v (D x n): the Hessian of the
+  // log-mixture applied to v, sum_k g_k (s_k (s_k . v) - C_k^{-1} v) - s (s . v), in the
+  // spectral basis and back.
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Mat<Scalar>& v) const {
+    const Mat<Scalar> z = sde_->to_spectral(x), vz = sde_->to_spectral(v);
+    const Evaluation e = evaluate(z);
+    const Eigen::Index n = z.cols();
+    Mat<Scalar> out = -e.score * (e.score.cwiseProduct(vz)).colwise().sum().asDiagonal();
+    for (size_t k = 0; k < comps_.size(); ++k) {
+      const Component& c = comps_[k];
+      const BlockMatrix<Scalar> precision = c.chol_inv.transpose() * c.chol_inv;
+      const Mat<Scalar> sk = -precision.apply(z.colwise() - c.mean.col(0));
+      const Mat<Scalar> term =
+          sk * (sk.cwiseProduct(vz)).colwise().sum().asDiagonal() - precision.apply(vz);
+      for (Eigen::Index j = 0; j < n; ++j)
+        out.col(j) += e.responsibilities(static_cast<Eigen::Index>(k), j) * term.col(j);
+    }
+    return sde_->from_spectral(out);
+  }
+
   // Noise prediction eps = -K^T score with K K^T = Sigma(t) (K = lower Cholesky factor;
   // K = sigma(t) for scalar SDEs).
   Mat<Scalar> eps(const Mat<Scalar>& x) const {

@@ -24,7 +24,7 @@ struct LikelihoodKind : KindDefaults {
   static constexpr bool allows_adaptive = true;
   static constexpr bool splits_model_error = false;
   static constexpr bool init_at_t_end = true;  // init.count draws points of p_eps
-  static std::vector<std::string> own_fields() { return {"tolerances", "prior"}; }
+  static std::vector<std::string> own_fields() { return {"tolerances", "prior", "divergence"}; }
 
   void validate(const Fields& f, ExperimentConfig& c, const std::vector<SolverInfo>& infos) const {
     for (size_t i = 0; i < infos.size(); ++i)
@@ -37,6 +37,7 @@ struct LikelihoodKind : KindDefaults {
     c.prior = f.text("prior", mixture ? "exact" : "gaussian", {"exact", "gaussian"});
     require(c.prior == "gaussian" || mixture, "prior", c.prior,
             "needs a mixture target (dirac, gaussian, gmm): a data set has no exact p_T");
+    parse_divergence(f, c);
     require(c.t_end > 0, "time.t_end", c.t_end,
             "must be > 0: log p_0 of a mixture with "
             "point masses does not exist, and the PF-ODE is singular at t = 0");
@@ -45,6 +46,7 @@ struct LikelihoodKind : KindDefaults {
   void normalise(const ExperimentConfig& c, nlohmann::json& n) const {
     if (!c.tolerances.empty()) n["tolerances"] = c.tolerances;
     n["prior"] = c.prior;
+    n["divergence"] = c.divergence;
   }
 
   // The reference log p_eps (1 x n): exact, or Bulirsch-Stoer in 50 digits.
@@ -77,17 +79,42 @@ struct LikelihoodKind : KindDefaults {
     require(stepper != nullptr, "solver", run.solver.info().label, "is not an odeint solver");
     const auto prior = s.config.prior == "exact" ? s.data : nullptr;
     std::vector<Scalar> grid(run.grid.rbegin(), run.grid.rend());  // eps -> T
+    const nlohmann::json& div = s.config.divergence;
+    const bool hutchinson = div.at("type") == "hutchinson";
+    // Hutchinson: every point repeated `count` times, each copy with its own probe, the same
+    // probes in every cell (so cells differ by their discretisation only).
+    const Eigen::Index n = s.x0.cols(), copies = hutchinson ? div.at("count").get<int>() : 1;
+    Mat<Scalar> x(s.x0.rows(), n * copies), probes;
+    for (Eigen::Index j = 0; j < n; ++j)
+      for (Eigen::Index r = 0; r < copies; ++r) x.col(j * copies + r) = s.x0.col(j);
+    if (hutchinson) {
+      Rng rng(div.at("seed").get<std::uint64_t>());
+      probes = rng.normal_matrix<Scalar>(x.rows(), x.cols());
+      if (div.at("probes") == "rademacher")
+        probes = probes.unaryExpr([](const Scalar& v) { return v > 0 ? Scalar(1) : Scalar(-1); });
+    }
     const auto start = std::chrono::steady_clock::now();
-    const LikelihoodSolve<Scalar> r =
-        likelihood_solve<Scalar>(s.sde, *s.problem.model, prior, s.x0, grid, stepper->method(),
-                                 stepper->adaptive(), stepper->tolerance(), stepper->in_lambda());
+    const LikelihoodSolve<Scalar> r = likelihood_solve<Scalar>(
+        s.sde, *s.problem.model, prior, x, grid, stepper->method(), stepper->adaptive(),
+        stepper->tolerance(), stepper->in_lambda(), hutchinson ? &probes : nullptr);
     cell.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     cell.nfe = r.nfe;
     cell.steps = r.steps;
-    cell.x = row_major(r.x_end);
-    const Mat<Scalar> diff = r.log_density.transpose() - run.reference;
+    Mat<Scalar> mean(1, n), ends(s.x0.rows(), n);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      mean(0, j) = r.log_density.segment(j * copies, copies).mean();
+      ends.col(j) = r.x_end.col(j * copies);
+    }
+    cell.x = row_major(ends);
+    const Mat<Scalar> diff = mean - run.reference;
     std::tie(cell.err_max, cell.err_rms) = max_and_rms<Scalar>(diff);
-    cell.log_density = row_major(Mat<Scalar>(r.log_density.transpose()));
+    cell.log_density = row_major(Mat<Scalar>(mean));
+    if (hutchinson)
+      for (Eigen::Index j = 0; j < n; ++j) {
+        const Vec<Scalar> v = r.log_density.segment(j * copies, copies);
+        const Scalar variance = (v.array() - mean(0, j)).square().sum() / Scalar(copies - 1);
+        cell.log_density_se.push_back(std::sqrt(to_double(variance) / to_double(Scalar(copies))));
+      }
   }
 
   void write_reference(h5::File& f, const ExperimentResult& r) const {
@@ -110,6 +137,16 @@ struct LikelihoodKind : KindDefaults {
         values.insert(values.end(), cell.log_density.begin(), cell.log_density.end());
     }
     f.dataset(g + "/log_density", {m, n}, values);
+    if (r.config.divergence.at("type") == "hutchinson") {
+      std::vector<double> errors;
+      for (const CellResult& cell : s.cells) {
+        if (cell.failed || cell.log_density_se.size() != n)
+          errors.insert(errors.end(), n, std::nan(""));
+        else
+          errors.insert(errors.end(), cell.log_density_se.begin(), cell.log_density_se.end());
+      }
+      f.dataset(g + "/log_density_se", {m, n}, errors);
+    }
   }
 
   std::string error_note() const {
@@ -117,6 +154,35 @@ struct LikelihoodKind : KindDefaults {
   }
 
  private:
+  // "divergence": "exact" [default] or {"type": "hutchinson", "probes": "rademacher" [default] |
+  // "gaussian", "count": N [100] (2 to 100000), "seed": S [0]}.
+  static void parse_divergence(const Fields& f, ExperimentConfig& c) {
+    const nlohmann::json raw = f.has("divergence") ? f.raw("divergence") : nlohmann::json("exact");
+    if (raw.is_string()) {
+      require(raw == "exact", "divergence", raw.dump(),
+              "must be \"exact\" or {\"type\": \"hutchinson\", ...}");
+      c.divergence = {{"type", "exact"}};
+      return;
+    }
+    const Fields d(raw, "divergence", {"type", "probes", "count", "seed"});
+    const std::string type = d.text("type", std::nullopt, {"exact", "hutchinson"});
+    if (type == "exact") {
+      Fields(raw, "divergence", {"type"});
+      c.divergence = {{"type", "exact"}};
+      return;
+    }
+    const int count = d.integer("count", 100);
+    require(count >= 2 && count <= 100000, "divergence.count", count,
+            "must be between 2 and 100000 probes per point");
+    const double seed = to_double(d.number<double>("seed", 0.0));
+    require(seed >= 0 && seed == std::floor(seed) && seed < 9e15, "divergence.seed", seed,
+            "must be a non-negative integer");
+    c.divergence = {{"type", "hutchinson"},
+                    {"probes", d.text("probes", "rademacher", {"rademacher", "gaussian"})},
+                    {"count", count},
+                    {"seed", static_cast<std::uint64_t>(seed)}};
+  }
+
   template <class Scalar>
   static const GaussianMixture<mp50>* prior_of(const RunSetup<Scalar>& s) {
     return s.config.prior == "exact" ? s.data50 : nullptr;
