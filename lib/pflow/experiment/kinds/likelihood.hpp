@@ -129,24 +129,21 @@ struct LikelihoodKind : KindDefaults {
   void write_solver(h5::File& f, const std::string& g, const SolverRun& s,
                     const ExperimentResult& r) const {
     const size_t n = static_cast<size_t>(r.particles), m = s.cells.size();
-    std::vector<double> values;
-    for (const CellResult& cell : s.cells) {
-      if (cell.failed || cell.log_density.size() != n)
-        values.insert(values.end(), n, std::nan(""));
-      else
-        values.insert(values.end(), cell.log_density.begin(), cell.log_density.end());
-    }
-    f.dataset(g + "/log_density", {m, n}, values);
-    if (r.config.divergence.at("type") == "hutchinson") {
-      std::vector<double> errors;
+    // A per-point field of every cell, [m, n]; NaN rows for failed cells.
+    auto write = [&](const std::string& name, std::vector<double> CellResult::*field) {
+      std::vector<double> values;
       for (const CellResult& cell : s.cells) {
-        if (cell.failed || cell.log_density_se.size() != n)
-          errors.insert(errors.end(), n, std::nan(""));
+        const std::vector<double>& v = cell.*field;
+        if (cell.failed || v.size() != n)
+          values.insert(values.end(), n, std::nan(""));
         else
-          errors.insert(errors.end(), cell.log_density_se.begin(), cell.log_density_se.end());
+          values.insert(values.end(), v.begin(), v.end());
       }
-      f.dataset(g + "/log_density_se", {m, n}, errors);
-    }
+      f.dataset(g + "/" + name, {m, n}, values);
+    };
+    write("log_density", &CellResult::log_density);
+    if (r.config.divergence.at("type") == "hutchinson")
+      write("log_density_se", &CellResult::log_density_se);
   }
 
   std::string error_note() const {
