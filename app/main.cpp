@@ -259,9 +259,10 @@ int main(int argc, char** argv) {
   table
       ->add_option("--metric", table_metric,
                    "err_max (default), err_rms or wall_s; err_total_max or err_total_rms "
-                   "(learned models); sw2 (default) or mean_log_p0 (kind sample)")
+                   "(learned models); sw2 (default) or mean_log_p0 (kind sample); roundtrip_max or "
+                   "roundtrip_rms (kind inversion)")
       ->check(CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms",
-                             "sw2", "mean_log_p0"}));
+                             "sw2", "mean_log_p0", "roundtrip_max", "roundtrip_rms"}));
 
   auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");
   pflow_app::OrdersOptions orders_options;
@@ -278,6 +279,8 @@ int main(int argc, char** argv) {
       ->add_option("--start", orders_options.start,
                    "start of the multistep solvers of the standard list (default: exact)")
       ->check(CLI::IsMember({"lower-order", "singlestep", "exact"}));
+  orders->add_flag("--encode", orders_options.encode,
+                   "encoding: data -> noise on the reversed grid, against the flow's preimage");
   orders->add_flag("--details", orders_options.details, "print every level");
   bool orders_quiet = false;
   orders->add_flag("--quiet", orders_quiet, "no progress on stderr");

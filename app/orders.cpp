@@ -27,6 +27,18 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// The largest error over a ladder (+inf when a level failed).
+double worst_error(const std::vector<pflow::Level>& levels) {
+  double worst = 0;
+  for (const auto& l : levels) worst = l.failed ? 1e300 : std::max(worst, l.err_max);
+  return worst;
+}
+
+// A method exact on a problem: every level below 1e-12 (it has no order there).
+bool exact_on(const std::vector<pflow::Level>& levels) {
+  return worst_error(levels) <= 1e-12;
+}
+
 // One row per solver, one column per problem: the fitted order, "exact" when every level is
 // below 1e-12, "at round-off" or "failed" when no order can be fitted.
 void print_table(const std::vector<Row>& rows, const std::vector<std::string>& problems) {
@@ -50,10 +62,8 @@ void print_table(const std::vector<Row>& rows, const std::vector<std::string>& p
         continue;
       }
       const auto& lv = row.levels.at(p);
-      double worst = 0;
-      for (const auto& l : lv) worst = l.failed ? 1e300 : std::max(worst, l.err_max);
-      if (worst <= 1e-12) {
-        std::cout << " exact (" << fmt("%.0e", worst) << ") |";
+      if (exact_on(lv)) {
+        std::cout << " exact (" << fmt("%.0e", worst_error(lv)) << ") |";
       } else if (std::isnan(it->second.order)) {
         const bool failed = !lv.empty() && lv.back().failed;
         std::cout << (failed ? " failed |" : " at round-off |");
@@ -91,6 +101,7 @@ int below_declared(const std::vector<Row>& rows) {
   for (const Row& row : rows)
     for (const auto& [p, fit] : row.fits) {
       const bool failed = !row.levels.at(p).empty() && row.levels.at(p).back().failed;
+      if (exact_on(row.levels.at(p))) continue;
       if (failed || (!std::isnan(fit.order) && fit.order < row.declared.at(p) - 0.2)) {
         std::cout << (count++ ? "" : "\n") << "below its declared order: " << row.label << " on "
                   << p << (failed ? " (failed)" : " (" + fmt("%.2f", fit.order) + ")") << "\n";
@@ -122,7 +133,8 @@ int run(const OrdersOptions& o) {
         specs.push_back(parsed.is_discarded() ? nlohmann::json(s) : parsed);
       }
     }
-    const double floor = pflow::roundoff_floor(problem);
+    const auto direction = o.encode ? pflow::Direction::encode : pflow::Direction::decode;
+    const double floor = pflow::roundoff_floor(problem, direction);
     stage = std::make_unique<pflow::ProgressStage>(o.progress, "orders on " + problem_name,
                                                    specs.size());
     for (const auto& spec : specs) {
@@ -135,7 +147,8 @@ int run(const OrdersOptions& o) {
       Row& row = rows[index[label]];
       row.declared[problem_name] =
           pflow::declared_order(spec, problem.sde->covariance(problem.t_end).block_size());
-      row.levels[problem_name] = pflow::convergence_levels<Scalar>(spec, problem, o.steps);
+      row.levels[problem_name] =
+          pflow::convergence_levels<Scalar>(spec, problem, o.steps, direction);
       row.fits[problem_name] = pflow::fit_order(row.levels[problem_name], floor);
       stage->done(label + ": " + std::to_string(o.steps.size()) + " levels");
     }

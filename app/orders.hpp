@@ -13,7 +13,8 @@ struct OrdersOptions {
   std::vector<std::string> solvers;  // JSON specs or names; empty = the standard list
   std::string precision = "double";
   std::vector<int> steps = {8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
-  std::string start;  // overrides the start of the standard multistep solvers
+  std::string start;    // overrides the start of the standard multistep solvers
+  bool encode = false;  // data -> noise on the reversed grid (inversion)
   bool details = false;
   pflow::ProgressCallback progress;  // after each solver on each problem
 };

@@ -232,6 +232,10 @@ cases = [
     ("hutchinson_unknown_probes", edit(kind="likelihood", solvers=["rk4"], divergence={"type": "hutchinson", "probes": "uniform"}), "divergence.probes = uniform: is not one of rademacher, gaussian"),
     ("prior_on_convergence", edit(prior="exact"), "prior = \"exact\": applies to kind \"likelihood\" only"),
     ("sample_adaptive_solver", edit(kind="sample", solvers=[{"name": "dopri5", "adaptive": True}]), "is adaptive"),
+    # Kind "inversion".
+    ("inversion_stochastic_solver", edit(kind="inversion", solvers=["ddim", "ddpm"]), "solvers[1] = ddpm: cannot run forwards in time"),
+    ("inversion_ddim_with_eta", edit(kind="inversion", solvers=[{"name": "ddim", "eta": 0.3}]), "solvers[0] = ddim(eta=0.3): cannot run forwards in time"),
+    ("inversion_adaptive_solver", edit(kind="inversion", solvers=[{"name": "dopri5", "adaptive": True}]), "is adaptive"),
 ]
 
 for f in os.listdir(out):

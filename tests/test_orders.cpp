@@ -14,9 +14,12 @@ namespace {
 
 const std::vector<int> ladder = {8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 
-void check_orders(const std::string& problem_name) {
+// Every order test of the registry on `problem_name`: sampling (decode), or encoding on the
+// reversed grid from the reference states back to x_start (encode).
+void check_orders(const std::string& problem_name, Direction direction = Direction::decode,
+                  const std::vector<int>& steps = ladder) {
   const OrderProblem<double>& p = order_problem<double>(problem_name);
-  const double floor = roundoff_floor(p);
+  const double floor = roundoff_floor(p, direction);
   const int block_size = p.sde->covariance(p.t_end).block_size();
   for (const OrderTest& test : order_tests_on(problem_name)) {
     const auto solver = make_solver<double>(test.spec);
@@ -24,7 +27,7 @@ void check_orders(const std::string& problem_name) {
     const int declared = declared_order(test.spec, block_size);
     // (Catch2 re-enters the test case once per section: the work lives inside the section.)
     DYNAMIC_SECTION(info.label << " on " << problem_name) {
-      const auto levels = convergence_levels<double>(test.spec, p, ladder);
+      const auto levels = convergence_levels<double>(test.spec, p, steps, direction);
       const OrderFit fit = fit_order(levels, floor);
       for (const auto& l : levels) {
         INFO("steps " << l.steps << " err_max " << l.err_max << " " << l.failure);
@@ -54,6 +57,23 @@ TEST_CASE("orders on Gaussian data (exact flow map reference)", "[orders]") {
 // Gaussian case above runs every solver's code under the sanitizers).
 TEST_CASE("orders on a 3-component 2-D mixture (50-digit reference)", "[orders][mp50-long]") {
   check_orders("mixture");
+}
+
+// Encoding (data -> noise, the reversed grid): every deterministic solver keeps its order.
+TEST_CASE("encoding orders on Gaussian data (exact flow map reference)", "[orders][inversion]") {
+  check_orders("gaussian", Direction::encode);
+}
+
+TEST_CASE("encoding orders on a 3-component 2-D mixture (50-digit reference)",
+          "[orders][inversion][mp50-long]") {
+  check_orders("mixture", Direction::encode);
+}
+
+// (Up to 2048 steps: the R-ODE factors of gddim at 4096 steps cost a minute; at 2048, 30 s:
+// Release only, with the long tests.)
+TEST_CASE("encoding orders on CLD (R-ODE exact flow map reference)",
+          "[orders][inversion][mp50-long]") {
+  check_orders("cld", Direction::encode, {16, 32, 64, 128, 256, 512, 1024, 2048});
 }
 
 TEST_CASE("orders in 50 digits: three methods below 1e-20 with their order intact",

@@ -46,6 +46,10 @@ struct RunSetup {
   bool exact_reference = false;  // and it serves as the reference
   const ProgressCallback* progress = nullptr;
   int threads = 1;  // for the particles of the 50-digit references (bit-identical for any count)
+  // Encoding kinds (inversion) flow from t_end to t_start: the references run that way too.
+  bool encode = false;
+  double flow_from() const { return encode ? config.t_end : config.t_start; }
+  double flow_to() const { return encode ? config.t_start : config.t_end; }
 };
 
 // One cell: a solver on its grid, against the run's reference (and, for a learned or perturbed
@@ -88,16 +92,17 @@ void record_errors(const SolveResult<Scalar>& r, const CellRun<Scalar>& run, Cel
 }
 
 // The Bulirsch-Stoer solve of `model`'s PF-ODE in 50 digits from the run's initial states, from
-// t_start to t_end, its particles on the run's threads, each reported to `stage`.
+// t_start to t_end (encoding: t_end to t_start), its particles on the run's threads, each
+// reported to `stage`.
 template <class Scalar>
 Mat<mp50> bulirsch_stoer_flow(const RunSetup<Scalar>& s, const Denoiser<mp50>& model,
                               ProgressStage& stage) {
   ReferenceStats stats;
   stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
   stats.threads = s.threads;
-  return reference_flow<mp50>(
-      s.sde50, model, s.x0.template cast<mp50>(), from_double<mp50>(s.config.t_start),
-      from_double<mp50>(s.config.t_end), reference_tolerance<mp50>(), &stats);
+  return reference_flow<mp50>(s.sde50, model, s.x0.template cast<mp50>(),
+                              from_double<mp50>(s.flow_from()), from_double<mp50>(s.flow_to()),
+                              reference_tolerance<mp50>(), &stats);
 }
 
 // The analytic flow of the data from the run's initial states in 50 digits: the exact map where
@@ -110,7 +115,7 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
   require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
           "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
   const Mat<mp50> x50 = s.x0.template cast<mp50>();
-  const mp50 from = from_double<mp50>(s.config.t_start), to = from_double<mp50>(s.config.t_end);
+  const mp50 from = from_double<mp50>(s.flow_from()), to = from_double<mp50>(s.flow_to());
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, s.model50 ? "analytic flow" : "reference",
                       static_cast<size_t>(x50.cols()));

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "pflow/experiment/kinds/convergence.hpp"
+#include "pflow/experiment/kinds/inversion.hpp"
 #include "pflow/experiment/kinds/kernel.hpp"
 #include "pflow/experiment/kinds/likelihood.hpp"
 #include "pflow/experiment/kinds/sample.hpp"
@@ -15,7 +16,7 @@
 namespace pflow {
 
 using ExperimentKinds = std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind,
-                                   StochasticKind, SampleKind, LikelihoodKind>;
+                                   StochasticKind, SampleKind, LikelihoodKind, InversionKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

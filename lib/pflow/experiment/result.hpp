@@ -42,6 +42,10 @@ struct CellResult {
   // With Hutchinson's estimator: log_density is the mean over the probes, this its standard
   // error [n] (empty with the exact divergence).
   std::vector<double> log_density_se;
+  // Kind "inversion": the round trip decode(encode(x)) - x (largest coordinate error and RMS)
+  // and the decoded states, row-major [n, D].
+  double roundtrip_max = std::nan(""), roundtrip_rms = std::nan("");
+  std::vector<double> x_decoded;
   std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
@@ -54,8 +58,9 @@ struct SolverRun {
   int declared_weak_order = 0;
   bool adaptive = false;
   std::vector<CellResult> cells;
-  OrderFit fit;       // over err_max (err_rms, the mean-square strong error, when stochastic)
-  OrderFit weak_fit;  // kind "stochastic": over err_weak
+  OrderFit fit;            // over err_max (err_rms, the mean-square strong error, when stochastic)
+  OrderFit weak_fit;       // kind "stochastic": over err_weak
+  OrderFit roundtrip_fit;  // kind "inversion": over roundtrip_max
   // A learned or perturbed model: the smallest NFE from which the discretisation error (err_max)
   // stays below the model error (how many steps the model deserves); 0 when the largest NFE is
   // not below it, and for adaptive solvers.
@@ -74,6 +79,9 @@ struct ExperimentResult {
   std::vector<double> analytic_flow;
   std::string analytic_method;
   double model_error_max = std::nan(""), model_error_rms = std::nan("");
+  // Kind "inversion" on Gaussian data: the exact flow map's own round trip in the run's precision
+  // (largest coordinate error; NaN where there is no exact map).
+  double exact_roundtrip_max = std::nan("");
   std::string model_file, model_sha256;  // the model file as read, and its SHA-256
   // Kind "sample" (kinds/sample.hpp): data_first holds R fresh data samples of n points
   // (row-major [R, n, d]; `reference` their sorted projections), data_second R more; sw2_floor the

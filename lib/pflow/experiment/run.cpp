@@ -69,6 +69,9 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"mean_log_p0", number_or_null(c.mean_log_p0)},
           {"log_density", c.log_density},
           {"log_density_se", c.log_density_se},
+          {"roundtrip_max", number_or_null(c.roundtrip_max)},
+          {"roundtrip_rms", number_or_null(c.roundtrip_rms)},
+          {"x_decoded", c.x_decoded},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -93,6 +96,9 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.mean_log_p0 = number_or_nan(j.value("mean_log_p0", nlohmann::json()));
   c.log_density = j.value("log_density", std::vector<double>());
   c.log_density_se = j.value("log_density_se", std::vector<double>());
+  c.roundtrip_max = number_or_nan(j.value("roundtrip_max", nlohmann::json()));
+  c.roundtrip_rms = number_or_nan(j.value("roundtrip_rms", nlohmann::json()));
+  c.x_decoded = j.value("x_decoded", std::vector<double>());
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();

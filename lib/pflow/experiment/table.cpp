@@ -28,6 +28,9 @@ struct SolverColumns {
   std::vector<double> err_total_max, err_total_rms;
   double knee_nfe = 0;
   std::vector<double> sw2, mean_log_p0;  // kind "sample"
+  // Kind "inversion": the round-trip errors and their fitted order.
+  std::vector<double> roundtrip_max, roundtrip_rms;
+  double fitted_roundtrip = std::nan("");
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
@@ -77,6 +80,11 @@ TableModel model_from_file(const std::string& path) {
       s.sw2 = f.read(g + "/sw2");
       s.mean_log_p0 = f.read(g + "/mean_log_p0");
     }
+    if (f.exists(g + "/roundtrip_max")) {
+      s.roundtrip_max = f.read(g + "/roundtrip_max");
+      s.roundtrip_rms = f.read(g + "/roundtrip_rms");
+      s.fitted_roundtrip = f.read_double(g, "roundtrip_fitted_order");
+    }
     if (f.exists(g + "/err_weak")) {
       s.err_weak = f.read(g + "/err_weak");
       s.declared_weak = f.read_double(g, "declared_weak_order");
@@ -111,7 +119,13 @@ TableModel model_from_result(const ExperimentResult& r) {
     s.declared_weak = run.declared_weak_order;
     s.fitted_weak = run.weak_fit.order;
     s.knee_nfe = static_cast<double>(run.knee_nfe);
+    const bool inversion = r.config.kind == "inversion";
+    s.fitted_roundtrip = run.roundtrip_fit.order;
     for (const CellResult& c : run.cells) {
+      if (inversion) {
+        s.roundtrip_max.push_back(c.roundtrip_max);
+        s.roundtrip_rms.push_back(c.roundtrip_rms);
+      }
       if (!r.analytic_flow.empty()) {
         s.err_total_max.push_back(c.err_total_max);
         s.err_total_rms.push_back(c.err_total_rms);
@@ -139,6 +153,8 @@ const std::vector<double>& metric_of(const SolverColumns& s, const std::string& 
   if (metric == "err_total_rms") return s.err_total_rms;
   if (metric == "sw2") return s.sw2;
   if (metric == "mean_log_p0") return s.mean_log_p0;
+  if (metric == "roundtrip_max") return s.roundtrip_max;
+  if (metric == "roundtrip_rms") return s.roundtrip_rms;
   return metric == "err_max" ? s.err_max : metric == "err_rms" ? s.err_rms : s.wall_s;
 }
 
@@ -333,12 +349,15 @@ std::string table_of(const TableModel& m, const std::string& format, std::string
   if (metric.empty()) metric = m.layout == TableLayout::samples ? "sw2" : "err_max";
   if (m.layout == TableLayout::samples) return sample_table(m, format, metric);
   const bool split = !std::isnan(m.model_error_max);
+  const bool roundtrip = !m.solvers.empty() && !m.solvers[0].roundtrip_max.empty();
   require(metric == "err_max" || metric == "err_rms" || metric == "wall_s" ||
-              (split && (metric == "err_total_max" || metric == "err_total_rms")),
+              (split && (metric == "err_total_max" || metric == "err_total_rms")) ||
+              (roundtrip && (metric == "roundtrip_max" || metric == "roundtrip_rms")),
           "--metric", metric,
           "must be err_max, err_rms or wall_s, or for a learned or perturbed model's run "
-          "err_total_max or err_total_rms (stochastic results show err_rms and err_weak; "
-          "sample results sw2 and mean_log_p0)");
+          "err_total_max or err_total_rms, or for an inversion roundtrip_max or roundtrip_rms "
+          "(stochastic results show err_rms and err_weak; sample results sw2 and mean_log_p0)");
+  const bool roundtrip_metric = metric == "roundtrip_max" || metric == "roundtrip_rms";
   if (m.layout == TableLayout::per_cell) return work_precision_table(m, format, metric);
   // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
   // (moments, err_weak) error with their orders; wall_s keeps one row.
@@ -349,7 +368,8 @@ std::string table_of(const TableModel& m, const std::string& format, std::string
       rows.push_back({s.label + " strong", s.declared, s.fitted, s.err_rms});
       rows.push_back({s.label + " weak", s.declared_weak, s.fitted_weak, s.err_weak});
     } else {
-      rows.push_back({s.label, s.declared, s.fitted, metric_of(s, metric)});
+      rows.push_back({s.label, s.declared, roundtrip_metric ? s.fitted_roundtrip : s.fitted,
+                      metric_of(s, metric)});
     }
     require(rows.back().values.size() == m.nfe.size(), "result", s.label,
             "has " + std::to_string(rows.back().values.size()) + " entries for " +

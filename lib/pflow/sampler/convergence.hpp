@@ -8,6 +8,7 @@
 // ladder are pre-asymptotic, the ones at the floor are noise.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -117,22 +118,32 @@ inline OrderFit fit_order(const std::vector<Level>& levels, double floor, int fi
   return fit;
 }
 
+// Which way a convergence run goes: sampling (decode: x_start at t_start -> t_end, against the
+// reference) or encoding (the reference states at t_end -> t_start on the reversed grid, against
+// x_start, which the reference flow maps onto them; docs/NOTES.md sec. 13).
+enum class Direction { decode, encode };
+
 // Runs `spec` on `p` for each step count; failures (bad input for this problem, non-finite
 // states) are recorded per level, not thrown.
 template <class Scalar>
 std::vector<Level> convergence_levels(const nlohmann::json& spec, const OrderProblem<Scalar>& p,
-                                      const std::vector<int>& steps) {
+                                      const std::vector<int>& steps,
+                                      Direction direction = Direction::decode) {
   using std::sqrt;
   const auto solver = make_solver<Scalar>(spec);
   const Problem<Scalar> problem = p.problem();
+  const bool encode = direction == Direction::encode;
+  const Mat<Scalar>& start = encode ? p.reference() : p.x_start;
+  const Mat<Scalar>& target = encode ? p.x_start : p.reference();
   std::vector<Level> levels;
   for (int n : steps) {
     Level level;
     level.steps = n;
     try {
-      const auto grid = make_time_grid<Scalar>(*p.sde, p.grid, p.t_start, p.t_end, n);
-      const SolveResult<Scalar> r = solve(*solver, problem, grid, p.x_start);
-      const Mat<Scalar> diff = r.x - p.reference();
+      auto grid = make_time_grid<Scalar>(*p.sde, p.grid, p.t_start, p.t_end, n);
+      if (encode) std::reverse(grid.begin(), grid.end());
+      const SolveResult<Scalar> r = solve(*solver, problem, grid, start);
+      const Mat<Scalar> diff = r.x - target;
       level.nfe = r.nfe;
       level.wall_s = r.wall_s;
       level.err_max = to_double(Scalar(diff.cwiseAbs().maxCoeff()));
@@ -146,10 +157,12 @@ std::vector<Level> convergence_levels(const nlohmann::json& spec, const OrderPro
   return levels;
 }
 
-// The round-off floor of a problem: 100 eps times the size of the reference states.
+// The round-off floor of a problem: 100 eps times the size of the states compared (the reference
+// states, or x_start when encoding).
 template <class Scalar>
-double roundoff_floor(const OrderProblem<Scalar>& p) {
-  const double scale = std::max(1.0, to_double(Scalar(p.reference().cwiseAbs().maxCoeff())));
+double roundoff_floor(const OrderProblem<Scalar>& p, Direction direction = Direction::decode) {
+  const Mat<Scalar>& target = direction == Direction::encode ? p.x_start : p.reference();
+  const double scale = std::max(1.0, to_double(Scalar(target.cwiseAbs().maxCoeff())));
   return 1e2 * to_double(eps<Scalar>()) * scale;
 }
 

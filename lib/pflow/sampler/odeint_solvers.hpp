@@ -4,7 +4,8 @@
 //
 // The integration variable is t, or for scalar SDEs lambda = log(alpha/sigma), in which
 // dx/dlambda = (dx/dt) / (dlambda/dt) and dlambda/dt = -g^2 / (2 sigma^2). Odeint runs forwards
-// in tau = -t (or tau = lambda): Boost 1.74's controlled steppers handle negative steps badly.
+// in tau = -t (or tau = lambda) when sampling, tau = t (or -lambda) when encoding: Boost 1.74's
+// controlled steppers handle negative steps badly.
 //
 // Fixed-step (on the grid): euler (order 1), rk4 (4), cash-karp54 (5), dopri5 (5), rkf78 (8),
 // abm (Adams-Bashforth-Moulton, 4 steps, order 4; needs steps uniform in its variable).
@@ -103,27 +104,27 @@ class OdeintSolver : public Solver<Scalar> {
     const LinearSde<Scalar>& sde = ctx.sde();
     const Eigen::Index rows = x.rows(), cols = x.cols();
     const ScalarSde<Scalar>* scalar = in_lambda_ ? &ctx.scalar_sde() : nullptr;
-    // tau -> t, and the factor dt/dtau.
-    auto time_of = [&](const Scalar& tau) -> Scalar {
-      return scalar ? scalar->t_of_lambda(tau) : Scalar(-tau);
-    };
+    // Odeint runs forwards in tau = sign v, v = t or lambda, the sign making tau increase along
+    // the grid: tau = -t or lambda when sampling (t decreasing), t or -lambda when encoding.
+    const Scalar v_first = scalar ? scalar->lambda(grid.front()) : grid.front();
+    const Scalar v_last = scalar ? scalar->lambda(grid.back()) : grid.back();
+    const Scalar sign = v_last > v_first ? Scalar(1) : Scalar(-1);
     auto system = [&](const State& state, State& dxdtau, const Scalar tau) {
-      const Scalar t = time_of(tau);
+      const Scalar v = sign * tau;
+      const Scalar t = scalar ? scalar->t_of_lambda(v) : v;
       const Mat<Scalar> xs = Eigen::Map<const Mat<Scalar>>(state.data(), rows, cols);
       const Mat<Scalar> score = ctx.score(xs, t);
       Mat<Scalar> dxdt = sde.apply(sde.drift(t), xs) -
                          sde.apply(sde.diffusion(t).scaled(ratio<Scalar>(1, 2)), score);
       if (scalar) {
         const Scalar sigma = scalar->sigma(t);
-        dxdt *= -2 * sigma * sigma / scalar->g2(t);  // dt/dlambda
-      } else {
-        dxdt = -dxdt;  // dt/dtau = -1
+        dxdt *= -2 * sigma * sigma / scalar->g2(t);  // dt/dlambda = -2 sigma^2 / g^2
       }
-      dxdtau = Eigen::Map<const State>(dxdt.data(), dxdt.size());
+      dxdtau = sign * Eigen::Map<const State>(dxdt.data(), dxdt.size());  // dv/dtau = sign
     };
     std::vector<Scalar> taus(grid.size());
     for (size_t i = 0; i < grid.size(); ++i)
-      taus[i] = scalar ? scalar->lambda(grid[i]) : Scalar(-grid[i]);
+      taus[i] = sign * (scalar ? scalar->lambda(grid[i]) : grid[i]);
     State state = Eigen::Map<const State>(x.data(), x.size());
     odeint_integrate(method_, adaptive_, tolerance_, system, state, taus, [&](int step) {
       if (adaptive_) {

@@ -1,7 +1,9 @@
 // The solver concept and the one driver (docs/NOTES.md sec. 9).
 //
 // A solver integrates the probability-flow ODE (or samples the reverse SDE) over a time grid
-// t_0 = t_start > ... > t_N = t_end, on a batch of particles (columns of a D x n matrix). It sees
+// t_0 = t_start > ... > t_N = t_end, on a batch of particles (columns of a D x n matrix). A
+// deterministic solver also runs on an increasing grid, data -> noise (encoding, docs/NOTES.md
+// sec. 13): its update formulas hold for either sign of the step. It sees
 // the problem only through a SolveContext, which evaluates the model, counts every evaluation
 // (NFE: one call on the whole batch is one evaluation, as for a network) and checks each new state
 // for non-finite values. Every solver declares its order and its reference.
@@ -138,7 +140,8 @@ class Solver {
   explicit Solver(SolverInfo info) : info_(std::move(info)) {}
   virtual ~Solver() = default;
   const SolverInfo& info() const { return info_; }
-  // Moves x (D x n) from grid.front() to grid.back().
+  // Moves x (D x n) from grid.front() to grid.back() (a decreasing grid; or an increasing one
+  // for a deterministic solver).
   virtual void run(SolveContext<Scalar>& ctx, const std::vector<Scalar>& grid,
                    Mat<Scalar>& x) const = 0;
 
@@ -154,14 +157,25 @@ struct SolveResult {
   double wall_s = 0;  // wall time
 };
 
-// The driver: runs `solver` on `problem` over `grid` from x_start (D x n).
+// Whether `info`'s solver can run on an increasing grid (data -> noise): every deterministic
+// one; a stochastic solver samples the reverse SDE, which has no forward-time counterpart here.
+inline bool runs_forwards(const SolverInfo& info) {
+  return !info.stochastic;
+}
+
+// The driver: runs `solver` on `problem` over `grid` from x_start (D x n). The grid decreases
+// (sampling, noise -> data) or, for a solver that runs_forwards, increases (encoding).
 template <class Scalar>
 SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& problem,
                           const std::vector<Scalar>& grid, const Mat<Scalar>& x_start) {
   require(grid.size() >= 2, "grid", grid.size(), "needs at least two times");
+  const bool forwards = grid[1] > grid[0];
+  require(!forwards || runs_forwards(solver.info()), "solver", solver.info().label,
+          "cannot run forwards in time (data -> noise): it samples the reverse SDE; encode with "
+          "a deterministic solver");
   for (size_t i = 1; i < grid.size(); ++i)
-    require(grid[i] < grid[i - 1], "grid[" + to_text(i) + "]", grid[i],
-            "times must decrease strictly");
+    require(forwards ? grid[i] > grid[i - 1] : grid[i] < grid[i - 1], "grid[" + to_text(i) + "]",
+            grid[i], forwards ? "times must increase strictly" : "times must decrease strictly");
   require(x_start.rows() == problem.sde->state_dim(), "init", x_start.rows(),
           "rows must equal the SDE's state dimension " + to_text(problem.sde->state_dim()));
   SolveContext<Scalar> ctx(problem, solver.info().label);
