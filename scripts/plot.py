@@ -25,44 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("result")
-    parser.add_argument("--metric", default="err_max", choices=["err_max", "err_rms"])
-    args = parser.parse_args()
-    if not os.path.exists(args.result):
-        sys.exit(f"plot.py: {args.result}: no such file")
-    with h5py.File(args.result, "r") as f:
-        if "solvers" not in f:
-            sys.exit(f"plot.py: {args.result}: no /solvers group (not a convergence result)")
-        config = json.loads(f.attrs["config_json"])
-        if config.get("kind") == "sample":
-            return samples(args, config, f)
-        groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
-        rows = []
-        walls = []
-        split = []  # (label, nfe, err_max, err_total_max, knee_nfe) of a learned model's run
-        model_error = float(f["reference"].attrs.get("model_error_max", float("nan")))
-        for label in groups:
-            g = f["solvers"][label]
-            if config.get("kind") == "stochastic":  # strong (mean-square) and weak errors
-                rows.append((f"{label} strong", g["nfe"][()], g["err_rms"][()],
-                             float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
-                rows.append((f"{label} weak", g["nfe"][()], g["err_weak"][()],
-                             float(g.attrs["declared_weak_order"]),
-                             float(g.attrs["fitted_weak_order"])))
-                continue
-            rows.append((label, g["nfe"][()], g[args.metric][()],
-                         float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
-            if "err_total_max" in g:
-                split.append((label, g["nfe"][()], g["err_max"][()], g["err_total_max"][()],
-                              float(g.attrs["knee_nfe"])))
-            walls.append(g["wall_s"][()])
-    if split:
-        error_split(args, config, split, model_error)
-    if config.get("kind") == "work-precision":
-        return work_precision(args, config, rows, walls)
-    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+def order_panel(ax, rows, ylabel, title):
+    """Error against NFE per solver (label, nfe, err, declared, fitted), with slope triangles."""
     cmap = plt.get_cmap("tab20")
     for i, (label, nfe, err, declared, fitted) in enumerate(rows):
         ok = np.isfinite(err) & (err > 0)
@@ -85,13 +49,67 @@ def main():
         ax.text(x0 * 0.97, (y0 * y1) ** 0.5, str(k), ha="right", va="center", fontsize=7,
                 color="0.3")
     ax.set_xlabel("NFE (model evaluations)")
-    ax.set_ylabel("strong: RMS error, weak: max moment error, at t_end"
-                  if config.get("kind") == "stochastic" else f"{args.metric} at t_end")
-    sde = config["sde"]["type"]
-    ax.set_title(f"{config['name']}: {sde}, {config['time']['grid']} grid, "
-                 f"t {config['time']['t_start']} -> {config['time']['t_end']}", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6.5, ncol=2, loc="lower left")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("result")
+    parser.add_argument("--metric", default="err_max", choices=["err_max", "err_rms"])
+    args = parser.parse_args()
+    if not os.path.exists(args.result):
+        sys.exit(f"plot.py: {args.result}: no such file")
+    with h5py.File(args.result, "r") as f:
+        if "solvers" not in f:
+            sys.exit(f"plot.py: {args.result}: no /solvers group (not a convergence result)")
+        config = json.loads(f.attrs["config_json"])
+        if config.get("kind") == "sample":
+            return samples(args, config, f)
+        groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
+        rows = []
+        walls = []
+        split = []  # (label, nfe, err_max, err_total_max, knee_nfe) of a learned model's run
+        roundtrips = []  # kind inversion: (label, nfe, roundtrip_max, declared, fitted)
+        model_error = float(f["reference"].attrs.get("model_error_max", float("nan")))
+        for label in groups:
+            g = f["solvers"][label]
+            if config.get("kind") == "stochastic":  # strong (mean-square) and weak errors
+                rows.append((f"{label} strong", g["nfe"][()], g["err_rms"][()],
+                             float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+                rows.append((f"{label} weak", g["nfe"][()], g["err_weak"][()],
+                             float(g.attrs["declared_weak_order"]),
+                             float(g.attrs["fitted_weak_order"])))
+                continue
+            rows.append((label, g["nfe"][()], g[args.metric][()],
+                         float(g.attrs["declared_order"]), float(g.attrs["fitted_order"])))
+            if "err_total_max" in g:
+                split.append((label, g["nfe"][()], g["err_max"][()], g["err_total_max"][()],
+                              float(g.attrs["knee_nfe"])))
+            walls.append(g["wall_s"][()])
+            if "roundtrip_max" in g:
+                roundtrips.append((label, g["nfe"][()], g["roundtrip_max"][()],
+                                   float(g.attrs["declared_order"]),
+                                   float(g.attrs["roundtrip_fitted_order"])))
+    if split:
+        error_split(args, config, split, model_error)
+    if config.get("kind") == "work-precision":
+        return work_precision(args, config, rows, walls)
+    t = config["time"]
+    title = (f"{config['name']}: {config['sde']['type']}, {t['grid']} grid, "
+             f"t {t['t_start']} -> {t['t_end']}")
+    if config.get("kind") == "inversion":  # encoding error beside the round trip
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 6.5))
+        order_panel(ax, rows, f"{args.metric} of x_T at t_start (encoding)",
+                    f"{config['name']}: encoding, t {t['t_end']} -> {t['t_start']}")
+        order_panel(ax2, roundtrips, "roundtrip_max: |decode(encode(x)) - x| at t_end",
+                    "round trip (decoded by the same solver)")
+    else:
+        fig, ax = plt.subplots(figsize=(8.5, 6.5))
+        order_panel(ax, rows, "strong: RMS error, weak: max moment error, at t_end"
+                    if config.get("kind") == "stochastic" else f"{args.metric} at t_end", title)
     fig.tight_layout()
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
