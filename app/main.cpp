@@ -260,9 +260,10 @@ int main(int argc, char** argv) {
       ->add_option("--metric", table_metric,
                    "err_max (default), err_rms or wall_s; err_total_max or err_total_rms "
                    "(learned models); sw2 (default) or mean_log_p0 (kind sample); roundtrip_max or "
-                   "roundtrip_rms (kind inversion)")
-      ->check(CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms",
-                             "sw2", "mean_log_p0", "roundtrip_max", "roundtrip_rms"}));
+                   "roundtrip_rms (kind inversion); switch_error (kind interpolation)")
+      ->check(
+          CLI::IsMember({"err_max", "err_rms", "wall_s", "err_total_max", "err_total_rms", "sw2",
+                         "mean_log_p0", "roundtrip_max", "roundtrip_rms", "switch_error"}));
 
   auto* orders = app.add_subcommand("orders", "measure every solver's convergence order");
   pflow_app::OrdersOptions orders_options;

@@ -73,6 +73,11 @@ def main():
         walls = []
         split = []  # (label, nfe, err_max, err_total_max, knee_nfe) of a learned model's run
         roundtrips = []  # kind inversion: (label, nfe, roundtrip_max, declared, fitted)
+        switch_rows = []  # kind interpolation: (label, nfe, switch_error, declared, fitted)
+        paths = {}  # kind interpolation: the decoded paths and their components
+        if config.get("kind") == "interpolation":
+            paths = {"reference": f["reference/x"][()], "components": f["reference/components"][()],
+                     "switches": f["reference/switches"][()]}
         model_error = float(f["reference"].attrs.get("model_error_max", float("nan")))
         for label in groups:
             g = f["solvers"][label]
@@ -89,6 +94,11 @@ def main():
                 split.append((label, g["nfe"][()], g["err_max"][()], g["err_total_max"][()],
                               float(g.attrs["knee_nfe"])))
             walls.append(g["wall_s"][()])
+            if "switch_error" in g:
+                switch_rows.append((label, g["nfe"][()], g["switch_error"][()],
+                                    float(g.attrs["declared_order"]),
+                                    float(g.attrs["switch_fitted_order"])))
+                paths.setdefault("solvers", []).append((label, g["nfe"][()], g["x"][()]))
             if "roundtrip_max" in g:
                 roundtrips.append((label, g["nfe"][()], g["roundtrip_max"][()],
                                    float(g.attrs["declared_order"]),
@@ -100,6 +110,8 @@ def main():
     t = config["time"]
     title = (f"{config['name']}: {config['sde']['type']}, {t['grid']} grid, "
              f"t {t['t_start']} -> {t['t_end']}")
+    if config.get("kind") == "interpolation":
+        return interpolation(args, config, rows, switch_rows, paths)
     if config.get("kind") == "inversion":  # encoding error beside the round trip
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 6.5))
         order_panel(ax, rows, f"{args.metric} of x_T at t_start (encoding)",
@@ -114,6 +126,58 @@ def main():
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)
     fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+def mixture_density(target, xs, ys):
+    """The density of a gmm or gaussian target on a grid (2-D data)."""
+    if target["type"] == "gaussian":
+        weights, means, covs = [1.0], [target["mean"]], [target["cov"]]
+    else:
+        weights, means = target["weights"], target["means"]
+        covs = target.get("covs") or [np.diag(d) for d in target["diag_covs"]]
+    pts = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    total = np.zeros(len(pts))
+    for w, m, c in zip(weights, means, covs):
+        c = np.asarray(c, dtype=float)
+        d = pts - np.asarray(m, dtype=float)
+        q = np.einsum("ni,ij,nj->n", d, np.linalg.inv(c), d)
+        total += w * np.exp(-q / 2) / (2 * np.pi * np.sqrt(np.linalg.det(c)))
+    return total.reshape(xs.shape)
+
+
+def interpolation(args, config, rows, switch_rows, paths):
+    """Decoded-path errors and switch errors against NFE, and the decoded paths over the data."""
+    t = config["time"]
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(19, 6))
+    order_panel(ax, rows, f"{args.metric} of the decoded path at t_end",
+                f"{config['name']}: decoding, t {t['t_start']} -> {t['t_end']}")
+    order_panel(ax2, switch_rows, "switch_error: |u* - u*_ref|",
+                "where the decoded path switches component")
+    ref = paths["reference"]
+    if ref.shape[1] == 2:
+        pad = 0.8
+        lo, hi = ref.min(axis=0) - pad, ref.max(axis=0) + pad
+        xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+        ax3.contour(xs, ys, mixture_density(config["target"], xs, ys), levels=8, colors="0.75",
+                    linewidths=0.7)
+        label, nfe, x = paths["solvers"][0]
+        for k, style in ((0, ":"), (len(nfe) // 2, "--")):
+            ax3.plot(x[k, :, 0], x[k, :, 1], style, marker=".", ms=3, lw=1,
+                     label=f"{label} at NFE {nfe[k]}")
+        cmap = plt.get_cmap("tab10")
+        ax3.plot(ref[:, 0], ref[:, 1], "-", color="0.2", lw=1, label="50-digit flow")
+        ax3.scatter(ref[:, 0], ref[:, 1], s=14, zorder=3,
+                    c=[cmap(int(c) % 10) for c in paths["components"]])
+        switches = ", ".join(f"{u:.6f}" for u in paths["switches"])
+        ax3.set_title(f"decoded path (colour: component); switches at u* = {switches}",
+                      fontsize=10)
+        ax3.set_aspect("equal")
+        ax3.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0]
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
     print(f"wrote {stem}.png and {stem}.pdf")
 
 

@@ -236,6 +236,13 @@ cases = [
     ("inversion_stochastic_solver", edit(kind="inversion", solvers=["ddim", "ddpm"]), "solvers[1] = ddpm: cannot run forwards in time"),
     ("inversion_ddim_with_eta", edit(kind="inversion", solvers=[{"name": "ddim", "eta": 0.3}]), "solvers[0] = ddim(eta=0.3): cannot run forwards in time"),
     ("inversion_adaptive_solver", edit(kind="inversion", solvers=[{"name": "dopri5", "adaptive": True}]), "is adaptive"),
+    # Kind "interpolation".
+    ("interpolation_three_points", edit(kind="interpolation"), "init = 3 points: kind \"interpolation\" needs exactly two points"),
+    ("interpolation_count_1", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, interpolation={"count": 1}), "interpolation.count = 1: must be between 3 and 10001"),
+    ("interpolation_unknown_method", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, interpolation={"method": "bezier"}), "interpolation.method = bezier: is not one of slerp, linear"),
+    ("interpolation_dataset", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, target={"type": "dataset", "name": "two-moons"}, denoiser={"type": "mlp", "path": "models/valid.h5"}), "needs a mixture target"),
+    ("interpolation_on_convergence", edit(interpolation={"method": "slerp"}), "applies to kind \"interpolation\" only"),
+    ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 
 for f in os.listdir(out):

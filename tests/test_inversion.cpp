@@ -1,10 +1,13 @@
 // Inversion (encoding data -> noise) and its round trip: the exact flow map against itself, the
-// solvers on increasing grids, and kind "inversion" end to end.
+// solvers on increasing grids, kind "inversion" end to end; interpolation paths and kind
+// "interpolation".
 #include "helpers.hpp"
 #include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/kinds/interpolation.hpp"
 #include "pflow/experiment/run.hpp"
 #include "pflow/experiment/table.hpp"
 #include "pflow/flow/exact_flow.hpp"
+#include "pflow/flow/interpolation.hpp"
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
 
@@ -122,4 +125,84 @@ TEST_CASE("kind inversion: exact encodings, round trips and their orders", "[inv
   bad["solvers"] = {"ddim", {{"name", "ddim"}, {"eta", 0.5}}};
   CHECK_THROWS_WITH(parse_experiment(bad),
                     Catch::Contains("solvers[1] = ddim(eta=0.5): cannot run forwards"));
+}
+
+TEST_CASE("slerp and linear paths return their endpoints exactly and keep slerp's norm",
+          "[inversion][interpolation]") {
+  const Vec<double> a = (Vec<double>(3) << 0.3, -1.2, 0.8).finished();
+  const Vec<double> b = (Vec<double>(3) << -0.9, 0.4, 1.1).finished();
+  for (const char* method : {"slerp", "linear"}) {
+    INFO(method);
+    CHECK((interpolate<double>(a, b, 0.0, method) - a).cwiseAbs().maxCoeff() <= 1e-15);
+    CHECK((interpolate<double>(a, b, 1.0, method) - b).cwiseAbs().maxCoeff() <= 1e-15);
+    const Vec<mp50> a50 = a.cast<mp50>(), b50 = b.cast<mp50>();
+    CHECK((interpolate<mp50>(a50, b50, mp50(0), method) - a50).cwiseAbs().maxCoeff() == 0);
+    CHECK((interpolate<mp50>(a50, b50, mp50(1), method) - b50).cwiseAbs().maxCoeff() == 0);
+  }
+  // On a sphere (|a| = |b|) slerp stays on it; the line cuts inside.
+  const Vec<double> c = b * (a.norm() / b.norm());
+  for (double u : {0.25, 0.5, 0.75}) {
+    CHECK(interpolate<double>(a, c, u, "slerp").norm() == Approx(a.norm()).epsilon(1e-14));
+    CHECK(interpolate<double>(a, c, u, "linear").norm() < a.norm() * 0.99);
+  }
+  CHECK_THROWS_WITH(interpolate<double>(a, Vec<double>(-a), 0.5, "slerp"),
+                    Catch::Contains("opposite directions"));
+  Vec<double> u;
+  const Mat<double> path = interpolation_path<double>(a, b, 5, "slerp", &u);
+  CHECK(path.cols() == 5);
+  CHECK(u(2) == 0.5);
+}
+
+TEST_CASE("the Illinois root finder brackets and converges superlinearly",
+          "[inversion][interpolation]") {
+  int calls = 0;
+  auto g = [&](double x) {
+    ++calls;
+    return std::cos(x) - 0.3;
+  };
+  const double root = detail::illinois_root<double>(g, 0.0, 3.0, g(0.0), g(3.0), 1e-15);
+  CHECK(std::abs(root - std::acos(0.3)) < 1e-14);
+  CHECK(calls < 20);
+}
+
+// A symmetric two-component 1-D mixture: the flow is odd, so the decoded path between the
+// latents z and -z crosses the decision boundary (x = 0) at u = 1/2 exactly, for the 50-digit
+// flow and for every solver at every NFE.
+TEST_CASE("kind interpolation: a symmetric mixture switches component at u = 1/2",
+          "[inversion][interpolation]") {
+  json c = pflow::testing::tiny_config();
+  c["kind"] = "interpolation";
+  c["target"] = {{"type", "gmm"},
+                 {"weights", {0.5, 0.5}},
+                 {"means", {{-1.0}, {1.0}}},
+                 {"covs", {{{0.3}}, {{0.3}}}}};
+  c["init"] = {{"points", {{-1.1}, {1.1}}}};
+  c["interpolation"] = {{"method", "linear"}, {"count", 4}};
+  c["solvers"] = {"ddim", "dpm-solver-2", "rk4"};
+  c["nfe"] = {12, 24};
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  REQUIRE(r.reference_switches.size() == 1);
+  CHECK(std::abs(r.reference_switches[0] - 0.5) < 1e-13);
+  CHECK(r.reference_switch_pairs == std::vector<double>{0, 1});
+  CHECK(r.reference_components == std::vector<double>{0, 0, 1, 1});
+  CHECK(r.latents.size() == 2);
+  CHECK(r.latents[0] == -r.latents[1]);
+  for (const SolverRun& s : r.solvers)
+    for (const CellResult& cell : s.cells) {
+      INFO(s.label << " at NFE " << cell.nfe);
+      REQUIRE(cell.switches.size() == 1);
+      CHECK(std::abs(cell.switches[0] - 0.5) < 1e-12);
+      CHECK(cell.switch_error < 1e-12);
+    }
+
+  // Refused: not two points, a path of two points, a data set, the field on another kind.
+  json bad = c;
+  bad["init"] = {{"points", {{-1.1}, {0.0}, {1.1}}}};
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("exactly two points"));
+  bad = c;
+  bad["interpolation"]["count"] = 2;
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("interpolation.count = 2"));
+  bad = c;
+  bad["kind"] = "convergence";
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("applies to kind \"interpolation\""));
 }

@@ -249,12 +249,16 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
-  const Fields f(
-      j, "config",
-      {"name",       "kind",        "sde",        "target",     "denoiser",        "time",
-       "init",       "solvers",     "nfe",        "precision",  "reference",       "seed",
-       "times",      "description", "tolerances", "fit_levels", "brownian_levels", "projections",
-       "replicates", "prior",       "divergence"});
+  // The common fields, then every kind's own (a field of another kind is refused by name in
+  // parse_common).
+  std::vector<std::string> keys = {"name",      "kind", "sde",         "target",    "denoiser",
+                                   "time",      "init", "solvers",     "nfe",       "precision",
+                                   "reference", "seed", "description", "fit_levels"};
+  for_each_kind([&](const auto& kind) {
+    for (const std::string& field : kind.own_fields())
+      if (std::find(keys.begin(), keys.end(), field) == keys.end()) keys.push_back(field);
+  });
+  const Fields f(j, "config", keys);
   parse_common(f, c);
   with_kind(c.kind, [&](const auto& kind) {
     std::vector<SolverInfo> infos;

@@ -37,6 +37,8 @@ struct ExperimentConfig {
   // likelihood: {"type": "exact"} or {"type": "hutchinson", "probes": "rademacher" | "gaussian",
   // "count": N, "seed": S}
   nlohmann::json divergence;
+  // interpolation: {"method": "slerp" | "linear", "count": N, "endpoints": "data" | "latent"}
+  nlohmann::json interpolation;
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here

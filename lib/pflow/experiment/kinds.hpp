@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "pflow/experiment/kinds/convergence.hpp"
+#include "pflow/experiment/kinds/interpolation.hpp"
 #include "pflow/experiment/kinds/inversion.hpp"
 #include "pflow/experiment/kinds/kernel.hpp"
 #include "pflow/experiment/kinds/likelihood.hpp"
@@ -15,8 +16,9 @@
 
 namespace pflow {
 
-using ExperimentKinds = std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind,
-                                   StochasticKind, SampleKind, LikelihoodKind, InversionKind>;
+using ExperimentKinds =
+    std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind, StochasticKind,
+               SampleKind, LikelihoodKind, InversionKind, InterpolationKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

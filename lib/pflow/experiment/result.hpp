@@ -46,6 +46,12 @@ struct CellResult {
   // and the decoded states, row-major [n, D].
   double roundtrip_max = std::nan(""), roundtrip_rms = std::nan("");
   std::vector<double> x_decoded;
+  // Kind "interpolation": the mixture component of each decoded path point (by the largest
+  // log p_eps(x, k)), the path parameters u where the decoded path switches component, the
+  // pairs (from, to) of each switch flattened, and the largest |u - u_ref| over the switches
+  // (+inf when the components switch in another pattern than the reference's).
+  std::vector<double> components, switches, switch_pairs;
+  double switch_error = std::nan("");
   std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;
@@ -61,6 +67,7 @@ struct SolverRun {
   OrderFit fit;            // over err_max (err_rms, the mean-square strong error, when stochastic)
   OrderFit weak_fit;       // kind "stochastic": over err_weak
   OrderFit roundtrip_fit;  // kind "inversion": over roundtrip_max
+  OrderFit switch_fit;     // kind "interpolation": over switch_error
   // A learned or perturbed model: the smallest NFE from which the discretisation error (err_max)
   // stays below the model error (how many steps the model deserves); 0 when the largest NFE is
   // not below it, and for adaptive solvers.
@@ -82,6 +89,10 @@ struct ExperimentResult {
   // Kind "inversion" on Gaussian data: the exact flow map's own round trip in the run's precision
   // (largest coordinate error; NaN where there is no exact map).
   double exact_roundtrip_max = std::nan("");
+  // Kind "interpolation": the path parameters u [n], the endpoints' latents (row-major [2, D]),
+  // and the reference's components and switches (as in CellResult).
+  std::vector<double> path_parameters, latents, reference_components, reference_switches,
+      reference_switch_pairs;
   std::string model_file, model_sha256;  // the model file as read, and its SHA-256
   // Kind "sample" (kinds/sample.hpp): data_first holds R fresh data samples of n points
   // (row-major [R, n, d]; `reference` their sorted projections), data_second R more; sw2_floor the

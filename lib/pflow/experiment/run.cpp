@@ -72,6 +72,9 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"roundtrip_max", number_or_null(c.roundtrip_max)},
           {"roundtrip_rms", number_or_null(c.roundtrip_rms)},
           {"x_decoded", c.x_decoded},
+          {"components", c.components},
+          {"switches", c.switches},
+          {"switch_pairs", c.switch_pairs},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -99,6 +102,9 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.roundtrip_max = number_or_nan(j.value("roundtrip_max", nlohmann::json()));
   c.roundtrip_rms = number_or_nan(j.value("roundtrip_rms", nlohmann::json()));
   c.x_decoded = j.value("x_decoded", std::vector<double>());
+  c.components = j.value("components", std::vector<double>());
+  c.switches = j.value("switches", std::vector<double>());
+  c.switch_pairs = j.value("switch_pairs", std::vector<double>());
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();

@@ -31,6 +31,9 @@ struct SolverColumns {
   // Kind "inversion": the round-trip errors and their fitted order.
   std::vector<double> roundtrip_max, roundtrip_rms;
   double fitted_roundtrip = std::nan("");
+  // Kind "interpolation": where the decoded path switches component, against the reference.
+  std::vector<double> switch_error;
+  double fitted_switch = std::nan("");
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
@@ -85,6 +88,10 @@ TableModel model_from_file(const std::string& path) {
       s.roundtrip_rms = f.read(g + "/roundtrip_rms");
       s.fitted_roundtrip = f.read_double(g, "roundtrip_fitted_order");
     }
+    if (f.exists(g + "/switch_error")) {
+      s.switch_error = f.read(g + "/switch_error");
+      s.fitted_switch = f.read_double(g, "switch_fitted_order");
+    }
     if (f.exists(g + "/err_weak")) {
       s.err_weak = f.read(g + "/err_weak");
       s.declared_weak = f.read_double(g, "declared_weak_order");
@@ -120,12 +127,15 @@ TableModel model_from_result(const ExperimentResult& r) {
     s.fitted_weak = run.weak_fit.order;
     s.knee_nfe = static_cast<double>(run.knee_nfe);
     const bool inversion = r.config.kind == "inversion";
+    const bool interpolation = r.config.kind == "interpolation";
     s.fitted_roundtrip = run.roundtrip_fit.order;
+    s.fitted_switch = run.switch_fit.order;
     for (const CellResult& c : run.cells) {
       if (inversion) {
         s.roundtrip_max.push_back(c.roundtrip_max);
         s.roundtrip_rms.push_back(c.roundtrip_rms);
       }
+      if (interpolation) s.switch_error.push_back(c.switch_error);
       if (!r.analytic_flow.empty()) {
         s.err_total_max.push_back(c.err_total_max);
         s.err_total_rms.push_back(c.err_total_rms);
@@ -155,6 +165,7 @@ const std::vector<double>& metric_of(const SolverColumns& s, const std::string& 
   if (metric == "mean_log_p0") return s.mean_log_p0;
   if (metric == "roundtrip_max") return s.roundtrip_max;
   if (metric == "roundtrip_rms") return s.roundtrip_rms;
+  if (metric == "switch_error") return s.switch_error;
   return metric == "err_max" ? s.err_max : metric == "err_rms" ? s.err_rms : s.wall_s;
 }
 
@@ -168,6 +179,7 @@ std::string number(const char* format, double v) {
 // A number for siunitx (\num{1.23e-04} typesets 1.23 x 10^-4); NaN is a failed cell.
 std::string latex_number(const char* format, double v) {
   if (std::isnan(v)) return "failed";
+  if (std::isinf(v)) return "$\\infty$";
   return "\\num{" + number(format, v) + "}";
 }
 
@@ -350,13 +362,16 @@ std::string table_of(const TableModel& m, const std::string& format, std::string
   if (m.layout == TableLayout::samples) return sample_table(m, format, metric);
   const bool split = !std::isnan(m.model_error_max);
   const bool roundtrip = !m.solvers.empty() && !m.solvers[0].roundtrip_max.empty();
+  const bool switches = !m.solvers.empty() && !m.solvers[0].switch_error.empty();
   require(metric == "err_max" || metric == "err_rms" || metric == "wall_s" ||
               (split && (metric == "err_total_max" || metric == "err_total_rms")) ||
-              (roundtrip && (metric == "roundtrip_max" || metric == "roundtrip_rms")),
+              (roundtrip && (metric == "roundtrip_max" || metric == "roundtrip_rms")) ||
+              (switches && metric == "switch_error"),
           "--metric", metric,
           "must be err_max, err_rms or wall_s, or for a learned or perturbed model's run "
-          "err_total_max or err_total_rms, or for an inversion roundtrip_max or roundtrip_rms "
-          "(stochastic results show err_rms and err_weak; sample results sw2 and mean_log_p0)");
+          "err_total_max or err_total_rms, for an inversion roundtrip_max or roundtrip_rms, for "
+          "an interpolation switch_error (stochastic results show err_rms and err_weak; sample "
+          "results sw2 and mean_log_p0)");
   const bool roundtrip_metric = metric == "roundtrip_max" || metric == "roundtrip_rms";
   if (m.layout == TableLayout::per_cell) return work_precision_table(m, format, metric);
   // Stochastic results: two rows per solver, the strong (mean-square, err_rms) and the weak
@@ -368,8 +383,10 @@ std::string table_of(const TableModel& m, const std::string& format, std::string
       rows.push_back({s.label + " strong", s.declared, s.fitted, s.err_rms});
       rows.push_back({s.label + " weak", s.declared_weak, s.fitted_weak, s.err_weak});
     } else {
-      rows.push_back({s.label, s.declared, roundtrip_metric ? s.fitted_roundtrip : s.fitted,
-                      metric_of(s, metric)});
+      const double fitted = roundtrip_metric           ? s.fitted_roundtrip
+                            : metric == "switch_error" ? s.fitted_switch
+                                                       : s.fitted;
+      rows.push_back({s.label, s.declared, fitted, metric_of(s, metric)});
     }
     require(rows.back().values.size() == m.nfe.size(), "result", s.label,
             "has " + std::to_string(rows.back().values.size()) + " entries for " +

@@ -56,6 +56,11 @@ class Marginal {
   const BlockMatrix<Scalar>& transition() const { return psi_; }    // Psi(t, 0), spectral
   const BlockMatrix<Scalar>& covariance() const { return sigma_; }  // Sigma(t), spectral
 
+  // log(w_k N(x; m_k, C_k)) per component k and column of x (K x n): log p_t(x, k). Their
+  // log-sum-exp over k is log p_t(x); the largest names the most probable component.
+  Mat<Scalar> component_log_joint(const Mat<Scalar>& x) const {
+    return log_terms(sde_->to_spectral(x)).first;
+  }
   // log p_t(x) for each column of x (D x n).
   Vec<Scalar> log_density(const Mat<Scalar>& x) const {
     return evaluate(sde_->to_spectral(x)).log_density;
@@ -158,6 +163,25 @@ class Marginal {
     Mat<Scalar> responsibilities;  // K x n: posterior weights of the components
   };
 
+  // log w_k + log N(z; m_k, C_k) (K x n) in spectral coordinates, and the whitened residuals
+  // L_k^{-1} (z - m_k) of each component.
+  std::pair<Mat<Scalar>, std::vector<Mat<Scalar>>> log_terms(const Mat<Scalar>& z) const {
+    using std::log;
+    const Eigen::Index n = z.cols(), dim = z.rows();
+    const int kk = static_cast<int>(comps_.size());
+    const Scalar log_2pi = log(2 * pi<Scalar>());
+    Mat<Scalar> terms(kk, n);
+    std::vector<Mat<Scalar>> whitened(kk);
+    for (int k = 0; k < kk; ++k) {
+      const Component& c = comps_[k];
+      whitened[k] = c.chol_inv.apply(z.colwise() - c.mean.col(0));
+      const Vec<Scalar> sq = whitened[k].colwise().squaredNorm().transpose();
+      for (Eigen::Index j = 0; j < n; ++j)
+        terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi) / 2;
+    }
+    return {std::move(terms), std::move(whitened)};
+  }
+
   // Log-sum-exp over components of log w_k + log N(z; m_k, C_k), and the score, in spectral
   // coordinates.
   Evaluation evaluate(const Mat<Scalar>& z) const {
@@ -165,24 +189,15 @@ class Marginal {
     using std::log;
     const Eigen::Index n = z.cols(), dim = z.rows();
     const int kk = static_cast<int>(comps_.size());
-    const Scalar log_2pi = log(2 * pi<Scalar>());
-    Mat<Scalar> log_terms(kk, n);
-    std::vector<Mat<Scalar>> whitened(kk);
-    for (int k = 0; k < kk; ++k) {
-      const Component& c = comps_[k];
-      whitened[k] = c.chol_inv.apply(z.colwise() - c.mean.col(0));
-      const Vec<Scalar> sq = whitened[k].colwise().squaredNorm().transpose();
-      for (Eigen::Index j = 0; j < n; ++j)
-        log_terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi) / 2;
-    }
+    const auto [terms, whitened] = log_terms(z);
     Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n), Mat<Scalar>(kk, n)};
     Mat<Scalar>& resp = out.responsibilities;
     for (Eigen::Index j = 0; j < n; ++j) {
-      const Scalar top = log_terms.col(j).maxCoeff();
+      const Scalar top = terms.col(j).maxCoeff();
       Scalar total = 0;
-      for (int k = 0; k < kk; ++k) total += exp(log_terms(k, j) - top);
+      for (int k = 0; k < kk; ++k) total += exp(terms(k, j) - top);
       out.log_density(j) = top + log(total);
-      for (int k = 0; k < kk; ++k) resp(k, j) = exp(log_terms(k, j) - out.log_density(j));
+      for (int k = 0; k < kk; ++k) resp(k, j) = exp(terms(k, j) - out.log_density(j));
     }
     for (int k = 0; k < kk; ++k) {
       // C^{-1} (z - m) = L^{-T} L^{-1} (z - m)
