@@ -242,6 +242,13 @@ cases = [
     ("interpolation_unknown_method", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, interpolation={"method": "bezier"}), "interpolation.method = bezier: is not one of slerp, linear"),
     ("interpolation_dataset", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, target={"type": "dataset", "name": "two-moons"}, denoiser={"type": "mlp", "path": "models/valid.h5"}), "needs a mixture target"),
     ("interpolation_on_convergence", edit(interpolation={"method": "slerp"}), "applies to kind \"interpolation\" only"),
+    # Guidance.
+    ("guided_without_labels", edit(target=gmm, denoiser={"type": "guided", "label": 0}), "denoiser.type = guided: needs a gmm target with \"labels\""),
+    ("guided_unknown_label", edit(target=dict(gmm, labels=[0, 1]), denoiser={"type": "guided", "label": 2}), "denoiser.label = 2: labels no component of the target (labels: 0, 1)"),
+    ("guided_negative_scale", edit(target=dict(gmm, labels=[0, 1]), denoiser={"type": "guided", "label": 1, "scale": -0.5}), "denoiser.scale = -0.5: must be between 0 and 1000"),
+    ("guided_unknown_guidance", edit(target=dict(gmm, labels=[0, 1]), denoiser={"type": "guided", "label": 1, "guidance": "auto"}), "denoiser.guidance = auto: is not one of cfg, classifier"),
+    ("labels_wrong_count", edit(target=dict(gmm, labels=[0])), "target.labels = 1: needs one label per component (2)"),
+    ("labels_not_integer", edit(target=dict(gmm, labels=[0, 1.5])), "target.labels[1] = 1.5: must be an integer class label"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 

@@ -21,16 +21,43 @@ const std::vector<std::string>& experiment_kinds() {
 
 namespace {
 
+// The guided denoiser: class `label` of a labelled gmm target, guidance "cfg" [default] or
+// "classifier", scale w >= 0 [1] (README, "Guidance").
+nlohmann::json parse_guided(const nlohmann::json& block, const nlohmann::json& target) {
+  const Fields d(block, "denoiser", {"type", "label", "scale", "guidance"});
+  require(target.value("type", "") == "gmm" && target.contains("labels"), "denoiser.type", "guided",
+          "needs a gmm target with \"labels\" (one class label per component)");
+  const double label = to_double(d.number<double>("label"));
+  std::string present;
+  bool found = false;
+  for (const nlohmann::json& l : target.at("labels")) {
+    present += (present.empty() ? "" : ", ") + l.dump();
+    found = found || (l.is_number() && l.get<double>() == label);
+  }
+  require(found, "denoiser.label", label,
+          "labels no component of the target (labels: " + present + ")");
+  const double scale = to_double(d.number<double>("scale", 1.0));
+  require(std::isfinite(scale) && scale >= 0 && scale <= 1000, "denoiser.scale", scale,
+          "must be between 0 and 1000");
+  return {{"type", "guided"},
+          {"label", static_cast<int>(label)},
+          {"scale", scale},
+          {"guidance", d.text("guidance", "cfg", {"cfg", "classifier"})}};
+}
+
 // The denoiser block, normalised (README, "Learned denoisers"): "analytic", "perturbed" (delta,
-// omega) or "mlp" (path, relative to the config file, and the flags allow_sde_mismatch,
-// allow_target_mismatch, allow_time_extrapolation). The model file
+// omega), "guided" (label, scale, guidance) or "mlp" (path, relative to the config file, and the
+// flags allow_sde_mismatch, allow_target_mismatch, allow_time_extrapolation). The model file
 // itself is read and checked when the run starts (run.cpp), before any work.
 void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
-  const std::string type = Fields(block, "denoiser",
-                                  {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
-                                   "allow_time_extrapolation", "delta", "omega"})
-                               .text("type", "analytic", {"analytic", "mlp", "perturbed"});
-  if (type == "analytic") {
+  const std::string type =
+      Fields(block, "denoiser",
+             {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
+              "allow_time_extrapolation", "delta", "omega", "label", "scale", "guidance"})
+          .text("type", "analytic", {"analytic", "mlp", "perturbed", "guided"});
+  if (type == "guided") {
+    c.denoiser = parse_guided(block, c.target);
+  } else if (type == "analytic") {
     Fields(block, "denoiser", {"type"});
     c.denoiser = {{"type", "analytic"}};
   } else if (type == "perturbed") {

@@ -397,7 +397,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   result.reference = row_major(reference);
   Mat<Scalar> analytic;
   // The error split needs the data's analytic flow: a mixture target.
-  if (!analytic_model && Kind::splits_model_error && data50.mixture())
+  if (!analytic_model && Kind::splits_model_error && data50.mixture() && model->approximates_data())
     analytic = split_model_error(setup, reference, result);
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
   std::vector<char> done = load_checkpoint(c, options, plan, result);

@@ -28,6 +28,10 @@ std::unique_ptr<Denoiser<Scalar>> make_denoiser(const nlohmann::json& spec,
   }
   require(data != nullptr, "denoiser.type", type,
           "needs the data's analytic score, and the target is a sample-only data set");
+  if (type == "guided")
+    return std::make_unique<GuidedDenoiser<Scalar>>(
+        sde, *data, spec.at("label").get<int>(),
+        from_double<Scalar>(spec.at("scale").get<double>()), spec.at("guidance") == "classifier");
   if (type == "perturbed")
     return std::make_unique<PerturbedDenoiser<Scalar>>(
         sde, *data, from_double<Scalar>(spec.at("delta").get<double>()),

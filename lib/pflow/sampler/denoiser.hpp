@@ -28,6 +28,10 @@ class Denoiser {
   // Whether this is the data's exact score (its flow is the data's flow): runs then need no
   // separate model flow and no error split.
   virtual bool is_exact() const { return false; }
+  // Whether the model approximates the data's score, so that its flow is compared with the
+  // data's analytic flow (the error split of learned and perturbed models). Guided scores aim
+  // elsewhere on purpose.
+  virtual bool approximates_data() const { return true; }
   // tr(W grad_x score(x, t)) for each column of x, W given in the SDE's spectral basis: the
   // divergence term of the probability-flow ODE (docs/NOTES.md sec. 12). Models without an
   // exact form throw.
@@ -131,6 +135,61 @@ class PerturbedDenoiser : public AnalyticDenoiser<Scalar> {
 
  private:
   Scalar delta_, omega_;
+};
+
+// Guidance toward class y of a labelled mixture (docs/NOTES.md sec. 14), over its exact scores:
+//   classifier: s = grad log p_t(x) + w grad log p_t(y | x)           (Dhariwal & Nichol 2021)
+//   cfg:        s = (1 + w) grad log p_t(x | y) - w grad log p_t(x)   (Ho & Salimans 2022)
+// CFG is published in eps; eps is linear in the score, so the combination is the same. Since
+// grad log p_t(y | x) = grad log p_t(x | y) - grad log p_t(x), classifier guidance at scale w is
+// CFG at scale w - 1; the classifier form computes its gradient from the classifier itself.
+template <class Scalar>
+class GuidedDenoiser : public Denoiser<Scalar> {
+ public:
+  GuidedDenoiser(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data, int label,
+                 const Scalar& scale, bool classifier)
+      : sde_(&sde),
+        data_(&data),
+        conditional_(data.conditional(label)),
+        label_(label),
+        scale_(scale),
+        classifier_(classifier) {}
+  std::string name() const override { return classifier_ ? "classifier-guided" : "cfg"; }
+  bool approximates_data() const override { return false; }
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    const Marginal<Scalar> full(*sde_, *data_, t);
+    if (classifier_) return full.score(x) + scale_ * full.class_score(x, label_);
+    const Marginal<Scalar> cond(*sde_, conditional_, t);
+    return (1 + scale_) * cond.score(x) - scale_ * full.score(x);
+  }
+  // The divergence and Jacobian-vector products: the same combination of the conditional's and
+  // the mixture's (a s_cond + b s_full).
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    const auto [a, b] = weights();
+    return a * Marginal<Scalar>(*sde_, conditional_, t).score_divergence(x, w) +
+           b * Marginal<Scalar>(*sde_, *data_, t).score_divergence(x, w);
+  }
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
+                        const Mat<Scalar>& v) const override {
+    const auto [a, b] = weights();
+    return a * Marginal<Scalar>(*sde_, conditional_, t).score_jvp(x, v) +
+           b * Marginal<Scalar>(*sde_, *data_, t).score_jvp(x, v);
+  }
+  const GaussianMixture<Scalar>& conditional() const { return conditional_; }
+
+ private:
+  // s = a grad log p_t(x | y) + b grad log p_t(x).
+  std::pair<Scalar, Scalar> weights() const {
+    if (classifier_) return {scale_, 1 - scale_};
+    return {1 + scale_, -scale_};
+  }
+  const LinearSde<Scalar>* sde_;
+  const GaussianMixture<Scalar>* data_;
+  GaussianMixture<Scalar> conditional_;
+  int label_;
+  Scalar scale_;
+  bool classifier_;
 };
 
 }  // namespace pflow

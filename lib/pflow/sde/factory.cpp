@@ -157,24 +157,9 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
       path, [&] { return std::make_unique<GenericLinear<Scalar>>(fbar, gbar, b0, b1, sigma0); });
 }
 
+// A gmm's weights, means and covariances (full or diagonal).
 template <class Scalar>
-GaussianMixture<Scalar> make_target(const json& config, const std::string& path) {
-  require(!is_dataset_target(config), path + ".type", "dataset",
-          "is a sample-only data set (no density, no score): here a mixture is needed (dirac, "
-          "gaussian or gmm)");
-  const std::string type = type_of(config, path, {"dirac", "gaussian", "gmm"});
-  if (type == "dirac") {
-    Fields f(config, path, {"type", "point"});
-    const Vec<Scalar> point = f.vector<Scalar>("point");
-    return at_path(path, [&] { return GaussianMixture<Scalar>::dirac(point); });
-  }
-  if (type == "gaussian") {
-    Fields f(config, path, {"type", "mean", "cov"});
-    const Vec<Scalar> mean = f.vector<Scalar>("mean");
-    const Mat<Scalar> cov = f.matrix<Scalar>("cov");
-    return at_path(path, [&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
-  }
-  Fields f(config, path, {"type", "weights", "means", "covs", "diag_covs"});
+GaussianMixture<Scalar> gmm_of(const Fields& f, const json& config, const std::string& path) {
   const Vec<Scalar> weights = f.vector<Scalar>("weights");
   const Mat<Scalar> means_rows = f.matrix<Scalar>("means");  // K rows of d
   const Mat<Scalar> means = means_rows.transpose();
@@ -192,6 +177,44 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
     list.push_back(
         Fields::matrix_of<Scalar>(covs[k], f.at("covs") + "[" + std::to_string(k) + "]"));
   return at_path(path, [&] { return GaussianMixture<Scalar>::gmm(weights, means, list); });
+}
+
+template <class Scalar>
+GaussianMixture<Scalar> make_target(const json& config, const std::string& path) {
+  require(!is_dataset_target(config), path + ".type", "dataset",
+          "is a sample-only data set (no density, no score): here a mixture is needed (dirac, "
+          "gaussian or gmm)");
+  const std::string type = type_of(config, path, {"dirac", "gaussian", "gmm"});
+  if (type == "dirac") {
+    Fields f(config, path, {"type", "point"});
+    const Vec<Scalar> point = f.vector<Scalar>("point");
+    return at_path(path, [&] { return GaussianMixture<Scalar>::dirac(point); });
+  }
+  if (type == "gaussian") {
+    Fields f(config, path, {"type", "mean", "cov"});
+    const Vec<Scalar> mean = f.vector<Scalar>("mean");
+    const Mat<Scalar> cov = f.matrix<Scalar>("cov");
+    return at_path(path, [&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
+  }
+  Fields f(config, path, {"type", "weights", "means", "covs", "diag_covs", "labels"});
+  GaussianMixture<Scalar> mixture = gmm_of<Scalar>(f, config, path);
+  if (f.has("labels")) {
+    const json& labels = f.raw("labels");
+    require(labels.is_array(), f.at("labels"), labels.dump(), "must be an array of class labels");
+    std::vector<int> values;
+    for (size_t k = 0; k < labels.size(); ++k) {
+      const std::string at = f.at("labels") + "[" + std::to_string(k) + "]";
+      require(labels[k].is_number_integer() && labels[k].get<long long>() >= 0 &&
+                  labels[k].get<long long>() <= 1000000,
+              at, labels[k].dump(), "must be an integer class label from 0 to 1000000");
+      values.push_back(labels[k].get<int>());
+    }
+    at_path(path, [&] {
+      mixture.set_labels(values);
+      return 0;
+    });
+  }
+  return mixture;
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);

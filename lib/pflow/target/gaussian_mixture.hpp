@@ -9,6 +9,8 @@
 //   Mat<double> s = p.score(x);          // x: D x n, particles as columns
 #pragma once
 
+#include <algorithm>
+
 #include <string>
 #include <vector>
 
@@ -56,6 +58,43 @@ class GaussianMixture {
       g.covs_.push_back(BlockMatrix<Scalar>::diagonal(diag_covs.col(k)));
     }
     return g;
+  }
+
+  // Class labels, one per component (gmm "labels"; empty without): labelled mixtures give
+  // conditional data p(x | y) and the classifier p(y | x) for guidance (docs/NOTES.md sec. 14).
+  void set_labels(const std::vector<int>& labels) {
+    require(static_cast<int>(labels.size()) == components(), "labels", labels.size(),
+            "needs one label per component (" + to_text(components()) + ")");
+    for (size_t k = 0; k < labels.size(); ++k)
+      require(labels[k] >= 0, "labels[" + to_text(k) + "]", labels[k], "must be >= 0");
+    labels_ = labels;
+  }
+  const std::vector<int>& labels() const { return labels_; }
+  bool has_label(int y) const {
+    return std::find(labels_.begin(), labels_.end(), y) != labels_.end();
+  }
+  // p(x | y): the components labelled y, their weights renormalised.
+  GaussianMixture conditional(int y) const {
+    require(has_label(y), "label", y, "labels no component of the target");
+    Scalar total = 0;
+    for (int k = 0; k < components(); ++k)
+      if (labels_[k] == y) total += weights_(k);
+    std::vector<int> keep;
+    for (int k = 0; k < components(); ++k)
+      if (labels_[k] == y) keep.push_back(k);
+    Vec<Scalar> w(static_cast<Eigen::Index>(keep.size()));
+    Mat<Scalar> m(dim(), w.size());
+    GaussianMixture out(*this);
+    out.covs_.clear();
+    for (size_t i = 0; i < keep.size(); ++i) {
+      w(static_cast<Eigen::Index>(i)) = weights_(keep[i]) / total;
+      m.col(static_cast<Eigen::Index>(i)) = means_.col(keep[i]);
+      out.covs_.push_back(covs_[keep[i]]);
+    }
+    out.weights_ = w;
+    out.means_ = m;
+    out.labels_.assign(keep.size(), y);
+    return out;
   }
 
   const std::string& kind() const { return kind_; }
@@ -160,6 +199,7 @@ class GaussianMixture {
   Vec<Scalar> weights_;
   Mat<Scalar> means_;
   std::vector<BlockMatrix<Scalar>> covs_;
+  std::vector<int> labels_;
 };
 
 }  // namespace pflow

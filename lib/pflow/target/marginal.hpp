@@ -6,6 +6,7 @@
 // Factorisations are made once per t (in the constructor), never per particle.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -60,6 +61,43 @@ class Marginal {
   // log-sum-exp over k is log p_t(x); the largest names the most probable component.
   Mat<Scalar> component_log_joint(const Mat<Scalar>& x) const {
     return log_terms(sde_->to_spectral(x)).first;
+  }
+  // log p_t(y | x) for each column of x: the log-sum-exp of log p_t(x, k) over the components
+  // labelled y, minus log p_t(x) (a labelled mixture; docs/NOTES.md sec. 14).
+  Vec<Scalar> class_log_posterior(const Mat<Scalar>& x, int y) const {
+    const Mat<Scalar> joint = component_log_joint(x);
+    const std::vector<int> members = class_members(y);
+    Vec<Scalar> out(x.cols());
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      Vec<Scalar> in_class(static_cast<Eigen::Index>(members.size()));
+      for (size_t i = 0; i < members.size(); ++i)
+        in_class(static_cast<Eigen::Index>(i)) = joint(members[i], j);
+      out(j) = log_sum_exp(in_class) - log_sum_exp(Vec<Scalar>(joint.col(j)));
+    }
+    return out;
+  }
+  // grad_x log p_t(y | x) = sum_k (r^y_k - r_k) s_k (D x n): s_k = -C_k^{-1} (x - m_k) the
+  // component scores, r the responsibilities, r^y those within class y (zero outside it).
+  Mat<Scalar> class_score(const Mat<Scalar>& x, int y) const {
+    using std::exp;
+    const auto [terms, whitened] = log_terms(sde_->to_spectral(x));
+    const std::vector<int> members = class_members(y);
+    const int kk = static_cast<int>(comps_.size());
+    Mat<Scalar> weight(kk, x.cols());  // r^y_k - r_k
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      Vec<Scalar> in_class(static_cast<Eigen::Index>(members.size()));
+      for (size_t i = 0; i < members.size(); ++i)
+        in_class(static_cast<Eigen::Index>(i)) = terms(members[i], j);
+      const Scalar all = log_sum_exp(Vec<Scalar>(terms.col(j))), cls = log_sum_exp(in_class);
+      for (int k = 0; k < kk; ++k) {
+        const bool member = std::find(members.begin(), members.end(), k) != members.end();
+        weight(k, j) = (member ? exp(terms(k, j) - cls) : Scalar(0)) - exp(terms(k, j) - all);
+      }
+    }
+    Mat<Scalar> out = Mat<Scalar>::Zero(x.rows(), x.cols());
+    for (int k = 0; k < kk; ++k)  // s_k = -L^{-T} L^{-1} (z - m_k)
+      out -= comps_[k].chol_inv.transpose().apply(whitened[k]) * weight.row(k).asDiagonal();
+    return sde_->from_spectral(out);
   }
   // log p_t(x) for each column of x (D x n).
   Vec<Scalar> log_density(const Mat<Scalar>& x) const {
@@ -162,6 +200,23 @@ class Marginal {
     Mat<Scalar> score;
     Mat<Scalar> responsibilities;  // K x n: posterior weights of the components
   };
+
+  // The components labelled y (an InputError when there are none).
+  std::vector<int> class_members(int y) const {
+    require(data_->has_label(y), "label", y, "labels no component of the target");
+    std::vector<int> members;
+    for (int k = 0; k < data_->components(); ++k)
+      if (data_->labels()[static_cast<size_t>(k)] == y) members.push_back(k);
+    return members;
+  }
+  static Scalar log_sum_exp(const Vec<Scalar>& v) {
+    using std::exp;
+    using std::log;
+    const Scalar top = v.maxCoeff();
+    Scalar total = 0;
+    for (Eigen::Index i = 0; i < v.size(); ++i) total += exp(v(i) - top);
+    return top + log(total);
+  }
 
   // log w_k + log N(z; m_k, C_k) (K x n) in spectral coordinates, and the whitened residuals
   // L_k^{-1} (z - m_k) of each component.
