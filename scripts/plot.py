@@ -68,6 +68,8 @@ def main():
         config = json.loads(f.attrs["config_json"])
         if config.get("kind") == "sample":
             return samples(args, config, f)
+        if config.get("kind") == "guidance":
+            return guidance(args, config, f)
         groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
         rows = []
         walls = []
@@ -174,6 +176,48 @@ def interpolation(args, config, rows, switch_rows, paths):
                       fontsize=10)
         ax3.set_aspect("equal")
         ax3.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    stem = os.path.splitext(args.result)[0]
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
+def guidance(args, config, f):
+    """Per scale w: class fraction, spread and sw2 of each solver at its largest NFE beside the
+    tilted density's, and the first solver's samples at the smallest and largest w."""
+    ref = f["reference"]
+    scales = ref["scales"][()]
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
+    groups = sorted(f["solvers"].keys(), key=lambda k: f["solvers"][k].attrs["index"])
+    panels = (("in_class", "tilted_in_class", "fraction of samples in the class"),
+              ("spread", "tilted_spread", "spread: trace of the sample covariance"),
+              ("sw2", "sw2_floor", "sw2 to the tilted density"))
+    for ax, (key, tilted, title) in zip(axes, panels):
+        for label in groups:
+            g = f["solvers"][label]
+            ax.plot(scales, g[key][()][-1], "o-", ms=3, label=f"{label}, NFE {g['nfe'][()][-1]}")
+        ax.plot(scales, ref[tilted][()], "k--", lw=1,
+                label="floor (two samples of it)" if key == "sw2" else "tilted density")
+        ax.set_xlabel("guidance scale w")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[2].set_yscale("log")
+    g = f["solvers"][groups[0]]
+    x = g["samples"][()][-1]  # [S, n, 2] at the largest NFE
+    pad = 1.0
+    lo, hi = x.reshape(-1, 2).min(axis=0) - pad, x.reshape(-1, 2).max(axis=0) + pad
+    xs, ys = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    axes[3].contour(xs, ys, mixture_density(config["target"], xs, ys), levels=8, colors="0.75",
+                    linewidths=0.7)
+    for k, colour in ((0, "tab:blue"), (len(scales) - 1, "tab:red")):
+        axes[3].scatter(x[k, :, 0], x[k, :, 1], s=2, alpha=0.5, color=colour,
+                        label=f"w = {scales[k]:g}")
+    axes[3].set_aspect("equal")
+    axes[3].set_title(f"{groups[0]} samples, class {config['guidance']['label']}", fontsize=10)
+    axes[3].legend(fontsize=7, markerscale=4)
+    fig.suptitle(f"{config['name']}: {config['guidance']['method']} guidance", fontsize=10)
     fig.tight_layout()
     stem = os.path.splitext(args.result)[0]
     fig.savefig(stem + ".png", dpi=130)

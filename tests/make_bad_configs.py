@@ -220,7 +220,7 @@ cases = [
     ("sample_zero_projections", edit(kind="sample", projections=0), "projections = 0: must be between 1 and 10000"),
     ("sample_too_many_replicates", edit(kind="sample", replicates=1000), "replicates = 1000: must be between 2 and 256"),
     ("sample_one_particle", edit(kind="sample", init={"points": [[0.3, -1.1]]}), "init.points = 1: must give at least 2 particles"),
-    ("projections_on_convergence", edit(projections=64), "projections = 64: applies to kind \"sample\" only"),
+    ("projections_on_convergence", edit(projections=64), "projections = 64: applies to kind \"sample\" or \"guidance\" only"),
     # Kind "likelihood".
     ("likelihood_sampler_solver", edit(kind="likelihood", solvers=["ddim"]), "solvers[0] = ddim: is not a generic ODE solver"),
     ("likelihood_unknown_prior", edit(kind="likelihood", solvers=["rk4"], prior="flat"), "prior = flat: is not one of exact, gaussian"),
@@ -249,6 +249,13 @@ cases = [
     ("guided_unknown_guidance", edit(target=dict(gmm, labels=[0, 1]), denoiser={"type": "guided", "label": 1, "guidance": "auto"}), "denoiser.guidance = auto: is not one of cfg, classifier"),
     ("labels_wrong_count", edit(target=dict(gmm, labels=[0])), "target.labels = 1: needs one label per component (2)"),
     ("labels_not_integer", edit(target=dict(gmm, labels=[0, 1.5])), "target.labels[1] = 1.5: must be an integer class label"),
+    # Kind "guidance".
+    ("guidance_learned_denoiser", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, denoiser={"type": "perturbed", "delta": 0.01}), "denoiser.type = perturbed: kind \"guidance\" builds its guided scores"),
+    ("guidance_without_labels", edit(kind="guidance", target=gmm, init={"count": 50, "seed": 1}), "needs a 2-D gmm target with \"labels\""),
+    ("guidance_unknown_label", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 5}), "guidance.label = 5: labels no component of the target (labels: 0, 1)"),
+    ("guidance_negative_scale", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "scales": [0, -1]}), "guidance.scales[1] = -1: must be between 0 and 1000"),
+    ("guidance_coarse_grid", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "grid": 10}), "guidance.grid = 10: must be between 50 and 4000"),
+    ("guidance_on_convergence", edit(guidance={"label": 1}), "guidance = {\"label\":1}: applies to kind \"guidance\" only"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 

@@ -2,6 +2,7 @@
 // classifier-free guidance against the conditional score, and the guided PF-ODE's orders.
 #include "helpers.hpp"
 #include "pflow/experiment/run.hpp"
+#include "pflow/experiment/table.hpp"
 #include "pflow/model/denoisers.hpp"
 #include "pflow/sde/factory.hpp"
 
@@ -142,4 +143,47 @@ TEST_CASE("guided configs are validated by field", "[guidance]") {
   bad = c;
   bad["denoiser"]["guidance"] = "autoguidance";
   CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("denoiser.guidance"));
+}
+
+// At w = 0 CFG is the exact conditional flow, so its samples are samples of p(x | y), the tilted
+// density at w = 0; at w > 0 they are not samples of the tilted density.
+TEST_CASE("kind guidance: exact at w = 0, away from the tilted density at w = 2", "[guidance]") {
+  json c = pflow::testing::tiny_config();
+  c["kind"] = "guidance";
+  c["target"] = labelled_mixture();
+  c["init"] = {{"count", 400}, {"seed", 2}};
+  c["guidance"] = {{"label", 1}, {"scales", {0.0, 2.0}}, {"grid", 300}};
+  c["solvers"] = {"dpm-solver++-2m"};
+  c["nfe"] = {96};
+  c["projections"] = 64;
+  c["replicates"] = 4;
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  std::map<std::string, std::vector<double>> reference;
+  for (const Table& t : r.tables) reference[t.path] = t.data;
+  // The grid density at w = 0 is the single Gaussian of class 1: trace of its covariance 0.9.
+  CHECK(reference["/reference/tilted_spread"][0] == Approx(0.9).margin(1e-3));
+  CHECK(reference["/reference/tilted_boundary_mass"][1] < 1e-12);
+  const CellResult& cell = r.solvers[0].cells[0];
+  const double p = reference["/reference/tilted_in_class"][0];
+  CHECK(std::abs(cell.series.at("in_class")[0] - p) < 3 * std::sqrt(p * (1 - p) / 400));
+  CHECK(cell.series.at("sw2")[0] < 1.5 * reference["/reference/sw2_floor"][0]);
+  CHECK(cell.series.at("sw2")[1] > 3 * reference["/reference/sw2_floor"][1]);
+  CHECK(cell.series.at("spread")[1] < reference["/reference/tilted_spread"][1]);
+  CHECK(cell.series.at("samples").size() == 2 * 400 * 2);
+
+  const std::string path = pflow::testing::temp_path("guidance.h5");
+  write_result(r, path);
+  CHECK(result_table(path, "markdown", "") == result_table(r, "markdown", ""));
+  CHECK_THAT(result_table(path, "csv", ""), Catch::Contains("dpm-solver++-2m,96,2,"));
+  std::remove(path.c_str());
+
+  json bad = c;
+  bad["denoiser"] = {{"type", "guided"}, {"label", 1}};
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("use \"analytic\""));
+  bad = c;
+  bad["guidance"]["label"] = 7;
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("guidance.label = 7"));
+  bad = c;
+  bad["guidance"]["scales"] = {1.0, -2.0};
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("guidance.scales[1] = -2"));
 }

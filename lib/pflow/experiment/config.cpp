@@ -19,6 +19,23 @@ const std::vector<std::string>& experiment_kinds() {
   return names;
 }
 
+namespace {}  // namespace
+
+int parse_class_label(const Fields& d, const std::string& key, const nlohmann::json& target) {
+  require(target.value("type", "") == "gmm" && target.contains("labels"), d.at(key),
+          d.has(key) ? d.raw(key).dump() : "(missing)",
+          "needs a gmm target with \"labels\" (one class label per component)");
+  const double label = to_double(d.number<double>(key));
+  std::string present;
+  bool found = false;
+  for (const nlohmann::json& l : target.at("labels")) {
+    present += (present.empty() ? "" : ", ") + l.dump();
+    found = found || (l.is_number() && l.get<double>() == label);
+  }
+  require(found, d.at(key), label, "labels no component of the target (labels: " + present + ")");
+  return static_cast<int>(label);
+}
+
 namespace {
 
 // The guided denoiser: class `label` of a labelled gmm target, guidance "cfg" [default] or
@@ -27,20 +44,12 @@ nlohmann::json parse_guided(const nlohmann::json& block, const nlohmann::json& t
   const Fields d(block, "denoiser", {"type", "label", "scale", "guidance"});
   require(target.value("type", "") == "gmm" && target.contains("labels"), "denoiser.type", "guided",
           "needs a gmm target with \"labels\" (one class label per component)");
-  const double label = to_double(d.number<double>("label"));
-  std::string present;
-  bool found = false;
-  for (const nlohmann::json& l : target.at("labels")) {
-    present += (present.empty() ? "" : ", ") + l.dump();
-    found = found || (l.is_number() && l.get<double>() == label);
-  }
-  require(found, "denoiser.label", label,
-          "labels no component of the target (labels: " + present + ")");
+  const int label = parse_class_label(d, "label", target);
   const double scale = to_double(d.number<double>("scale", 1.0));
   require(std::isfinite(scale) && scale >= 0 && scale <= 1000, "denoiser.scale", scale,
           "must be between 0 and 1000");
   return {{"type", "guided"},
-          {"label", static_cast<int>(label)},
+          {"label", label},
           {"scale", scale},
           {"guidance", d.text("guidance", "cfg", {"cfg", "classifier"})}};
 }

@@ -39,6 +39,8 @@ struct ExperimentConfig {
   nlohmann::json divergence;
   // interpolation: {"method": "slerp" | "linear", "count": N, "endpoints": "data" | "latent"}
   nlohmann::json interpolation;
+  // guidance: {"label": y, "scales": [w...], "method": "cfg" | "classifier", "grid": cells}
+  nlohmann::json guidance;
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here
@@ -51,6 +53,11 @@ std::string config_relative_path(const ExperimentConfig& c, const std::string& p
 const std::vector<std::string>& experiment_kinds();
 
 ExperimentConfig parse_experiment(const nlohmann::json& config);
+
+class Fields;
+// A class label of a labelled gmm target (its "labels"), from the field `key` of `fields`:
+// errors name that field.
+int parse_class_label(const Fields& fields, const std::string& key, const nlohmann::json& target);
 // Reads and parses a file; a missing file or invalid JSON is an InputError naming it.
 ExperimentConfig load_experiment(const std::string& path);
 

@@ -180,8 +180,9 @@ inline OrderFit fit_ladder(const SolverRun& run, double floor, int fit_levels,
 
 // How `pflow table` lays out a kind's result: a row per solver and a column per NFE, two rows
 // per solver (strong and weak errors), a row per cell (work-precision: NFE and tolerance), or a
-// row per solver of sample distances with their floor (kind "sample").
-enum class TableLayout { per_solver, strong_and_weak, per_cell, samples };
+// row per solver of sample distances with their floor (kind "sample"), or a row per solver, NFE
+// and guidance scale (kind "guidance").
+enum class TableLayout { per_solver, strong_and_weak, per_cell, samples, guidance };
 
 struct KindDefaults {
   static constexpr bool has_cells = true;         // kernel: a table, no solver cells

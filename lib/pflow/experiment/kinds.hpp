@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "pflow/experiment/kinds/convergence.hpp"
+#include "pflow/experiment/kinds/guidance.hpp"
 #include "pflow/experiment/kinds/interpolation.hpp"
 #include "pflow/experiment/kinds/inversion.hpp"
 #include "pflow/experiment/kinds/kernel.hpp"
@@ -18,7 +19,7 @@ namespace pflow {
 
 using ExperimentKinds =
     std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind, StochasticKind,
-               SampleKind, LikelihoodKind, InversionKind, InterpolationKind>;
+               SampleKind, LikelihoodKind, InversionKind, InterpolationKind, GuidanceKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,8 @@ struct CellResult {
   // (+inf when the components switch in another pattern than the reference's).
   std::vector<double> components, switches, switch_pairs;
   double switch_error = std::nan("");
+  // Kind "guidance": per scale, in_class, spread, sw2 and the samples (row-major [S, n, d]).
+  std::map<std::string, std::vector<double>> series;
   std::vector<double> x;  // final states, row-major [n, D]
   bool failed = false;
   std::string failure;

@@ -75,6 +75,7 @@ nlohmann::json cell_to_json(const CellResult& c) {
           {"components", c.components},
           {"switches", c.switches},
           {"switch_pairs", c.switch_pairs},
+          {"series", c.series},
           {"wall_s", c.wall_s},
           {"x", c.x},
           {"failed", c.failed},
@@ -105,6 +106,7 @@ CellResult cell_from_json(const nlohmann::json& j) {
   c.components = j.value("components", std::vector<double>());
   c.switches = j.value("switches", std::vector<double>());
   c.switch_pairs = j.value("switch_pairs", std::vector<double>());
+  c.series = j.value("series", std::map<std::string, std::vector<double>>());
   c.wall_s = j.at("wall_s").get<double>();
   c.x = j.at("x").get<std::vector<double>>();
   c.failed = j.at("failed").get<bool>();
@@ -587,7 +589,7 @@ std::string run_summary(const ExperimentResult& r, double seconds) {
     if constexpr (std::decay_t<decltype(kind)>::has_cells) {
       out = brief_report(r, seconds) + "\n" + result_table(r, "markdown", "") +
             "\nerrors: " + kind.error_note();
-      if (kind.table_layout != TableLayout::samples)
+      if (kind.table_layout != TableLayout::samples && kind.table_layout != TableLayout::guidance)
         out += "; fitted order: least-squares slope over the last " +
                std::to_string(r.config.fit_levels) + " NFE levels";
       out += "\n";

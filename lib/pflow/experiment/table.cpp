@@ -34,6 +34,8 @@ struct SolverColumns {
   // Kind "interpolation": where the decoded path switches component, against the reference.
   std::vector<double> switch_error;
   double fitted_switch = std::nan("");
+  // Kind "guidance": per cell (row) and scale (column).
+  Mat<double> in_class, spread, sw2_scales;
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
@@ -42,7 +44,20 @@ struct TableModel {
   double model_error_max = std::nan("");  // NaN: the analytic model, no split
   // Kind "sample": the distance between two data samples, the data's mean log-likelihood.
   double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
+  // Kind "guidance": the scales, and per scale the tilted density's own class fraction and
+  // spread and the floor of sw2.
+  std::vector<double> scales, tilted_in_class, tilted_spread, scale_floor;
 };
+
+// A [m, S] dataset (or series of cells) as an m x S matrix.
+Mat<double> rows_of(const std::vector<double>& values, size_t m, size_t width) {
+  Mat<double> out(static_cast<Eigen::Index>(m), static_cast<Eigen::Index>(width));
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < width; ++j)
+      out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
+          i * width + j < values.size() ? values[i * width + j] : std::nan("");
+  return out;
+}
 
 TableLayout layout_of(const std::string& kind) {
   TableLayout layout = TableLayout::per_solver;
@@ -79,7 +94,7 @@ TableModel model_from_file(const std::string& path) {
       s.err_total_rms = f.read(g + "/err_total_rms");
       s.knee_nfe = f.read_double(g, "knee_nfe");
     }
-    if (f.exists(g + "/sw2")) {
+    if (f.exists(g + "/mean_log_p0")) {  // kind sample (kind guidance has sw2 per scale)
       s.sw2 = f.read(g + "/sw2");
       s.mean_log_p0 = f.read(g + "/mean_log_p0");
     }
@@ -87,6 +102,12 @@ TableModel model_from_file(const std::string& path) {
       s.roundtrip_max = f.read(g + "/roundtrip_max");
       s.roundtrip_rms = f.read(g + "/roundtrip_rms");
       s.fitted_roundtrip = f.read_double(g, "roundtrip_fitted_order");
+    }
+    if (f.exists(g + "/in_class")) {
+      const size_t m = s.nfe.size(), w = f.read("/reference/scales").size();
+      s.in_class = rows_of(f.read(g + "/in_class"), m, w);
+      s.spread = rows_of(f.read(g + "/spread"), m, w);
+      s.sw2_scales = rows_of(f.read(g + "/sw2"), m, w);
     }
     if (f.exists(g + "/switch_error")) {
       s.switch_error = f.read(g + "/switch_error");
@@ -105,6 +126,12 @@ TableModel model_from_file(const std::string& path) {
     m.sw2_floor = f.read_double("/data", "sw2_floor");
     m.sw2_floor_spread = f.read_double("/data", "sw2_floor_spread");
     m.data_mean_log_p0 = f.read_double("/data", "mean_log_p0");
+  }
+  if (f.exists("/reference/scales")) {
+    m.scales = f.read("/reference/scales");
+    m.tilted_in_class = f.read("/reference/tilted_in_class");
+    m.tilted_spread = f.read("/reference/tilted_spread");
+    m.scale_floor = f.read("/reference/sw2_floor");
   }
   if (f.has_attribute("/reference", "model_error_max"))
     m.model_error_max = f.read_double("/reference", "model_error_max");
@@ -136,6 +163,24 @@ TableModel model_from_result(const ExperimentResult& r) {
         s.roundtrip_rms.push_back(c.roundtrip_rms);
       }
       if (interpolation) s.switch_error.push_back(c.switch_error);
+      if (r.config.kind == "guidance") {
+        const size_t w = r.config.guidance.at("scales").size(),
+                     row = static_cast<size_t>(&c - &run.cells[0]);
+        if (row == 0)
+          s.in_class = s.spread = s.sw2_scales =
+              Mat<double>::Constant(static_cast<Eigen::Index>(run.cells.size()),
+                                    static_cast<Eigen::Index>(w), std::nan(""));
+        for (const auto& [key, target] :
+             {std::pair<const char*, Mat<double>*>{"in_class", &s.in_class},
+              {"spread", &s.spread},
+              {"sw2", &s.sw2_scales}}) {
+          const auto it = c.series.find(key);
+          if (!c.failed && it != c.series.end() && it->second.size() == w)
+            target->row(static_cast<Eigen::Index>(row)) =
+                Eigen::Map<const Vec<double>>(it->second.data(), static_cast<Eigen::Index>(w))
+                    .transpose();
+        }
+      }
       if (!r.analytic_flow.empty()) {
         s.err_total_max.push_back(c.err_total_max);
         s.err_total_rms.push_back(c.err_total_rms);
@@ -152,6 +197,12 @@ TableModel model_from_result(const ExperimentResult& r) {
     m.solvers.push_back(std::move(s));
   }
   if (!r.analytic_flow.empty()) m.model_error_max = r.model_error_max;
+  for (const Table& t : r.tables) {
+    if (t.path == "/reference/scales") m.scales = t.data;
+    if (t.path == "/reference/tilted_in_class") m.tilted_in_class = t.data;
+    if (t.path == "/reference/tilted_spread") m.tilted_spread = t.data;
+    if (t.path == "/reference/sw2_floor") m.scale_floor = t.data;
+  }
   m.sw2_floor = r.sw2_floor;
   m.sw2_floor_spread = r.sw2_floor_spread;
   m.data_mean_log_p0 = r.data_mean_log_p0;
@@ -355,11 +406,51 @@ std::string sample_table(const TableModel& m, const std::string& format,
   return table;
 }
 
+// Kind "guidance": one row per solver, NFE and scale: the samples' class fraction, spread and
+// sw2 beside the tilted density's own class fraction and spread and the floor of sw2.
+std::string guidance_table(const TableModel& m, const std::string& format) {
+  std::ostringstream out;
+  const char* columns[] = {"solver", "NFE",           "w",   "in_class", "tilted in_class",
+                           "spread", "tilted spread", "sw2", "sw2 floor"};
+  const bool csv = format == "csv", latex = format == "latex";
+  const std::string sep = csv ? "," : latex ? " & " : " | ";
+  if (latex) out << latex_requires << "\\begin{tabular}{lrrrrrrrr}\n\\toprule\n";
+  for (size_t i = 0; i < 9; ++i) out << (i == 0 ? (csv || latex ? "" : "| ") : sep) << columns[i];
+  out << (csv     ? "\n"
+          : latex ? " \\\\\n\\midrule\n"
+                  : " |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (const SolverColumns& s : m.solvers)
+    for (Eigen::Index i = 0; i < s.in_class.rows(); ++i)
+      for (size_t k = 0; k < m.scales.size(); ++k) {
+        const auto j = static_cast<Eigen::Index>(k);
+        const std::string label = latex ? "\\texttt{" + latex_escape(s.label) + "}"
+                                  : csv ? csv_quote(s.label)
+                                        : s.label;
+        out << (csv || latex ? "" : "| ") << label << sep
+            << number("%.0f", s.nfe[static_cast<size_t>(i)]) << sep << number("%g", m.scales[k])
+            << sep << number("%.4f", s.in_class(i, j)) << sep
+            << number("%.4f", m.tilted_in_class[k]) << sep << number("%.4f", s.spread(i, j)) << sep
+            << number("%.4f", m.tilted_spread[k]) << sep << number("%.3e", s.sw2_scales(i, j))
+            << sep << number("%.3e", m.scale_floor[k])
+            << (csv     ? "\n"
+                : latex ? " \\\\\n"
+                        : " |\n");
+      }
+  if (latex) out << "\\bottomrule\n\\end{tabular}\n";
+  return out.str();
+}
+
 std::string table_of(const TableModel& m, const std::string& format, std::string metric) {
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
   if (metric.empty()) metric = m.layout == TableLayout::samples ? "sw2" : "err_max";
   if (m.layout == TableLayout::samples) return sample_table(m, format, metric);
+  if (m.layout == TableLayout::guidance) {
+    require(metric == "err_max" || metric == "sw2", "--metric", metric,
+            "does not apply to a result of kind \"guidance\": its table shows in_class, spread "
+            "and sw2 per scale");
+    return guidance_table(m, format);
+  }
   const bool split = !std::isnan(m.model_error_max);
   const bool roundtrip = !m.solvers.empty() && !m.solvers[0].roundtrip_max.empty();
   const bool switches = !m.solvers.empty() && !m.solvers[0].switch_error.empty();
