@@ -256,6 +256,8 @@ cases = [
     ("guidance_negative_scale", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "scales": [0, -1]}), "guidance.scales[1] = -1: must be between 0 and 1000"),
     ("guidance_coarse_grid", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "grid": 10}), "guidance.grid = 10: must be between 50 and 4000"),
     ("guidance_on_convergence", edit(guidance={"label": 1}), "guidance = {\"label\":1}: applies to kind \"guidance\" only"),
+    ("interpolation_stochastic_solver", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, solvers=["ddpm"]), "solvers[0] = ddpm: is stochastic"),
+    ("guidance_decreasing_scales", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "scales": [2, 1]}), "guidance.scales[1] = 1: scales must increase"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 

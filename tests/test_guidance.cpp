@@ -171,6 +171,18 @@ TEST_CASE("kind guidance: exact at w = 0, away from the tilted density at w = 2"
   CHECK(cell.series.at("spread")[1] < reference["/reference/tilted_spread"][1]);
   CHECK(cell.series.at("samples").size() == 2 * 400 * 2);
 
+  // Classifier guidance at w = 1 is the exact conditional flow: its tilt exponent is w - 1 = 0.
+  json classifier = c;
+  classifier["guidance"] = {
+      {"label", 1}, {"scales", {1.0}}, {"grid", 300}, {"method", "classifier"}};
+  const ExperimentResult rc = run_experiment(parse_experiment(classifier), {});
+  std::map<std::string, std::vector<double>> rc_reference;
+  for (const Table& t : rc.tables) rc_reference[t.path] = t.data;
+  CHECK(rc_reference["/reference/tilted_spread"][0] == Approx(0.9).margin(1e-3));
+  const CellResult& rc_cell = rc.solvers[0].cells[0];
+  CHECK(rc_cell.series.at("sw2")[0] < 1.5 * rc_reference["/reference/sw2_floor"][0]);
+  CHECK(std::abs(rc_cell.series.at("in_class")[0] - cell.series.at("in_class")[0]) < 0.01);
+
   const std::string path = pflow::testing::temp_path("guidance.h5");
   write_result(r, path);
   CHECK(result_table(path, "markdown", "") == result_table(r, "markdown", ""));
@@ -186,4 +198,6 @@ TEST_CASE("kind guidance: exact at w = 0, away from the tilted density at w = 2"
   bad = c;
   bad["guidance"]["scales"] = {1.0, -2.0};
   CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("guidance.scales[1] = -2"));
+  bad["guidance"]["scales"] = {1.0, 0.5};
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("scales must increase"));
 }

@@ -36,7 +36,7 @@ TEST_CASE("the exact flow map's round trip is the identity to 1e-12", "[inversio
   }
 }
 
-TEST_CASE("stochastic solvers refuse an increasing grid; deterministic ones run on it",
+TEST_CASE("stochastic solvers refuse an increasing grid, deterministic ones run on it",
           "[inversion]") {
   const auto data =
       make_target<double>(json{{"type", "gaussian"}, {"mean", {0.5}}, {"cov", {{0.6}}}}, "target");
@@ -163,6 +163,10 @@ TEST_CASE("the Illinois root finder brackets and converges superlinearly",
   const double root = detail::illinois_root<double>(g, 0.0, 3.0, g(0.0), g(3.0), 1e-15);
   CHECK(std::abs(root - std::acos(0.3)) < 1e-14);
   CHECK(calls < 20);
+  // A bracket end exactly on the root (a path point on the boundary) is the root.
+  CHECK(detail::illinois_root<double>(g, std::acos(0.3), 3.0, 0.0, g(3.0), 1e-15) ==
+        std::acos(0.3));
+  CHECK(detail::illinois_root<double>(g, 0.0, 1.0, g(0.0), 0.0, 1e-15) == 1.0);
 }
 
 // A symmetric two-component 1-D mixture: the flow is odd, so the decoded path between the
@@ -205,4 +209,7 @@ TEST_CASE("kind interpolation: a symmetric mixture switches component at u = 1/2
   bad = c;
   bad["kind"] = "convergence";
   CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("applies to kind \"interpolation\""));
+  bad = c;
+  bad["solvers"] = {"ddim", "ddpm"};
+  CHECK_THROWS_WITH(parse_experiment(bad), Catch::Contains("solvers[1] = ddpm: is stochastic"));
 }

@@ -253,5 +253,6 @@ TEST_CASE("a data set target needs a learned model and a kind with cells", "[sam
   CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("replicates"));
   c.erase("replicates");
   c["kind"] = "convergence";
-  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("applies to kind \"sample\" only"));
+  CHECK_THROWS_WITH(parse_experiment(c),
+                    Catch::Contains("applies to kind \"sample\" or \"guidance\" only"));
 }

@@ -19,8 +19,6 @@ const std::vector<std::string>& experiment_kinds() {
   return names;
 }
 
-namespace {}  // namespace
-
 int parse_class_label(const Fields& d, const std::string& key, const nlohmann::json& target) {
   require(target.value("type", "") == "gmm" && target.contains("labels"), d.at(key),
           d.has(key) ? d.raw(key).dump() : "(missing)",

@@ -73,15 +73,24 @@ class GaussianMixture {
   bool has_label(int y) const {
     return std::find(labels_.begin(), labels_.end(), y) != labels_.end();
   }
+  // The components labelled y (an InputError naming the label when there are none).
+  std::vector<int> class_members(int y) const {
+    require(has_label(y), "label", y, "labels no component of the target");
+    std::vector<int> members;
+    for (int k = 0; k < components(); ++k)
+      if (labels_[static_cast<size_t>(k)] == y) members.push_back(k);
+    return members;
+  }
+  // P(y): the weight of the components labelled y.
+  Scalar class_prior(int y) const {
+    Scalar total = 0;
+    for (int k : class_members(y)) total += weights_(k);
+    return total;
+  }
   // p(x | y): the components labelled y, their weights renormalised.
   GaussianMixture conditional(int y) const {
-    require(has_label(y), "label", y, "labels no component of the target");
-    Scalar total = 0;
-    for (int k = 0; k < components(); ++k)
-      if (labels_[k] == y) total += weights_(k);
-    std::vector<int> keep;
-    for (int k = 0; k < components(); ++k)
-      if (labels_[k] == y) keep.push_back(k);
+    const std::vector<int> keep = class_members(y);
+    const Scalar total = class_prior(y);
     Vec<Scalar> w(static_cast<Eigen::Index>(keep.size()));
     Mat<Scalar> m(dim(), w.size());
     GaussianMixture out(*this);

@@ -66,7 +66,7 @@ class Marginal {
   // labelled y, minus log p_t(x) (a labelled mixture; docs/NOTES.md sec. 14).
   Vec<Scalar> class_log_posterior(const Mat<Scalar>& x, int y) const {
     const Mat<Scalar> joint = component_log_joint(x);
-    const std::vector<int> members = class_members(y);
+    const std::vector<int> members = data_->class_members(y);
     Vec<Scalar> out(x.cols());
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       Vec<Scalar> in_class(static_cast<Eigen::Index>(members.size()));
@@ -81,7 +81,7 @@ class Marginal {
   Mat<Scalar> class_score(const Mat<Scalar>& x, int y) const {
     using std::exp;
     const auto [terms, whitened] = log_terms(sde_->to_spectral(x));
-    const std::vector<int> members = class_members(y);
+    const std::vector<int> members = data_->class_members(y);
     const int kk = static_cast<int>(comps_.size());
     Mat<Scalar> weight(kk, x.cols());  // r^y_k - r_k
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
@@ -201,14 +201,6 @@ class Marginal {
     Mat<Scalar> responsibilities;  // K x n: posterior weights of the components
   };
 
-  // The components labelled y (an InputError when there are none).
-  std::vector<int> class_members(int y) const {
-    require(data_->has_label(y), "label", y, "labels no component of the target");
-    std::vector<int> members;
-    for (int k = 0; k < data_->components(); ++k)
-      if (data_->labels()[static_cast<size_t>(k)] == y) members.push_back(k);
-    return members;
-  }
   static Scalar log_sum_exp(const Vec<Scalar>& v) {
     using std::exp;
     using std::log;
@@ -248,10 +240,7 @@ class Marginal {
     Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n), Mat<Scalar>(kk, n)};
     Mat<Scalar>& resp = out.responsibilities;
     for (Eigen::Index j = 0; j < n; ++j) {
-      const Scalar top = terms.col(j).maxCoeff();
-      Scalar total = 0;
-      for (int k = 0; k < kk; ++k) total += exp(terms(k, j) - top);
-      out.log_density(j) = top + log(total);
+      out.log_density(j) = log_sum_exp(Vec<Scalar>(terms.col(j)));
       for (int k = 0; k < kk; ++k) resp(k, j) = exp(terms(k, j) - out.log_density(j));
     }
     for (int k = 0; k < kk; ++k) {

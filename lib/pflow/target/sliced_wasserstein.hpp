@@ -52,4 +52,15 @@ inline double sliced_w2(const Mat<double>& x, const Mat<double>& y, const Mat<do
   return sliced_w2_sorted(x, sorted_projections(y, theta), theta);
 }
 
+// The RMS over R replicates Y_r of SW2(x, Y_r), sqrt((1/R) sum_r SW2(x, Y_r)^2): `own` holds the
+// sorted projections of x, sorted_replicate(r) those of Y_r (n x L each).
+template <class SortedReplicate>
+double rms_sliced_w2(const Mat<double>& own, int replicates, SortedReplicate&& sorted_replicate) {
+  double square = 0;
+  for (int r = 0; r < replicates; ++r)
+    square +=
+        (own - sorted_replicate(r)).squaredNorm() / static_cast<double>(own.size() * replicates);
+  return std::sqrt(square);
+}
+
 }  // namespace pflow

@@ -1,5 +1,6 @@
 // Kind "guidance": a sweep of the guidance scale w on a labelled 2-D mixture (docs/NOTES.md
-// sec. 14). The particles are init.count samples of the unconditional p_T, the same for every
+// sec. 14). (With "method": "classifier" the tilt exponent is w - 1: classifier guidance at w is
+// CFG at w - 1.) The particles are init.count samples of the unconditional p_T, the same for every
 // scale; each cell (solver x NFE) samples with the guided score at every scale in
 // guidance.scales and measures, per scale:
 //   in_class  the fraction of samples whose most probable class under p_0 is the label,
@@ -41,10 +42,8 @@ inline Vec<double> class_margin(const GaussianMixture<double>& data, int label,
   classes.erase(std::unique(classes.begin(), classes.end()), classes.end());
   Vec<double> own = Vec<double>::Constant(x.cols(), -1e300), other = own;
   for (int y : classes) {
-    double prior = 0;
-    for (int k = 0; k < data.components(); ++k)
-      if (data.labels()[static_cast<size_t>(k)] == y) prior += data.weights()(k);
-    const Vec<double> joint = data.conditional(y).log_density(x).array() + std::log(prior);
+    const Vec<double> joint =
+        data.conditional(y).log_density(x).array() + std::log(data.class_prior(y));
     if (y == label)
       own = joint;
     else
@@ -140,10 +139,18 @@ struct GuidanceKind : KindDefaults {
                                                : (Vec<double>(6) << 0, 0.5, 1, 2, 4, 8).finished();
     require(scales.size() >= 1 && scales.size() <= 64, "guidance.scales", scales.size(),
             "must list 1 to 64 scales");
-    for (Eigen::Index i = 0; i < scales.size(); ++i)
-      require(std::isfinite(scales(i)) && scales(i) >= 0 && scales(i) <= 1000,
-              "guidance.scales[" + std::to_string(i) + "]", scales(i),
+    for (Eigen::Index i = 0; i < scales.size(); ++i) {
+      const std::string at = "guidance.scales[" + std::to_string(i) + "]";
+      require(std::isfinite(scales(i)) && scales(i) >= 0 && scales(i) <= 1000, at, scales(i),
               "must be between 0 and 1000");
+      require(i == 0 || scales(i) > scales(i - 1), at, scales(i), "scales must increase");
+    }
+    // The samples of the tilted densities are kept for every scale and replicate.
+    const double points = static_cast<double>(scales.size()) * c.replicates *
+                          (c.init_count > 0 ? c.init_count : double(c.init_points.size()));
+    require(points <= 2e7, "guidance.scales", scales.size(),
+            "times replicates (" + std::to_string(c.replicates) + ") times particles is " +
+                to_text(points) + " tilted-density samples; at most 2e7 are kept in memory");
     const int cells = g.integer("grid", 800);
     require(cells >= 50 && cells <= 4000, "guidance.grid", cells,
             "must be between 50 and 4000 cells per axis");
@@ -175,8 +182,11 @@ struct GuidanceKind : KindDefaults {
     const Mat<double> theta = random_directions(2, c.projections, SampleKind::direction_seed(c));
     Mat<double> all(2, static_cast<Eigen::Index>(scales.size()) * replicates * n);
     std::vector<double> floor, in_class, spread, boundary, first_x;
+    // Classifier guidance at w is CFG at w - 1: its tilt exponent is w - 1 (docs/NOTES.md
+    // sec. 14).
+    const double shift = c.guidance.at("method") == "classifier" ? 1.0 : 0.0;
     for (size_t k = 0; k < scales.size(); ++k) {
-      const detail::TiltedGrid grid = detail::tilted_grid(data, label, scales[k], cells);
+      const detail::TiltedGrid grid = detail::tilted_grid(data, label, scales[k] - shift, cells);
       Rng rng(SampleKind::data_seed(c) + k);
       const Mat<double> first = detail::sample_grid(grid, n * replicates, rng);
       const Mat<double> second = detail::sample_grid(grid, n * replicates, rng);
@@ -230,15 +240,12 @@ struct GuidanceKind : KindDefaults {
       const Mat<double> x = s.sde.data_part(s.sde.to_spectral(r.x)).template cast<double>();
       const Vec<double> margin = detail::class_margin(data, label, x);
       const Mat<double> centred = x.colwise() - x.rowwise().mean();
-      double square = 0;
       const Mat<double> own = sorted_projections(x, theta);
-      for (int q = 0; q < replicates; ++q) {
+      const double sw2 = rms_sliced_w2(own, replicates, [&](int q) {
         const Eigen::Index at = (static_cast<Eigen::Index>(k) * replicates + q) * n;
-        const Mat<double> target = run.reference.middleCols(at, n).template cast<double>();
-        square += (own - sorted_projections(target, theta)).squaredNorm() /
-                  static_cast<double>(own.size() * replicates);
-      }
-      const double sw2 = std::sqrt(square), spread = centred.squaredNorm() / double(n - 1);
+        return sorted_projections(run.reference.middleCols(at, n).template cast<double>(), theta);
+      });
+      const double spread = centred.squaredNorm() / double(n - 1);
       if (!std::isfinite(sw2) || !std::isfinite(spread))
         throw NumericalError("the guided samples at scale " + to_text(scales[k]) +
                              " are not finite");

@@ -27,6 +27,8 @@ namespace detail {
 template <class Scalar, class G>
 Scalar illinois_root(G&& g, Scalar lo, Scalar hi, Scalar g_lo, Scalar g_hi, const Scalar& tol) {
   using std::abs;
+  if (g_lo == 0) return lo;  // a path point on the boundary itself
+  if (g_hi == 0) return hi;
   Scalar c = lo;
   int side = 0;
   for (int it = 0; it < 200; ++it) {
@@ -37,7 +39,7 @@ Scalar illinois_root(G&& g, Scalar lo, Scalar hi, Scalar g_lo, Scalar g_hi, cons
     if (it > 0 && abs(Scalar(c - previous)) < tol) break;
     const Scalar gc = g(c);
     if (gc == 0) break;
-    if ((gc > 0) == (g_lo > 0)) {
+    if (gc * g_lo > 0) {
       lo = c, g_lo = gc;
       if (side == 1) g_hi /= 2;
       side = 1;
@@ -87,7 +89,12 @@ struct InterpolationKind : KindDefaults {
   static constexpr const char* name = "interpolation";
   static std::vector<std::string> own_fields() { return {"interpolation"}; }
 
-  void validate(const Fields& f, ExperimentConfig& c, const std::vector<SolverInfo>&) const {
+  void validate(const Fields& f, ExperimentConfig& c, const std::vector<SolverInfo>& infos) const {
+    // Each switch is located by decoding single latents: a stochastic solver would draw other
+    // noise for them than for the path.
+    for (size_t i = 0; i < infos.size(); ++i)
+      require(!infos[i].stochastic, "solvers[" + std::to_string(i) + "]", infos[i].label,
+              "is stochastic: kind \"interpolation\" decodes latents deterministically");
     require(!is_dataset_target(c.target), "target", c.target.value("type", ""),
             "has no components: kind \"interpolation\" needs a mixture target (gaussian, gmm) "
             "to name the component of each decoded point");
@@ -167,7 +174,7 @@ struct InterpolationKind : KindDefaults {
       return solve(run.solver, s.problem, run.grid, x).x;
     };
     detail::find_switches<Scalar>(
-        r.x, u, a, b, method_of(s), Scalar(1e-14), decode,
+        r.x, u, a, b, method_of(s), Scalar(100 * eps<Scalar>()), decode,
         [&](const Mat<Scalar>& x) { return marginal.component_log_joint(x); }, cell.components,
         cell.switches, cell.switch_pairs);
   }
@@ -187,7 +194,9 @@ struct InterpolationKind : KindDefaults {
           cell.switch_error =
               std::max(cell.switch_error, std::abs(cell.switches[i] - r.reference_switches[i]));
       }
-      run.switch_fit = fit_ladder(run, 1e-13, r.config.fit_levels, &CellResult::switch_error);
+      // u lies in [0, 1]: the round-off floor of the run's precision, unscaled.
+      const double u_floor = r.config.precision == "mp50" ? 1e-45 : 1e-13;
+      run.switch_fit = fit_ladder(run, u_floor, r.config.fit_levels, &CellResult::switch_error);
     }
   }
 

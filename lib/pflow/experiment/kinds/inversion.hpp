@@ -51,10 +51,19 @@ struct InversionKind : KindDefaults {
     cell.x_decoded = row_major(decoded.x);
   }
 
+  // The round trip is measured at the points, so its floor scales with them (the driver's floor
+  // scales with the reference encodings).
   void finish(ExperimentResult& r, double floor) const {
     KindDefaults::finish(r, floor);
+    auto size = [](const std::vector<double>& v) {
+      double m = 1;
+      for (double x : v) m = std::max(m, std::abs(x));
+      return m;
+    };
+    const double roundtrip_floor = floor / size(r.reference) * size(r.init);
     for (SolverRun& run : r.solvers)
-      run.roundtrip_fit = fit_ladder(run, floor, r.config.fit_levels, &CellResult::roundtrip_max);
+      run.roundtrip_fit =
+          fit_ladder(run, roundtrip_floor, r.config.fit_levels, &CellResult::roundtrip_max);
   }
 
   void write_reference(h5::File& f, const ExperimentResult& r) const {

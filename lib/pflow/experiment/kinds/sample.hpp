@@ -43,7 +43,7 @@ struct SampleKind : KindDefaults {
     const long particles =
         c.init_count > 0 ? c.init_count : static_cast<long>(c.init_points.size());
     require(particles >= 2, c.init_count > 0 ? "init.count" : "init.points", particles,
-            "must give at least 2 particles: kind \"sample\" compares sample distributions");
+            "must give at least 2 particles: the run compares sample distributions");
   }
 
   void normalise(const ExperimentConfig& c, nlohmann::json& n) const {
@@ -114,11 +114,8 @@ struct SampleKind : KindDefaults {
                                                 s.config.projections, direction_seed(s.config));
     const Eigen::Index n = samples.cols();
     const Mat<double> own = sorted_projections(samples, theta);
-    double square = 0;
-    for (int k = 0; k < s.config.replicates; ++k)
-      square += (own - sorted.middleRows(k * n, n)).squaredNorm() /
-                static_cast<double>(own.size() * s.config.replicates);
-    cell.sw2 = std::sqrt(square);
+    cell.sw2 =
+        rms_sliced_w2(own, s.config.replicates, [&](int k) { return sorted.middleRows(k * n, n); });
     if (!std::isfinite(cell.sw2))
       throw NumericalError("the samples' distance to the data is not finite");
     if (!is_dataset_target(s.config.target)) {
