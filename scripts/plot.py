@@ -25,6 +25,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def save(fig, result, suffix=""):
+    """RESULT{suffix}.png and .pdf beside the result file (the PDF the same bytes every run)."""
+    stem = os.path.splitext(result)[0] + suffix
+    fig.savefig(stem + ".png", dpi=130)
+    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
+    print(f"wrote {stem}.png and {stem}.pdf")
+
+
 def order_panel(ax, rows, ylabel, title):
     """Error against NFE per solver (label, nfe, err, declared, fitted), with slope triangles."""
     cmap = plt.get_cmap("tab20")
@@ -125,10 +133,7 @@ def main():
         order_panel(ax, rows, "strong: RMS error, weak: max moment error, at t_end"
                     if config.get("kind") == "stochastic" else f"{args.metric} at t_end", title)
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0]
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result)
 
 
 def mixture_density(target, xs, ys):
@@ -177,10 +182,7 @@ def interpolation(args, config, rows, switch_rows, paths):
         ax3.set_aspect("equal")
         ax3.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0]
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result)
 
 
 def guidance(args, config, f):
@@ -219,10 +221,7 @@ def guidance(args, config, f):
     axes[3].legend(fontsize=7, markerscale=4)
     fig.suptitle(f"{config['name']}: {config['guidance']['method']} guidance", fontsize=10)
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0]
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result)
 
 
 def samples(args, config, f):
@@ -258,10 +257,7 @@ def samples(args, config, f):
     sc.legend(fontsize=7, markerscale=4)
     sc.set_title("samples at t_end", fontsize=10)
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0]
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result)
 
 
 def error_split(args, config, split, model_error):
@@ -290,10 +286,7 @@ def error_split(args, config, split, model_error):
         ax.set_ylabel("max error at t_end")
     fig.suptitle(f"{config['name']}: error split (model error {model_error:.2e})", fontsize=10)
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0] + "_split"
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result, "_split")
 
 
 def work_precision(args, config, rows, walls):
@@ -313,10 +306,7 @@ def work_precision(args, config, rows, walls):
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{config['name']}: work-precision ({config['sde']['type']})", fontsize=10)
     fig.tight_layout()
-    stem = os.path.splitext(args.result)[0]
-    fig.savefig(stem + ".png", dpi=130)
-    fig.savefig(stem + ".pdf", metadata={"CreationDate": None})  # the same bytes every run
-    print(f"wrote {stem}.png and {stem}.pdf")
+    save(fig, args.result)
 
 
 if __name__ == "__main__":
