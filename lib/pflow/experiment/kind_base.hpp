@@ -194,6 +194,8 @@ struct KindDefaults {
   static constexpr TableLayout table_layout = TableLayout::per_solver;
   // The error a solver's order is fitted to and the brief report quotes.
   static constexpr double CellResult::*primary_error = &CellResult::err_max;
+  // What the brief report calls the smallest primary error of a solver.
+  static constexpr const char* primary_label = "smallest error";
   // Top-level config fields only this kind accepts (others refuse them).
   static std::vector<std::string> own_fields() { return {}; }
 

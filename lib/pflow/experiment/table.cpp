@@ -534,7 +534,11 @@ std::string result_table(const ExperimentResult& result, const std::string& form
 
 std::string brief_report(const ExperimentResult& r, double seconds) {
   double CellResult::*error = &CellResult::err_max;  // the kind's primary error
-  with_kind(r.config.kind, [&](const auto& kind) { error = kind.primary_error; });
+  std::string error_label;
+  with_kind(r.config.kind, [&](const auto& kind) {
+    error = kind.primary_error;
+    error_label = kind.primary_label;
+  });
   size_t cells = 0, failed = 0;
   for (const SolverRun& s : r.solvers)
     for (const CellResult& c : s.cells) {
@@ -567,8 +571,8 @@ std::string brief_report(const ExperimentResult& r, double seconds) {
       }
     }
     out << "  " << s.label << ": declared order " << s.declared_order << ", fitted "
-        << (std::isnan(s.fit.order) ? std::string("n/a") : number("%.2f", s.fit.order))
-        << ", smallest error " << number("%.2e", best) << " at NFE " << best_nfe;
+        << (std::isnan(s.fit.order) ? std::string("n/a") : number("%.2f", s.fit.order)) << ", "
+        << error_label << " " << number("%.2e", best) << " at NFE " << best_nfe;
     if (!r.analytic_flow.empty())
       out << ", knee " << (s.knee_nfe ? "at NFE " + std::to_string(s.knee_nfe) : "not reached");
     if (failures) out << ", " << failures << " failed";

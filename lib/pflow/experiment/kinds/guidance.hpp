@@ -119,6 +119,7 @@ struct GuidanceKind : KindDefaults {
   static constexpr TableLayout table_layout = TableLayout::guidance;
   // The brief report's error: sw2 at the largest scale.
   static constexpr double CellResult::*primary_error = &CellResult::sw2;
+  static constexpr const char* primary_label = "smallest sw2 at the largest scale";
   static constexpr bool splits_model_error = false;
   static std::vector<std::string> own_fields() { return {"guidance", "projections", "replicates"}; }
 

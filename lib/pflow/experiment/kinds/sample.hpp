@@ -23,6 +23,7 @@ struct SampleKind : KindDefaults {
   static constexpr const char* name = "sample";
   static constexpr TableLayout table_layout = TableLayout::samples;
   static constexpr double CellResult::*primary_error = &CellResult::sw2;
+  static constexpr const char* primary_label = "smallest sw2";
   static constexpr bool splits_model_error = false;  // no reference flow to split against
   static std::vector<std::string> own_fields() { return {"projections", "replicates"}; }
 
