@@ -11,6 +11,14 @@ using json = nlohmann::json;
 
 namespace {
 
+// The 2-D two-component mixture the likelihood checks share.
+json two_component_mixture() {
+  return {{"type", "gmm"},
+          {"weights", {0.3, 0.7}},
+          {"means", {{-1.0, 0.5}, {1.0, -0.5}}},
+          {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.3, -0.1}, {-0.1, 0.4}}}}};
+}
+
 // tr(W J) with J the Jacobian of the model's score, by central differences (step h) in the
 // ambient basis; W is given in the spectral basis and taken to the ambient one.
 Vec<mp50> divergence_by_differences(const Denoiser<mp50>& model, const LinearSde<mp50>& sde,
@@ -33,10 +41,7 @@ Vec<mp50> divergence_by_differences(const Denoiser<mp50>& model, const LinearSde
 }  // namespace
 
 TEST_CASE("the exact score divergence equals central differences in 50 digits", "[likelihood]") {
-  const json gmm = {{"type", "gmm"},
-                    {"weights", {0.3, 0.7}},
-                    {"means", {{-1.0, 0.5}, {1.0, -0.5}}},
-                    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.3, -0.1}, {-0.1, 0.4}}}}};
+  const json gmm = two_component_mixture();
   const json blur_data = {
       {"type", "gaussian"},
       {"mean", {0.1, -0.2, 0.3, 0.0}},
@@ -73,10 +78,7 @@ TEST_CASE("the exact score divergence equals central differences in 50 digits", 
 TEST_CASE("the augmented PF-ODE in 50 digits gives the closed-form log p_eps", "[likelihood]") {
   // Closed form (the mixture's marginal) against the ODE (state and divergence integral by
   // Bulirsch-Stoer, exact prior at T), under a scalar SDE and under CLD.
-  const json gmm = {{"type", "gmm"},
-                    {"weights", {0.3, 0.7}},
-                    {"means", {{-1.0, 0.5}, {1.0, -0.5}}},
-                    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.3, -0.1}, {-0.1, 0.4}}}}};
+  const json gmm = two_component_mixture();
   for (const json& sde_json : {json{{"type", "vp-linear"}}, json{{"type", "cld"}}}) {
     INFO(sde_json.dump());
     const auto data = make_target<mp50>(gmm, "target");
@@ -134,10 +136,7 @@ TEST_CASE("kind likelihood: fixed-step orders and adaptive tolerances against th
 
 TEST_CASE("Jacobian-vector products of the score equal central differences in 50 digits",
           "[likelihood]") {
-  const json gmm = {{"type", "gmm"},
-                    {"weights", {0.3, 0.7}},
-                    {"means", {{-1.0, 0.5}, {1.0, -0.5}}},
-                    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.3, -0.1}, {-0.1, 0.4}}}}};
+  const json gmm = two_component_mixture();
   for (const json& sde_json : {json{{"type", "vp-linear"}}, json{{"type", "cld"}}}) {
     INFO(sde_json.dump());
     const auto data = make_target<mp50>(gmm, "target");
