@@ -17,7 +17,14 @@ the coordinates (README, "Learned denoisers", and docs/NOTES.md sec. 10):
   v:     |v_hat - v|^2, v = alpha eps - sigma x0  (Salimans & Ho 2022)
   score: |sigma s_hat + eps|^2 = sigma^2 |s_hat - (-eps / sigma)|^2 (denoising score matching
          with the weight lambda(t) = sigma^2, Song et al. 2021)
-with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I). Under the matrix SDEs (cld, state
+with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I).
+
+A class-conditional model ("model": {"conditional": true}, a gmm target with "labels") takes the
+one-hot vector of its sample's class label as C more inputs after the time embedding (C = the
+largest label + 1). With probability training.label_dropout [0.1] the vector is all zeros
+instead, so the one network also learns the unconditional score: the pair that classifier-free
+guidance combines (Ho & Salimans 2022). The file records C in the optional `classes` attribute
+of format 1; files without it are unconditional, as before. Under the matrix SDEs (cld, state
 u = (x, v); linear; blurring; score output only, time input t) x_t = Psi(t, 0) lift(x0) + L_t z
 with L L^T = Sigma(t) (lift(x0) = (x0, 0) under CLD, whose Sigma includes the velocity prior),
 and the loss is |L^T s_hat + z|^2, the same weighting with the matrix L in place of sigma.
@@ -387,7 +394,7 @@ class Target:
                 "target.cov")]
             self.weights = np.ones(1)
         elif kind == "gmm":
-            check_keys(block, "target", ("type", "weights", "means", "covs", "diag_covs"))
+            check_keys(block, "target", ("type", "weights", "means", "covs", "diag_covs", "labels"))
             self.weights = matrix([field(block, "target", "weights")], "target.weights")[0]
             if np.any(self.weights <= 0):
                 raise ConfigError("target.weights", block["weights"], "must be positive")
@@ -406,6 +413,15 @@ class Target:
                 diag = matrix(block["diag_covs"], "target.diag_covs", self.weights.size, self.dim)
                 self.chols = [np.diag(np.sqrt(d)) for d in diag]
             self.weights = self.weights / self.weights.sum()
+            if "labels" in block:
+                labels = block["labels"]
+                if (not isinstance(labels, list) or len(labels) != self.weights.size or any(
+                        isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < 1000
+                        for y in labels)):
+                    raise ConfigError("target.labels", labels,
+                                      f"must be {self.weights.size} integers from 0 to 999 "
+                                      "(one class label per component)")
+                self.labels = np.asarray(labels, dtype=np.int64)
         else:
             check_keys(block, "target", ("type", "name", "noise", "scale"))
             self.name = field(block, "target", "name", kind=str, choices=DATASETS)
@@ -417,21 +433,32 @@ class Target:
                 raise ConfigError("target.scale", self.scale, "must be in (0, 1e6] (as pflow's)")
             self.dim = 2
 
+    labels = None  # class label per gmm component, when the target has them
+
+    def classes(self):
+        return 0 if self.labels is None else int(self.labels.max()) + 1
+
     def sample(self, n, rng):
+        return self.sample_labelled(n, rng)[0]
+
+    def sample_labelled(self, n, rng):
+        """n samples and their class labels (None for an unlabelled target); the same draws as
+        sample(), so unconditional models train on the same data as before labels existed."""
         if self.kind == "dirac":
-            return np.tile(self.point, (n, 1))
+            return np.tile(self.point, (n, 1)), None
         if self.kind == "dataset":
             base = dataset_points(self.name, n, rng)
-            return self.scale * (base + self.noise * rng.standard_normal((n, 2)))
+            return self.scale * (base + self.noise * rng.standard_normal((n, 2))), None
         k = rng.choice(self.weights.size, size=n, p=self.weights)
         z = rng.standard_normal((n, self.dim))
         chol = np.stack(self.chols)[k]  # n x d x d
-        return self.means[k] + np.einsum("nij,nj->ni", chol, z)
+        x = self.means[k] + np.einsum("nij,nj->ni", chol, z)
+        return x, (None if self.labels is None else self.labels[k])
 
 
 # ---------------------------------------------------------------------------------------------
-# The network: input [x; embedding(tau)], tau = t or lambda; activation after every layer but
-# the last (the layout of model format 1).
+# The network: input [x; embedding(tau); one-hot(label), for a class-conditional model], tau = t
+# or lambda; activation after every layer but the last (the layout of model format 1).
 
 class Embedding:
     def __init__(self, block, path):
@@ -482,17 +509,27 @@ def activation_function(name):
 
 
 class Mlp(torch.nn.Module):
-    def __init__(self, dim, spec):
+    def __init__(self, dim, spec, classes=0):
         super().__init__()
         self.spec = spec
         self.embedding = spec["embedding"]
-        widths = [dim + self.embedding.width()] + [spec["width"]] * spec["depth"] + [dim]
+        self.classes = classes
+        widths = ([dim + self.embedding.width() + classes] + [spec["width"]] * spec["depth"] +
+                  [dim])
         self.layers = torch.nn.ModuleList(
             torch.nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.act = activation_function(spec["activation"])
 
-    def forward(self, x, tau):
-        h = torch.cat([x, self.embedding(tau)], dim=1)
+    def forward(self, x, tau, labels=None):
+        """labels: [n] integers, -1 for "no label" (all-zero one-hot); None: all -1."""
+        parts = [x, self.embedding(tau)]
+        if self.classes:
+            onehot = torch.zeros(x.shape[0], self.classes, dtype=x.dtype)
+            if labels is not None:
+                rows = np.nonzero(labels >= 0)[0]
+                onehot[rows, labels[rows]] = 1
+            parts.append(onehot)
+        h = torch.cat(parts, dim=1)
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if i + 1 < len(self.layers):
@@ -502,8 +539,12 @@ class Mlp(torch.nn.Module):
 
 def parse_model(block):
     check_keys(block, "model", ("width", "depth", "activation", "output", "time_input",
-                                "time_embedding"))
+                                "time_embedding", "conditional"))
+    conditional = block.get("conditional", False)
+    if not isinstance(conditional, bool):
+        raise ConfigError("model.conditional", conditional, "must be true or false")
     return {
+        "conditional": conditional,
         "width": field(block, "model", "width", 64, int, positive=True),
         "depth": field(block, "model", "depth", 3, int, positive=True),
         "activation": field(block, "model", "activation", "silu", str, ACTIVATIONS),
@@ -517,7 +558,7 @@ def parse_model(block):
 def parse_training(block, sde):
     check_keys(block, "training", ("steps", "batch", "lr", "lr_schedule", "warmup",
                                    "weight_decay", "ema", "seed", "t_min", "t_max", "t_draw",
-                                   "dtype"))
+                                   "dtype", "label_dropout"))
     spec = {
         "steps": field(block, "training", "steps", 2000, int, positive=True),
         "batch": field(block, "training", "batch", 256, int, positive=True),
@@ -531,7 +572,12 @@ def parse_training(block, sde):
         "t_max": field(block, "training", "t_max", 1.0, float, positive=True),
         "t_draw": field(block, "training", "t_draw", "uniform", str, T_DRAWS),
         "dtype": field(block, "training", "dtype", "float64", str, ("float32", "float64")),
+        "label_dropout": field(block, "training", "label_dropout", 0.1, float),
     }
+    if not 0 < spec["label_dropout"] < 1:
+        raise ConfigError("training.label_dropout", spec["label_dropout"],
+                          "must be in (0, 1): the conditional and the unconditional model both "
+                          "need training")
     if spec["seed"] < 0:
         raise ConfigError("training.seed", spec["seed"], "must be >= 0")
     if not 0 <= spec["ema"] < 1:
@@ -561,18 +607,19 @@ def network_time(sde, model_spec, t):
     return sde.lam(t) if model_spec["time_input"] == "lambda" else t
 
 
-def training_loss(model, sde, model_spec, x0, eps, t, dtype):
-    """The denoising objective of the model's output (module docstring)."""
+def training_loss(model, sde, model_spec, x0, eps, t, dtype, labels=None):
+    """The denoising objective of the model's output (module docstring); labels: the one-hot
+    inputs of a class-conditional model (-1: none)."""
     if sde.kind in ("linear", "blurring"):  # score output: |L^T s_hat + z|^2
         x, chol = perturb(sde, x0, t, eps)
-        out = model(torch.tensor(x, dtype=dtype), torch.tensor(t[:, None], dtype=dtype))
+        out = model(torch.tensor(x, dtype=dtype), torch.tensor(t[:, None], dtype=dtype), labels)
         residual = (torch.einsum("nba,nb->na", torch.tensor(chol, dtype=dtype), out) +
                     torch.tensor(eps, dtype=dtype))
         return (residual ** 2).mean()
     if sde.kind == "cld":  # score output: |L^T s_hat + z|^2 per coordinate pair
         u, chol = perturb(sde, x0, t, eps)
         d = x0.shape[1]
-        out = model(torch.tensor(u, dtype=dtype), torch.tensor(t[:, None], dtype=dtype))
+        out = model(torch.tensor(u, dtype=dtype), torch.tensor(t[:, None], dtype=dtype), labels)
         pairs = torch.stack([out[:, :d], out[:, d:]], dim=2)  # [n, d, 2]
         z = torch.tensor(np.stack([eps[:, :d], eps[:, d:]], axis=2), dtype=dtype)
         residual = torch.einsum("nba,ndb->nda", torch.tensor(chol, dtype=dtype), pairs) + z
@@ -584,7 +631,7 @@ def training_loss(model, sde, model_spec, x0, eps, t, dtype):
     eps_t = torch.tensor(eps, dtype=dtype)
     xt = alpha_t * x0_t + sigma_t * eps_t
     tau = torch.tensor(network_time(sde, model_spec, t)[:, None], dtype=dtype)
-    out = model(xt, tau)
+    out = model(xt, tau, labels)
     output = model_spec["output"]
     if output == "eps":
         residual = out - eps_t
@@ -607,7 +654,17 @@ def train(config, quiet):
         raise ConfigError("model.output", model_spec["output"],
                           f"{sde.kind} needs output \"score\" and time input \"t\" (eps, x0 "
                           "and v need a scalar SDE)")
-    spec = parse_training(config.get("training", {}), sde)
+    training_block = config.get("training", {})
+    spec = parse_training(training_block, sde)
+    if model_spec["conditional"] and target.labels is None:
+        raise ConfigError("model.conditional", True,
+                          "needs a gmm target with \"labels\" (one class label per component)")
+    if not model_spec["conditional"] and isinstance(training_block, dict) and (
+            "label_dropout" in training_block):
+        raise ConfigError("training.label_dropout", training_block["label_dropout"],
+                          "applies to class-conditional models only (\"model\": "
+                          "{\"conditional\": true})")
+    classes = target.classes() if model_spec["conditional"] else 0
     dtype = torch.float64 if spec["dtype"] == "float64" else torch.float32
 
     torch.set_num_threads(1)
@@ -615,7 +672,7 @@ def train(config, quiet):
     torch.manual_seed(spec["seed"])
     rng = np.random.default_rng(spec["seed"])
     dim = state_dim(sde, target.dim)
-    model = Mlp(dim, model_spec).to(dtype)
+    model = Mlp(dim, model_spec, classes).to(dtype)
     ema = copy.deepcopy(model) if spec["ema"] > 0 else model
     optimiser = torch.optim.AdamW(model.parameters(), lr=spec["lr"],
                                   weight_decay=spec["weight_decay"])
@@ -632,10 +689,14 @@ def train(config, quiet):
     start = time.perf_counter()
     recent = []
     for step in range(spec["steps"]):
-        x0 = target.sample(spec["batch"], rng)
+        x0, labels = target.sample_labelled(spec["batch"], rng)
         eps = rng.standard_normal((spec["batch"], dim))
         t = draw_times(sde, spec, spec["batch"], rng)
-        loss = training_loss(model, sde, model_spec, x0, eps, t, dtype)
+        if classes:  # label dropout: the unconditional model shares the network
+            labels = np.where(rng.random(spec["batch"]) < spec["label_dropout"], -1, labels)
+        else:
+            labels = None
+        loss = training_loss(model, sde, model_spec, x0, eps, t, dtype, labels)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -658,10 +719,15 @@ def write_model(path, config, sde, target, model_spec, spec, model, final_loss, 
     rng = np.random.default_rng(12345)
     n = 64  # check points: samples of p_t at random t in the training range
     t = draw_times(sde, dict(spec, t_draw="uniform"), n, rng)
-    x0 = target.sample(n, rng)
+    x0, labels = target.sample_labelled(n, rng)
     x, _ = perturb(sde, x0, t, rng.standard_normal((n, state_dim(sde, target.dim))))
+    if model64.classes:  # every other check point without its label
+        labels = np.where(np.arange(n) % 2 == 1, -1, labels)
+    else:
+        labels = None
     with torch.no_grad():
-        out = model64(torch.tensor(x), torch.tensor(network_time(sde, model_spec, t)[:, None]))
+        out = model64(torch.tensor(x), torch.tensor(network_time(sde, model_spec, t)[:, None]),
+                      labels)
     tmp = path + ".tmp"
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
@@ -671,12 +737,15 @@ def write_model(path, config, sde, target, model_spec, spec, model, final_loss, 
         f.attrs["activation"] = model_spec["activation"]
         f.attrs["time_input"] = model_spec["time_input"]
         f.attrs["time_embedding"] = json.dumps(model_spec["embedding"].describe())
+        if model64.classes:  # the optional extension: one-hot label inputs after the embedding
+            f.attrs["classes"] = np.int64(model64.classes)
         f.attrs["sde"] = json.dumps(config["sde"])
         f.attrs["target"] = json.dumps(config["target"])
         f.attrs["training"] = json.dumps({
             "config": config,
             # every training setting with its default filled in: pflow reads the time range
-            "resolved": {k: v for k, v in spec.items()},
+            "resolved": {k: v for k, v in spec.items()
+                         if k != "label_dropout" or model64.classes},
             "final_loss": final_loss, "torch_version": torch.__version__, "seconds": seconds})
         for i, layer in enumerate(model64.layers):
             f.create_dataset(f"layers/{i}/weight", data=layer.weight.detach().numpy())
@@ -684,6 +753,8 @@ def write_model(path, config, sde, target, model_spec, spec, model, final_loss, 
         f.create_dataset("check/x", data=x)
         f.create_dataset("check/t", data=t)
         f.create_dataset("check/output", data=out.numpy())
+        if labels is not None:
+            f.create_dataset("check/label", data=labels.astype(np.float64))
     os.replace(tmp, path)
 
 

@@ -45,10 +45,12 @@ def silu(h):
     return h / (1 + np.exp(-h))
 
 
-def write_model(name, defect=None):
+def write_model(name, defect=None, classes=0):
+    """classes > 0: a class-conditional network (one-hot label inputs after the time), with
+    check points of labels -1, 0, 1, ..."""
     rng = np.random.default_rng(7)
     dim, width = 2, 8
-    layers = [(rng.standard_normal((width, dim + 1)) / 2, rng.standard_normal(width) / 4),
+    layers = [(rng.standard_normal((width, dim + 1 + classes)) / 2, rng.standard_normal(width) / 4),
               (rng.standard_normal((dim, width)) / 3, rng.standard_normal(dim) / 4)]
     attrs = {"format": "pflow-denoiser", "format_version": np.int64(1), "architecture": "mlp",
              "output": "eps", "activation": "silu", "time_input": "t",
@@ -58,10 +60,20 @@ def write_model(name, defect=None):
     x = rng.standard_normal((5, dim))
     t = rng.uniform(0.01, 1.0, 5)
     h = np.concatenate([x, t[:, None]], axis=1)
+    labels = None
+    if classes:
+        labels = np.arange(5) % (classes + 1) - 1
+        onehot = np.zeros((5, classes))
+        onehot[labels >= 0, labels[labels >= 0]] = 1
+        h = np.concatenate([h, onehot], axis=1)
+        attrs["classes"] = np.int64(classes)
     h = silu(h @ layers[0][0].T + layers[0][1])
     out = h @ layers[1][0].T + layers[1][1]
+    if labels is not None:
+        attrs["check_label"] = labels.astype(np.float64)  # written as /check/label below
     if defect:
         defect(attrs, layers, out)
+    check_label = attrs.pop("check_label", None)
     path = os.path.join(out_models, name + ".h5")
     with h5py.File(path, "w") as f:
         for k, v in attrs.items():
@@ -73,6 +85,8 @@ def write_model(name, defect=None):
         f.create_dataset("check/x", data=x)
         f.create_dataset("check/t", data=t)
         f.create_dataset("check/output", data=out)
+        if check_label is not None:
+            f.create_dataset("check/label", data=check_label)
     return "models/" + name + ".h5"
 
 
@@ -107,6 +121,16 @@ def check_off(attrs, layers, out):
 
 def uses_model(name, defect=None):
     return edit(denoiser={"type": "mlp", "path": write_model(name, defect)})
+
+
+def label_out_of_range(attrs, layers, out):
+    attrs["check_label"] = attrs["check_label"].copy()
+    attrs["check_label"][1] = 5
+
+
+def labelled(**changes):
+    """The base config on the labelled two-component mixture, with changes."""
+    return edit(target=dict(gmm, labels=[0, 1]), **changes)
 
 
 out_models = os.path.join(out, "models")
@@ -194,7 +218,7 @@ cases = [
     ("model_unknown_time_input", uses_model("unknown_time_input", attr("time_input", "sigma")), "unknown_time_input.h5: attribute 'time_input' is \"sigma\"; valid: t, lambda"),
     ("model_bad_embedding", uses_model("bad_embedding", attr("time_embedding", json.dumps({"type": "fourier"}))), "bad_embedding.h5: attribute 'time_embedding' needs a non-empty list \"frequencies\""),
     ("model_shapes_do_not_chain", uses_model("shapes_do_not_chain", layer(1, weight=lambda w: np.zeros((2, 7)))), "shapes_do_not_chain.h5: layer shapes do not chain: /layers/1/weight takes 7 inputs, layer 0 gives 8"),
-    ("model_input_width", uses_model("input_width", layer(0, weight=lambda w: np.zeros((8, 4)))), "input_width.h5: the first layer takes 4 inputs, but D + embedding width = 2 + 1 = 3"),
+    ("model_input_width", uses_model("input_width", layer(0, weight=lambda w: np.zeros((8, 4)))), "input_width.h5: the first layer takes 4 inputs, but D + embedding width + classes = 2 + 1 + 0 = 3"),
     ("model_bias_length", uses_model("bias_length", layer(0, bias=lambda b: np.zeros(5))), "bias_length.h5: dataset /layers/0/bias has 5 values, but /layers/0/weight has 8 rows"),
     ("model_nonfinite_weight", uses_model("nonfinite_weight", layer(0, weight=nan_at)), "nonfinite_weight.h5: dataset /layers/0/weight holds non-finite values"),
     ("model_check_mismatch", uses_model("check_mismatch", check_off), "check_mismatch.h5: pflow's forward differs from /check/output"),
@@ -250,7 +274,7 @@ cases = [
     ("labels_wrong_count", edit(target=dict(gmm, labels=[0])), "target.labels = 1: needs one label per component (2)"),
     ("labels_not_integer", edit(target=dict(gmm, labels=[0, 1.5])), "target.labels[1] = 1.5: must be an integer class label"),
     # Kind "guidance".
-    ("guidance_learned_denoiser", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, denoiser={"type": "perturbed", "delta": 0.01}), "denoiser.type = perturbed: kind \"guidance\" builds its guided scores"),
+    ("guidance_learned_denoiser", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, denoiser={"type": "perturbed", "delta": 0.01}), "denoiser.type = perturbed: kind \"guidance\" builds its guided score at every scale itself"),
     ("guidance_without_labels", edit(kind="guidance", target=gmm, init={"count": 50, "seed": 1}), "needs a 2-D gmm target with \"labels\""),
     ("guidance_unknown_label", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 5}), "guidance.label = 5: labels no component of the target (labels: 0, 1)"),
     ("guidance_negative_scale", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "scales": [0, -1]}), "guidance.scales[1] = -1: must be between 0 and 1000"),
@@ -258,6 +282,16 @@ cases = [
     ("guidance_on_convergence", edit(guidance={"label": 1}), "guidance = {\"label\":1}: applies to kind \"guidance\" only"),
     ("interpolation_stochastic_solver", edit(kind="interpolation", init={"points": [[0.3, -1.1], [1.2, 0.4]]}, solvers=["ddpm"]), "solvers[0] = ddpm: is stochastic"),
     ("guidance_decreasing_scales", edit(kind="guidance", target=dict(gmm, labels=[0, 1]), init={"count": 50, "seed": 1}, guidance={"label": 1, "scales": [2, 1]}), "guidance.scales[1] = 1: scales must increase"),
+    # Class-conditional networks (model format 1's optional `classes`) and CFG with them.
+    ("model_classes_not_integer", uses_model("classes_not_integer", attr("classes", 1.5)), "classes_not_integer.h5: attribute 'classes' is 1.5; it must be an integer from 1 to 100000"),
+    ("model_classes_width", uses_model("classes_width", attr("classes", np.int64(2))), "classes_width.h5: the first layer takes 3 inputs, but D + embedding width + classes = 2 + 1 + 2 = 5"),
+    ("model_check_label_range", edit(denoiser={"type": "mlp", "path": write_model("check_label_range", label_out_of_range, classes=2)}), "check_label_range.h5: dataset /check/label holds 5; labels are -1 (none) or 0 to 1"),
+    ("mlp_label_unconditional_model", labelled(denoiser={"type": "mlp", "path": write_model("unconditional"), "label": 1, "allow_target_mismatch": True}), "denoiser.label = 1: model"),
+    ("mlp_label_beyond_classes", edit(target=dict(gmm, labels=[0, 2]), denoiser={"type": "mlp", "path": write_model("conditional", classes=2), "label": 2, "allow_target_mismatch": True}), "denoiser.label = 2: model"),
+    ("guided_network_classifier", labelled(denoiser={"type": "guided", "path": "models/conditional.h5", "label": 1, "guidance": "classifier"}), "denoiser.guidance = classifier: a learned model has no classifier"),
+    ("guidance_network_classifier", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/conditional.h5", "allow_target_mismatch": True}, guidance={"label": 1, "method": "classifier"}), "guidance.method = classifier: a learned model has no classifier"),
+    ("guidance_denoiser_label", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/conditional.h5", "label": 1, "allow_target_mismatch": True}, guidance={"label": 1}), "denoiser.label = 1: kind \"guidance\" takes its class from guidance.label"),
+    ("guidance_unconditional_network", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/unconditional.h5", "allow_target_mismatch": True}, guidance={"label": 1}), "guidance.label = 1: model"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 

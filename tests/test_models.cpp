@@ -20,15 +20,17 @@ using pflow::testing::tiny_config;
 
 namespace {
 
-// A network with random weights (seeded): D inputs, `depth` hidden layers of `width`.
+// A network with random weights (seeded): D inputs, `depth` hidden layers of `width`, and
+// `classes` one-hot label inputs.
 MlpModel random_mlp(int dim, int width, int depth, Activation act, std::vector<double> freqs,
-                    unsigned seed) {
+                    unsigned seed, int classes = 0) {
   MlpModel m;
   m.dim = dim;
   m.activation = act;
   m.frequencies = std::move(freqs);
+  m.classes = classes;
   std::srand(seed);
-  int in = dim + m.embedding_width();
+  int in = m.input_width();
   for (int l = 0; l <= depth; ++l) {
     const int out = l == depth ? dim : width;
     m.weights.push_back(Mat<double>::Random(out, in) / std::sqrt(double(in)));
@@ -52,6 +54,7 @@ void write_model_file(const MlpModel& m, const json& sde, const json& target,
   f.attribute("/", "sde", sde.dump());
   f.attribute("/", "target", target.dump());
   f.attribute("/", "training", std::string("{}"));
+  if (m.classes > 0) f.attribute("/", "classes", static_cast<double>(m.classes));
   f.group("/layers");
   for (int l = 0; l < m.layers(); ++l) {
     const std::string g = "/layers/" + std::to_string(l);
@@ -63,6 +66,24 @@ void write_model_file(const MlpModel& m, const json& sde, const json& target,
     f.dataset(g + "/weight", {size_t(w.rows()), size_t(w.cols())}, rows);
     f.dataset(g + "/bias", {size_t(m.biases[l].size())},
               std::vector<double>(m.biases[l].data(), m.biases[l].data() + m.biases[l].size()));
+  }
+  // Check data, when the model has them: points, times, labels and outputs.
+  if (m.check_x.cols() > 0) {
+    const size_t n = static_cast<size_t>(m.check_x.cols()), d = static_cast<size_t>(m.dim);
+    f.group("/check");
+    const Mat<double> xt = m.check_x.transpose(), outt = m.check_output.transpose();
+    std::vector<double> x(n * d), out(n * d);
+    for (size_t j = 0; j < n; ++j)
+      for (size_t i = 0; i < d; ++i) {
+        x[j * d + i] = xt(Eigen::Index(j), Eigen::Index(i));
+        out[j * d + i] = outt(Eigen::Index(j), Eigen::Index(i));
+      }
+    f.dataset("/check/x", {n, d}, x);
+    f.dataset("/check/output", {n, d}, out);
+    f.dataset("/check/t", {n}, std::vector<double>(m.check_t.data(), m.check_t.data() + n));
+    if (!m.check_labels.empty())
+      f.dataset("/check/label", {n},
+                std::vector<double>(m.check_labels.begin(), m.check_labels.end()));
   }
   f.save();
 }
@@ -340,4 +361,222 @@ TEST_CASE("a network's likelihood: Hutchinson within 3 standard errors of the ex
   INFO(exact.log_density(0) << " against " << mean << " +- " << se);
   CHECK(std::abs(exact.log_density(0) - mean) < 3 * se);
   CHECK(se > 1e-8);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Class-conditional networks (format 1's optional `classes`) and classifier-free guidance.
+
+namespace {
+
+json labelled_target() {
+  return {
+      {"type", "gmm"},
+      {"weights", {0.3, 0.45, 0.25}},
+      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
+      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}},
+      {"labels", {0, 1, 0}}};
+}
+
+}  // namespace
+
+TEST_CASE("a class-conditional network: the one-hot label follows the embedding", "[models]") {
+  // out = d silu(a x + b t + c + c_y) + e for D = 1, raw embedding, two classes; no label: no c_y.
+  const double a = 0.7, b = -1.3, c = 0.2, c0 = 0.9, c1 = -0.6, d = 1.9, e = -0.4;
+  MlpModel m;
+  m.dim = 1;
+  m.classes = 2;
+  m.activation = Activation::silu;
+  m.weights = {(Mat<double>(1, 4) << a, b, c0, c1).finished(), Mat<double>::Constant(1, 1, d)};
+  m.biases = {Vec<double>::Constant(1, c), Vec<double>::Constant(1, e)};
+  const auto silu = [](double h) { return h / (1 + std::exp(-h)); };
+  const auto slope = [](double h) {
+    const double s = 1 / (1 + std::exp(-h));
+    return s * (1 + h * (1 - s));
+  };
+  const double x = 0.8, t = 0.35;
+  const MlpNetwork<double> network(m);
+  const MlpNetwork<mp50> network50(m);
+  const Mat<double> xs = Mat<double>::Constant(1, 1, x);
+  const Vec<double> ts = Vec<double>::Constant(1, t);
+  const double shift[] = {0.0, c0, c1};
+  for (int label = -1; label <= 1; ++label) {
+    const double h = a * x + b * t + c + shift[label + 1];
+    INFO("label " << label);
+    CHECK(network.forward(xs, ts, label)(0, 0) == Approx(d * silu(h) + e).epsilon(1e-15));
+    CHECK(network.jvp(xs, ts, Mat<double>::Ones(1, 1), label)(0, 0) ==
+          Approx(d * slope(h) * a).epsilon(1e-15));
+    const mp50 in_50 =
+        network50.forward(xs.cast<mp50>(), ts.cast<mp50>(), label)(0, 0) - (d * silu(h) + e);
+    CHECK(std::abs(to_double(in_50)) < 1e-15);
+  }
+  CHECK_THROWS_WITH(network.forward(xs, ts, 2), Catch::Contains("denoiser.label = 2"));
+  MlpModel plain = m;
+  plain.classes = 0;
+  CHECK_THROWS_WITH(MlpNetwork<double>(plain).forward(xs, ts, 0),
+                    Catch::Contains("denoiser.label = 0"));
+}
+
+TEST_CASE("CFG of a network: w = 0 is the conditional network; divergence by differences",
+          "[models][guidance]") {
+  const MlpModel m = random_mlp(2, 12, 2, Activation::silu, {0.5, 2.0}, 21, 2);
+  const auto sde = make_sde<double>({{"type", "vp-linear"}}, 2, "sde");
+  Rng rng(4);
+  const Mat<double> x = rng.normal_matrix<double>(2, 7);
+  const double t = 0.3;
+  const MlpDenoiser<double> conditional(*sde, m, 1), unconditional(*sde, m);
+  // w = 0: bit for bit the conditional network.
+  CHECK(testing::max_diff(CfgMlpDenoiser<double>(*sde, m, 1, 0.0).score(x, t),
+                          conditional.score(x, t)) == 0);
+  // w = 2.5: 3.5 s(x | 1) - 2.5 s(x), and the labels matter.
+  const Mat<double> s1 = conditional.score(x, t), s0 = unconditional.score(x, t);
+  CHECK(testing::max_diff(s1, s0) > 1e-2);
+  const Mat<double> guided = CfgMlpDenoiser<double>(*sde, m, 1, 2.5).score(x, t);
+  CHECK(testing::max_diff(guided, 3.5 * s1 - 2.5 * s0) < 1e-13 * s1.cwiseAbs().maxCoeff());
+  CHECK_THROWS_WITH(CfgMlpDenoiser<double>(*sde, m, 2, 1.0),
+                    Catch::Contains("knows classes 0 to 1"));
+  CHECK_THROWS_WITH(MlpDenoiser<double>(*sde, random_mlp(2, 4, 1, Activation::silu, {}, 1), 0),
+                    Catch::Contains("is not class-conditional"));
+
+  // The guided divergence tr(W grad s) and JVP in 50 digits against central differences of the
+  // guided score itself.
+  const auto sde50 = make_sde<mp50>({{"type", "vp-linear"}}, 2, "sde");
+  const CfgMlpDenoiser<mp50> cfg(*sde50, m, 0, mp50(3));
+  const Mat<mp50> x50 = x.leftCols(3).cast<mp50>();
+  const mp50 t50("0.3"), h("1e-16");
+  const BlockMatrix<mp50> w = sde50->diffusion(t50).scaled(mp50("0.5"));
+  Vec<mp50> by_differences = Vec<mp50>::Zero(3);
+  Mat<mp50> jacobian_v = Mat<mp50>::Zero(2, 3);
+  const Mat<mp50> v = rng.normal_matrix<double>(2, 3).cast<mp50>();
+  for (Eigen::Index k = 0; k < 2; ++k) {
+    Mat<mp50> up = x50, down = x50;
+    up.row(k).array() += h;
+    down.row(k).array() -= h;
+    const Mat<mp50> column = (cfg.score(up, t50) - cfg.score(down, t50)) / (2 * h);
+    by_differences += (w.to_dense().row(k) * column).transpose();
+    jacobian_v += column * v.row(k).asDiagonal();
+  }
+  CHECK(to_double(mp50(
+            (cfg.score_divergence(x50, t50, w) - by_differences).cwiseAbs().maxCoeff())) < 1e-28);
+  CHECK(to_double(mp50((cfg.score_jvp(x50, t50, v) - jacobian_v).cwiseAbs().maxCoeff())) < 1e-28);
+}
+
+TEST_CASE("a class-conditional model file: classes, check labels, one class and CFG runs",
+          "[models][guidance]") {
+  json c = tiny_config();
+  c["target"] = labelled_target();
+  MlpModel m = random_mlp(2, 8, 1, Activation::tanh, {}, 17, 2);
+  // Check points with labels -1, 0 and 1, their outputs from pflow's own forward label by label:
+  // the reader must pair every point with its label to reproduce them.
+  Rng rng(8);
+  m.check_x = rng.normal_matrix<double>(2, 6);
+  m.check_t = Vec<double>::LinSpaced(6, 0.1, 0.9);
+  m.check_labels = {-1, 0, 1, 1, 0, -1};
+  m.check_output.resize(2, 6);
+  for (Eigen::Index j = 0; j < 6; ++j)
+    m.check_output.col(j) = MlpNetwork<double>(m).forward(m.check_x.col(j), m.check_t.segment(j, 1),
+                                                          m.check_labels[static_cast<size_t>(j)]);
+  const std::string path = temp_path("conditional_model.h5");
+  write_model_file(m, c["sde"], c["target"], path);
+  const MlpModel read = load_mlp_model(path);
+  CHECK(read.classes == 2);
+  CHECK(read.check_labels == m.check_labels);
+  CHECK(check_model(read).torch_vs_double == 0);
+  CHECK_THAT(describe_model(read), Catch::Contains("class-conditional: 2 one-hot label inputs"));
+
+  // A run of class 1, and CFG at w = 0 over the same network: identical states.
+  c["solvers"] = {"dpm-solver-2"};
+  c["nfe"] = {16, 32};
+  c["init"] = {{"points", {{0.3, -1.1}, {1.2, 0.4}}}};
+  c["denoiser"] = {{"type", "mlp"}, {"path", path}, {"label", 1}};
+  const ExperimentResult one_class = run_experiment(parse_experiment(c), {});
+  CHECK(one_class.analytic_flow.empty());  // a class's network is no model of the data
+  c["denoiser"] = {{"type", "guided"}, {"path", path}, {"label", 1}, {"scale", 0.0}};
+  const ExperimentResult cfg0 = run_experiment(parse_experiment(c), {});
+  CHECK(cfg0.solvers[0].cells[1].x == one_class.solvers[0].cells[1].x);
+  CHECK(cfg0.reference == one_class.reference);
+  c["denoiser"]["scale"] = 2.0;
+  const ExperimentResult cfg2 = run_experiment(parse_experiment(c), {});
+  CHECK(testing::max_diff(Eigen::Map<const Mat<double>>(cfg2.reference.data(), 2, 2),
+                          Eigen::Map<const Mat<double>>(cfg0.reference.data(), 2, 2)) > 1e-3);
+
+  // Refused by field: a label for an unconditional model, a class the model does not have, a
+  // classifier for a network, classifier guidance of a network in kind guidance.
+  const std::string plain = temp_path("plain_model.h5");
+  write_model_file(random_mlp(2, 8, 1, Activation::tanh, {}, 17), c["sde"], c["target"], plain);
+  c["denoiser"] = {{"type", "mlp"}, {"path", plain}, {"label", 1}};
+  CHECK_THROWS_WITH(
+      run_experiment(parse_experiment(c), {}),
+      Catch::Contains("denoiser.label = 1: model") && Catch::Contains("is not class-conditional"));
+  c["denoiser"] = {{"type", "guided"}, {"path", plain}, {"label", 0}};
+  CHECK_THROWS_WITH(run_experiment(parse_experiment(c), {}),
+                    Catch::Contains("is not class-conditional"));
+  c["denoiser"] = {{"type", "guided"}, {"path", path}, {"label", 1}, {"guidance", "classifier"}};
+  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("denoiser.guidance = classifier: a "
+                                                         "learned model has no classifier"));
+  json guidance = c;
+  guidance["kind"] = "guidance";
+  guidance["denoiser"] = {{"type", "mlp"}, {"path", path}};
+  guidance["init"] = {{"count", 50}, {"seed", 1}};
+  guidance["guidance"] = {
+      {"label", 1}, {"scales", {0.0, 1.0}}, {"grid", 100}, {"method", "classifier"}};
+  guidance["nfe"] = {16};
+  guidance["projections"] = 16;
+  guidance["replicates"] = 2;
+  CHECK_THROWS_WITH(parse_experiment(guidance),
+                    Catch::Contains("guidance.method = classifier: a learned model"));
+  // Kind guidance with the network: CFG of the network at every scale; at w = 0 the states of
+  // the class-1 network.
+  guidance["guidance"]["method"] = "cfg";
+  const ExperimentResult swept = run_experiment(parse_experiment(guidance), {});
+  const CellResult& cell = swept.solvers[0].cells[0];
+  REQUIRE(cell.series.at("samples").size() == 2 * 50 * 2);
+  // Beside it the exact CFG flow of the same x_T: a random network is far from it.
+  REQUIRE(cell.series.at("exact_cfg_gap").size() == 2);
+  CHECK(cell.series.at("exact_cfg_gap")[0] > 0.1);
+  const std::string out = temp_path("network_guidance.h5");
+  write_result(swept, out);
+  CHECK_THAT(result_table(swept, "markdown", ""), Catch::Contains("| gap to exact CFG |"));
+  CHECK(result_table(out, "markdown", "") == result_table(swept, "markdown", ""));
+  CHECK(h5::File::open(out).read("/solvers/dpm-solver-2/exact_cfg_gap").size() == 2);
+  std::filesystem::remove(out);
+  json same = guidance;
+  same["kind"] = "sample";
+  same.erase("guidance");
+  same["denoiser"] = {{"type", "mlp"}, {"path", path}, {"label", 1}};
+  const ExperimentResult sampled = run_experiment(parse_experiment(same), {});
+  REQUIRE(sampled.solvers[0].cells[0].x.size() == 100);
+  CHECK(std::vector<double>(cell.series.at("samples").begin(),
+                            cell.series.at("samples").begin() + 100) ==
+        sampled.solvers[0].cells[0].x);
+
+  std::filesystem::remove(path);
+  std::filesystem::remove(plain);
+}
+
+TEST_CASE("CFG of a network keeps every listed solver's order against its 50-digit flow",
+          "[models][guidance][mp50-long]") {
+  json c = tiny_config();
+  c["target"] = labelled_target();
+  const MlpModel m = random_mlp(2, 8, 1, Activation::silu, {}, 23, 2);
+  const std::string path = temp_path("cfg_orders_model.h5");
+  write_model_file(m, c["sde"], c["target"], path);
+  c["denoiser"] = {{"type", "guided"}, {"path", path}, {"label", 0}, {"scale", 2.0}};
+  c["init"] = {{"count", 3}, {"seed", 5}};
+  c["solvers"] = {"ddim",
+                  "dpm-solver-2",
+                  "dpm-solver-3",
+                  "dpm-solver++-2m",
+                  {{"name", "unipc"}, {"variant", "bh2"}, {"order", 3}, {"start", "singlestep"}},
+                  "rk4"};
+  c["nfe"] = {48, 96, 192, 384, 768};
+  const ExperimentResult r = run_experiment(parse_experiment(c), {});
+  CHECK_THAT(r.reference_method, Catch::Contains("model's own PF-ODE"));
+  CHECK(r.analytic_flow.empty());
+  const double declared[] = {1, 2, 3, 2, 4, 4};
+  for (size_t i = 0; i < r.solvers.size(); ++i) {
+    INFO(r.solvers[i].label << ": fitted " << r.solvers[i].fit.order);
+    CHECK(r.solvers[i].fit.order >= declared[i] - 0.2);
+    CHECK(r.solvers[i].fit.order <= declared[i] + 0.3);
+  }
+  std::filesystem::remove(path);
 }

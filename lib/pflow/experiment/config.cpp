@@ -36,31 +36,56 @@ int parse_class_label(const Fields& d, const std::string& key, const nlohmann::j
 
 namespace {
 
+// A model file's path and the flags that allow it a mismatch with the run (learned denoisers).
+const std::vector<std::string> kModelFlags = {"allow_sde_mismatch", "allow_target_mismatch",
+                                              "allow_time_extrapolation"};
+
+void parse_model_file(const Fields& d, nlohmann::json& out) {
+  const std::string path = d.text("path");
+  require(!path.empty(), "denoiser.path", path, "must name a model file");
+  out["path"] = path;
+  for (const std::string& flag : kModelFlags) out[flag] = d.boolean(flag, false);
+}
+
+std::vector<std::string> with_model_fields(std::vector<std::string> keys) {
+  keys.push_back("path");
+  keys.insert(keys.end(), kModelFlags.begin(), kModelFlags.end());
+  return keys;
+}
+
 // The guided denoiser: class `label` of a labelled gmm target, guidance "cfg" [default] or
-// "classifier", scale w >= 0 [1] (README, "Guidance").
+// "classifier", scale w >= 0 [1] (README, "Guidance"). With a model file ("path"): classifier-free
+// guidance of a class-conditional network.
 nlohmann::json parse_guided(const nlohmann::json& block, const nlohmann::json& target) {
-  const Fields d(block, "denoiser", {"type", "label", "scale", "guidance"});
+  const Fields d(block, "denoiser", with_model_fields({"type", "label", "scale", "guidance"}));
   require(target.value("type", "") == "gmm" && target.contains("labels"), "denoiser.type", "guided",
           "needs a gmm target with \"labels\" (one class label per component)");
   const int label = parse_class_label(d, "label", target);
   const double scale = to_double(d.number<double>("scale", 1.0));
   require(std::isfinite(scale) && scale >= 0 && scale <= 1000, "denoiser.scale", scale,
           "must be between 0 and 1000");
-  return {{"type", "guided"},
-          {"label", label},
-          {"scale", scale},
-          {"guidance", d.text("guidance", "cfg", {"cfg", "classifier"})}};
+  nlohmann::json out = {{"type", "guided"},
+                        {"label", label},
+                        {"scale", scale},
+                        {"guidance", d.text("guidance", "cfg", {"cfg", "classifier"})}};
+  if (d.has("path")) {
+    require(out["guidance"] == "cfg", "denoiser.guidance", "classifier",
+            "a learned model has no classifier: use \"cfg\" with a class-conditional model, "
+            "or drop \"path\" for the exact classifier");
+    parse_model_file(d, out);
+  }
+  return out;
 }
 
 // The denoiser block, normalised (README, "Learned denoisers"): "analytic", "perturbed" (delta,
-// omega), "guided" (label, scale, guidance) or "mlp" (path, relative to the config file, and the
-// flags allow_sde_mismatch, allow_target_mismatch, allow_time_extrapolation). The model file
-// itself is read and checked when the run starts (run.cpp), before any work.
+// omega), "guided" (label, scale, guidance, optionally a model file) or "mlp" (path, relative to
+// the config file, the flags allow_sde_mismatch, allow_target_mismatch, allow_time_extrapolation,
+// and for a class-conditional model optionally a label). The model file itself is read and
+// checked when the run starts (run.cpp), before any work.
 void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
   const std::string type =
       Fields(block, "denoiser",
-             {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
-              "allow_time_extrapolation", "delta", "omega", "label", "scale", "guidance"})
+             with_model_fields({"type", "delta", "omega", "label", "scale", "guidance"}))
           .text("type", "analytic", {"analytic", "mlp", "perturbed", "guided"});
   if (type == "guided") {
     c.denoiser = parse_guided(block, c.target);
@@ -76,15 +101,10 @@ void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
     require(std::isfinite(omega), "denoiser.omega", omega, "must be finite");
     c.denoiser = {{"type", "perturbed"}, {"delta", delta}, {"omega", omega}};
   } else {
-    const Fields d(block, "denoiser",
-                   {"type", "path", "allow_sde_mismatch", "allow_target_mismatch",
-                    "allow_time_extrapolation"});
-    const std::string path = d.text("path");
-    require(!path.empty(), "denoiser.path", path, "must name a model file");
-    c.denoiser = {{"type", "mlp"}, {"path", path}};
-    for (const char* flag :
-         {"allow_sde_mismatch", "allow_target_mismatch", "allow_time_extrapolation"})
-      c.denoiser[flag] = d.boolean(flag, false);
+    const Fields d(block, "denoiser", with_model_fields({"type", "label"}));
+    c.denoiser = {{"type", "mlp"}};
+    parse_model_file(d, c.denoiser);
+    if (d.has("label")) c.denoiser["label"] = parse_class_label(d, "label", c.target);
   }
 }
 

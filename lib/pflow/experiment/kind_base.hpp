@@ -25,6 +25,8 @@
 
 namespace pflow {
 
+struct MlpModel;  // model/mlp.hpp
+
 // What the driver has set up for a run with cells, in the run's number type.
 template <class Scalar>
 struct RunSetup {
@@ -40,7 +42,8 @@ struct RunSetup {
   // A learned or perturbed model in 50 digits (null for the analytic one): the reference is then
   // its own flow, and the analytic flow of the data measures the total error beside it.
   const Denoiser<mp50>* model50 = nullptr;
-  Mat<Scalar> x0;  // initial states, D x n
+  const MlpModel* mlp = nullptr;  // the run's model file, when it has one
+  Mat<Scalar> x0;                 // initial states, D x n
   Scalar t_start, t_end;
   bool exact_available = false;  // the data has one component: an exact flow map
   bool exact_reference = false;  // and it serves as the reference

@@ -300,12 +300,27 @@ std::string shell_quoted(const std::string& text) {
   return out + "'";
 }
 
-// The run's learned model (denoiser type "mlp"), read and checked before any work: the file
-// (load_mlp_model), its dimension and the SDE it was trained for against the run's.
+// The run's learned model (a denoiser with a model file: "mlp", or "guided" over a network), read
+// and checked before any work: the file (load_mlp_model), its dimension, its classes against the
+// label the run asks for, and the SDE it was trained for against the run's.
 std::optional<MlpModel> load_run_model(const ExperimentConfig& c, ExperimentResult& result) {
-  if (c.denoiser.value("type", std::string()) != "mlp") return std::nullopt;
+  if (!c.denoiser.contains("path")) return std::nullopt;
   const std::string path = config_relative_path(c, c.denoiser.at("path").get<std::string>());
   MlpModel m = load_mlp_model(path);
+  // The class the network is asked for: the denoiser's label, or kind guidance's.
+  const bool guided = c.denoiser.at("type") == "guided" || c.kind == "guidance";
+  const std::string label_field = c.kind == "guidance" ? "guidance.label" : "denoiser.label";
+  const int label = c.kind == "guidance"           ? c.guidance.at("label").get<int>()
+                    : c.denoiser.contains("label") ? c.denoiser.at("label").get<int>()
+                                                   : -1;
+  if (label >= 0 || guided) {
+    require(m.classes > 0, label_field, label,
+            "model " + path +
+                " is not class-conditional (its file has no 'classes' attribute): train one "
+                "with \"model\": {\"conditional\": true}");
+    require(label < m.classes, label_field, label,
+            "model " + path + " knows classes 0 to " + std::to_string(m.classes - 1));
+  }
   require(m.dim == c.state_dim, "denoiser.path", path,
           "the network takes " + to_text(m.dim) + " coordinates; the run's state has " +
               to_text(c.state_dim));
@@ -383,6 +398,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.problem.model = model.get();
   setup.problem.seed = c.seed;
   setup.model50 = model50.get();
+  setup.mlp = file;
   setup.data = data.mixture();
   setup.x0 = initial_states(c, *sde, data, Kind::init_at_t_end ? c.t_end : c.t_start);
   setup.t_start = from_double<Scalar>(c.t_start);

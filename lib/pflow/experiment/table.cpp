@@ -36,6 +36,7 @@ struct SolverColumns {
   double fitted_switch = std::nan("");
   // Kind "guidance": per cell (row) and scale (column).
   Mat<double> in_class, spread, sw2_scales;
+  Mat<double> cfg_gap;  // a network's: its distance from the exact CFG flow (empty otherwise)
 };
 struct TableModel {
   TableLayout layout = TableLayout::per_solver;
@@ -108,6 +109,7 @@ TableModel model_from_file(const std::string& path) {
       s.in_class = rows_of(f.read(g + "/in_class"), m, w);
       s.spread = rows_of(f.read(g + "/spread"), m, w);
       s.sw2_scales = rows_of(f.read(g + "/sw2"), m, w);
+      if (f.exists(g + "/exact_cfg_gap")) s.cfg_gap = rows_of(f.read(g + "/exact_cfg_gap"), m, w);
     }
     if (f.exists(g + "/switch_error")) {
       s.switch_error = f.read(g + "/switch_error");
@@ -166,14 +168,21 @@ TableModel model_from_result(const ExperimentResult& r) {
       if (r.config.kind == "guidance") {
         const size_t w = r.config.guidance.at("scales").size(),
                      row = static_cast<size_t>(&c - &run.cells[0]);
-        if (row == 0)
+        const bool has_gap = std::any_of(run.cells.begin(), run.cells.end(), [](const auto& c) {
+          return c.series.count("exact_cfg_gap") > 0;
+        });
+        if (row == 0) {
           s.in_class = s.spread = s.sw2_scales =
               Mat<double>::Constant(static_cast<Eigen::Index>(run.cells.size()),
                                     static_cast<Eigen::Index>(w), std::nan(""));
+          if (has_gap) s.cfg_gap = s.in_class;
+        }
         for (const auto& [key, target] :
              {std::pair<const char*, Mat<double>*>{"in_class", &s.in_class},
               {"spread", &s.spread},
-              {"sw2", &s.sw2_scales}}) {
+              {"sw2", &s.sw2_scales},
+              {"exact_cfg_gap", &s.cfg_gap}}) {
+          if (target->size() == 0) continue;
           const auto it = c.series.find(key);
           if (!c.failed && it != c.series.end() && it->second.size() == w)
             target->row(static_cast<Eigen::Index>(row)) =
@@ -407,18 +416,26 @@ std::string sample_table(const TableModel& m, const std::string& format,
 }
 
 // Kind "guidance": one row per solver, NFE and scale: the samples' class fraction, spread and
-// sw2 beside the tilted density's own class fraction and spread and the floor of sw2.
+// sw2 beside the tilted density's own class fraction and spread and the floor of sw2 (and for a
+// network the RMS distance of its samples from the exact CFG flow's).
 std::string guidance_table(const TableModel& m, const std::string& format) {
   std::ostringstream out;
-  const char* columns[] = {"solver", "NFE",           "w",   "in_class", "tilted in_class",
-                           "spread", "tilted spread", "sw2", "sw2 floor"};
+  const bool gap = std::any_of(m.solvers.begin(), m.solvers.end(),
+                               [](const SolverColumns& s) { return s.cfg_gap.size() > 0; });
+  std::vector<std::string> columns = {
+      "solver", "NFE",           "w",   "in_class", "tilted in_class",
+      "spread", "tilted spread", "sw2", "sw2 floor"};
+  if (gap) columns.push_back("gap to exact CFG");
   const bool csv = format == "csv", latex = format == "latex";
   const std::string sep = csv ? "," : latex ? " & " : " | ";
-  if (latex) out << latex_requires << "\\begin{tabular}{lrrrrrrrr}\n\\toprule\n";
-  for (size_t i = 0; i < 9; ++i) out << (i == 0 ? (csv || latex ? "" : "| ") : sep) << columns[i];
-  out << (csv     ? "\n"
-          : latex ? " \\\\\n\\midrule\n"
-                  : " |\n|---|---|---|---|---|---|---|---|---|\n");
+  if (latex)
+    out << latex_requires << "\\begin{tabular}{l" << std::string(columns.size() - 1, 'r')
+        << "}\n\\toprule\n";
+  for (size_t i = 0; i < columns.size(); ++i)
+    out << (i == 0 ? (csv || latex ? "" : "| ") : sep) << columns[i];
+  std::string rule = "|";
+  for (size_t i = 0; i < columns.size(); ++i) rule += "---|";
+  out << (csv ? "\n" : latex ? " \\\\\n\\midrule\n" : " |\n" + rule + "\n");
   for (const SolverColumns& s : m.solvers)
     for (Eigen::Index i = 0; i < s.in_class.rows(); ++i)
       for (size_t k = 0; k < m.scales.size(); ++k) {
@@ -431,10 +448,9 @@ std::string guidance_table(const TableModel& m, const std::string& format) {
             << sep << number("%.4f", s.in_class(i, j)) << sep
             << number("%.4f", m.tilted_in_class[k]) << sep << number("%.4f", s.spread(i, j)) << sep
             << number("%.4f", m.tilted_spread[k]) << sep << number("%.3e", s.sw2_scales(i, j))
-            << sep << number("%.3e", m.scale_floor[k])
-            << (csv     ? "\n"
-                : latex ? " \\\\\n"
-                        : " |\n");
+            << sep << number("%.3e", m.scale_floor[k]);
+        if (gap) out << sep << number("%.3e", s.cfg_gap.size() ? s.cfg_gap(i, j) : std::nan(""));
+        out << (csv ? "\n" : latex ? " \\\\\n" : " |\n");
       }
   if (latex) out << "\\bottomrule\n\\end{tabular}\n";
   return out.str();

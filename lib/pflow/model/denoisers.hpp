@@ -1,6 +1,7 @@
 // The denoiser of a run, from its config block (README, "Learned denoisers"): "analytic" (the
-// exact score of the mixture), "perturbed" (that score plus a known smooth error) or "mlp" (a
-// learned network from a model file, model/mlp.hpp).
+// exact score of the mixture), "perturbed" (that score plus a known smooth error), "mlp" (a
+// learned network from a model file, model/mlp.hpp, optionally of one class) or "guided" (the
+// exact guided score, or with a model file classifier-free guidance of the network).
 #pragma once
 
 #include <algorithm>
@@ -21,10 +22,14 @@ std::unique_ptr<Denoiser<Scalar>> make_denoiser(const nlohmann::json& spec,
                                                 const GaussianMixture<Scalar>* data,
                                                 const MlpModel* mlp) {
   const std::string type = spec.value("type", std::string("analytic"));
-  if (type == "mlp") {
+  if (spec.contains("path")) {
     require(mlp != nullptr, "denoiser.path", spec.value("path", std::string()),
             "the model file was not read");
-    return std::make_unique<MlpDenoiser<Scalar>>(sde, *mlp);
+    if (type == "guided")
+      return std::make_unique<CfgMlpDenoiser<Scalar>>(
+          sde, *mlp, spec.at("label").get<int>(),
+          from_double<Scalar>(spec.at("scale").get<double>()));
+    return std::make_unique<MlpDenoiser<Scalar>>(sde, *mlp, spec.value("label", -1));
   }
   require(data != nullptr, "denoiser.type", type,
           "needs the data's analytic score, and the target is a sample-only data set");

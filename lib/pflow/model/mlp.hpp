@@ -2,7 +2,10 @@
 // docs/NOTES.md sec. 10) evaluated in any number type, and its output turned into the score.
 //
 // The network maps [x; embedding(tau)] (D + E values per particle) through L affine layers with
-// the activation after every layer but the last; tau = t or lambda = log(alpha / sigma). It is
+// the activation after every layer but the last; tau = t or lambda = log(alpha / sigma). A
+// class-conditional model (format 1's optional `classes` = C) takes C more inputs after the
+// embedding: the one-hot vector of the class label, all zeros for "no label" (the unconditional
+// model of classifier-free guidance, trained by label dropout). It is
 // evaluated on a whole batch at once: one matrix product per layer over all particles. Weights
 // are read as doubles, which every wider type holds exactly, so the 50-digit network is the same
 // function as the double one, evaluated without round-off.
@@ -38,14 +41,18 @@ struct MlpModel {
   std::vector<Mat<double>> weights;  // [out, in] per layer
   std::vector<Vec<double>> biases;   // [out]
   nlohmann::json sde, target, training, time_embedding;
-  int dim = 0;  // D: input and output width of the network's x part
-  // Optional check data: points (D x n), their times (n) and torch's float64 outputs (D x n).
+  int dim = 0;      // D: input and output width of the network's x part
+  int classes = 0;  // C: one-hot label inputs of a class-conditional model (0: none)
+  // Optional check data: points (D x n), their times (n), labels (n; -1 for none; empty for an
+  // unconditional model) and torch's float64 outputs (D x n).
   Mat<double> check_x, check_output;
   Vec<double> check_t;
+  std::vector<int> check_labels;
 
   int embedding_width() const {
     return frequencies.empty() ? 1 : 2 * static_cast<int>(frequencies.size());
   }
+  int input_width() const { return dim + embedding_width() + classes; }
   int layers() const { return static_cast<int>(weights.size()); }
 };
 
@@ -139,13 +146,10 @@ class MlpNetwork {
   }
   const MlpModel& model() const { return *model_; }
 
-  // The network's output for the columns of x (D x n), column j at network time tau(j).
-  Mat<Scalar> forward(const Mat<Scalar>& x, const Vec<Scalar>& tau) const {
-    const Eigen::Index n = x.cols(), d = x.rows();
-    const int e = model_->embedding_width();
-    Mat<Scalar> h(d + e, n);
-    h.topRows(d) = x;
-    for (Eigen::Index j = 0; j < n; ++j) embed(tau(j), h.col(j).tail(e));
+  // The network's output for the columns of x (D x n), column j at network time tau(j), all with
+  // class `label` (-1: no label; only -1 for an unconditional model).
+  Mat<Scalar> forward(const Mat<Scalar>& x, const Vec<Scalar>& tau, int label = -1) const {
+    Mat<Scalar> h = input(x, tau, label);
     for (size_t l = 0; l < weights_.size(); ++l) {
       Mat<Scalar> next = weights_[l] * h;
       next.colwise() += biases_[l];
@@ -158,13 +162,11 @@ class MlpNetwork {
   // The Jacobian-vector product J(x) v of the output with respect to x, for each column (its
   // own tangent v_j), by forward-mode differentiation through the layers (the time input has
   // no tangent): z' = W h', h' = act'(z) z'.
-  Mat<Scalar> jvp(const Mat<Scalar>& x, const Vec<Scalar>& tau, const Mat<Scalar>& v) const {
-    const Eigen::Index n = x.cols(), d = x.rows();
-    const int e = model_->embedding_width();
-    Mat<Scalar> h(d + e, n), dh = Mat<Scalar>::Zero(d + e, n);
-    h.topRows(d) = x;
-    dh.topRows(d) = v;
-    for (Eigen::Index j = 0; j < n; ++j) embed(tau(j), h.col(j).tail(e));
+  Mat<Scalar> jvp(const Mat<Scalar>& x, const Vec<Scalar>& tau, const Mat<Scalar>& v,
+                  int label = -1) const {
+    Mat<Scalar> h = input(x, tau, label);
+    Mat<Scalar> dh = Mat<Scalar>::Zero(h.rows(), h.cols());
+    dh.topRows(x.rows()) = v;
     for (size_t l = 0; l < weights_.size(); ++l) {
       Mat<Scalar> next = weights_[l] * h;
       next.colwise() += biases_[l];
@@ -182,6 +184,19 @@ class MlpNetwork {
   }
 
  private:
+  // The first layer's input [x; embedding(tau); one-hot(label)] per column.
+  Mat<Scalar> input(const Mat<Scalar>& x, const Vec<Scalar>& tau, int label) const {
+    const Eigen::Index n = x.cols(), d = x.rows();
+    const int e = model_->embedding_width(), c = model_->classes;
+    require(label >= -1 && label < c, "denoiser.label", label,
+            "is not a class of model " + model_->path + " (it has " + std::to_string(c) + ")");
+    Mat<Scalar> h = Mat<Scalar>::Zero(d + e + c, n);
+    h.topRows(d) = x;
+    for (Eigen::Index j = 0; j < n; ++j) embed(tau(j), h.col(j).segment(d, e));
+    if (label >= 0) h.row(d + e + label).setOnes();
+    return h;
+  }
+
   // Raw: tau itself; Fourier: sin(f_1 tau) .. sin(f_m tau), cos(f_1 tau) .. cos(f_m tau).
   template <class Column>
   void embed(const Scalar& tau, Column&& out) const {
@@ -224,12 +239,18 @@ Mat<Scalar> score_from_output(ModelOutput kind, const Mat<Scalar>& out, const Ma
 }
 
 // The denoiser of a learned MLP under an SDE: its output turned into the score. A score output
-// needs no conversion and serves every linear SDE; the others need a scalar SDE.
+// needs no conversion and serves every linear SDE; the others need a scalar SDE. A
+// class-conditional model serves the class `label` (-1: the unconditional model, the one-hot
+// input all zeros); the *_for members take the label per call (classifier-free guidance needs
+// two).
 template <class Scalar>
 class MlpDenoiser : public Denoiser<Scalar> {
  public:
-  MlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model)
-      : network_(model), sde_(&sde), scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)) {
+  MlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model, int label = -1)
+      : network_(model),
+        sde_(&sde),
+        scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)),
+        label_(label) {
     require(model.dim == sde.state_dim(), "denoiser.path", model.path,
             "the network takes " + to_text(model.dim) + " coordinates, the SDE's state has " +
                 to_text(sde.state_dim()));
@@ -238,30 +259,47 @@ class MlpDenoiser : public Denoiser<Scalar> {
     require(!needs_scalar || scalar_ != nullptr, "denoiser.path", model.path,
             "its output or time input needs a scalar SDE (alpha, sigma), not " + sde.name() +
                 "; train a model with output \"score\" and time input \"t\"");
+    check_label(label);
   }
   std::string name() const override { return "mlp"; }
+  // With a label it models the class's conditional data, not the data: no error split.
+  bool approximates_data() const override { return label_ < 0; }
   const MlpNetwork<Scalar>& network() const { return network_; }
+
+  // A label the model can take: -1, or 0 to C - 1 for a class-conditional model.
+  void check_label(int label) const {
+    const int c = network_.model().classes;
+    require(
+        label >= -1 && label < c, "denoiser.label", label,
+        c == 0 ? "model " + network_.model().path +
+                     " is not class-conditional (its file has no 'classes' attribute)"
+               : "model " + network_.model().path + " knows classes 0 to " + std::to_string(c - 1));
+  }
 
   // The network's time input at t.
   Scalar network_time(const Scalar& t) const {
     return network_.model().time_input == TimeInput::lambda ? scalar_->lambda(t) : t;
   }
-  // The raw network output at time t (D x n).
-  Mat<Scalar> output(const Mat<Scalar>& x, const Scalar& t) const {
-    return network_.forward(x, Vec<Scalar>::Constant(x.cols(), network_time(t)));
+  // The raw network output at time t (D x n) for class `label`.
+  Mat<Scalar> output(const Mat<Scalar>& x, const Scalar& t, int label) const {
+    return network_.forward(x, Vec<Scalar>::Constant(x.cols(), network_time(t)), label);
   }
+  Mat<Scalar> output(const Mat<Scalar>& x, const Scalar& t) const { return output(x, t, label_); }
 
-  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+  Mat<Scalar> score_for(const Mat<Scalar>& x, const Scalar& t, int label) const {
     const ModelOutput kind = network_.model().output;
-    if (kind == ModelOutput::score) return output(x, t);
-    return score_from_output(kind, output(x, t), x, scalar_->alpha(t), scalar_->sigma(t));
+    if (kind == ModelOutput::score) return output(x, t, label);
+    return score_from_output(kind, output(x, t, label), x, scalar_->alpha(t), scalar_->sigma(t));
+  }
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    return score_for(x, t, label_);
   }
 
   // tr(W grad s) exactly: the network's Jacobian column by column (D forward-mode passes,
   // J e_k for every particle at once), then the output-to-score map, which is affine in the
   // output: grad s = a J + b I (output_slope).
-  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
-                               const BlockMatrix<Scalar>& w) const override {
+  Vec<Scalar> score_divergence_for(const Mat<Scalar>& x, const Scalar& t,
+                                   const BlockMatrix<Scalar>& w, int label) const {
     const Mat<Scalar> ambient =
         sde_->from_spectral(Mat<Scalar>(sde_->from_spectral(w.to_dense()).transpose()));
     const Eigen::Index d = x.rows(), n = x.cols();
@@ -270,18 +308,26 @@ class MlpDenoiser : public Denoiser<Scalar> {
     for (Eigen::Index k = 0; k < d; ++k) {
       Mat<Scalar> ek = Mat<Scalar>::Zero(d, n);
       ek.row(k).setOnes();
-      const Mat<Scalar> column = network_.jvp(x, tau, ek);  // J e_k, D x n
-      trace_wj += (ambient.row(k) * column).transpose();    // sum_i W_ki J_ik
+      const Mat<Scalar> column = network_.jvp(x, tau, ek, label);  // J e_k, D x n
+      trace_wj += (ambient.row(k) * column).transpose();           // sum_i W_ki J_ik
     }
     const auto [a, b] = output_slope(t);
     return a * trace_wj + Vec<Scalar>::Constant(n, b * ambient.trace());
   }
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    return score_divergence_for(x, t, w, label_);
+  }
 
   // grad s v = a J v + b v (the same affine map).
+  Mat<Scalar> score_jvp_for(const Mat<Scalar>& x, const Scalar& t, const Mat<Scalar>& v,
+                            int label) const {
+    const auto [a, b] = output_slope(t);
+    return a * network_.jvp(x, Vec<Scalar>::Constant(x.cols(), network_time(t)), v, label) + b * v;
+  }
   Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
                         const Mat<Scalar>& v) const override {
-    const auto [a, b] = output_slope(t);
-    return a * network_.jvp(x, Vec<Scalar>::Constant(x.cols(), network_time(t)), v) + b * v;
+    return score_jvp_for(x, t, v, label_);
   }
 
  private:
@@ -303,6 +349,43 @@ class MlpDenoiser : public Denoiser<Scalar> {
   MlpNetwork<Scalar> network_;
   const LinearSde<Scalar>* sde_;
   const ScalarSde<Scalar>* scalar_;
+  int label_;
+};
+
+// Classifier-free guidance with a class-conditional network (docs/NOTES.md sec. 14):
+// s = (1 + w) s(x | y) - w s(x | no label), the same combination in eps (the output-to-score
+// map is affine with the same slope for both). Its divergence and Jacobian-vector products are
+// that combination of the network's. w = 0 is the conditional model itself.
+template <class Scalar>
+class CfgMlpDenoiser : public Denoiser<Scalar> {
+ public:
+  CfgMlpDenoiser(const LinearSde<Scalar>& sde, const MlpModel& model, int label,
+                 const Scalar& scale)
+      : model_(sde, model), label_(label), scale_(scale) {
+    require(label >= 0, "denoiser.label", label, "guidance needs a class label (>= 0)");
+    model_.check_label(label);
+  }
+  std::string name() const override { return "cfg"; }
+  bool approximates_data() const override { return false; }
+  Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    if (scale_ == 0) return model_.score_for(x, t, label_);
+    return (1 + scale_) * model_.score_for(x, t, label_) - scale_ * model_.score_for(x, t, -1);
+  }
+  Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
+                               const BlockMatrix<Scalar>& w) const override {
+    return (1 + scale_) * model_.score_divergence_for(x, t, w, label_) -
+           scale_ * model_.score_divergence_for(x, t, w, -1);
+  }
+  Mat<Scalar> score_jvp(const Mat<Scalar>& x, const Scalar& t,
+                        const Mat<Scalar>& v) const override {
+    return (1 + scale_) * model_.score_jvp_for(x, t, v, label_) -
+           scale_ * model_.score_jvp_for(x, t, v, -1);
+  }
+
+ private:
+  MlpDenoiser<Scalar> model_;
+  int label_;
+  Scalar scale_;
 };
 
 }  // namespace pflow

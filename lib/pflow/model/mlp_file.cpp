@@ -82,6 +82,7 @@ class ModelReader {
     return m;
   }
   bool exists(const std::string& name) const { return file_.exists(name); }
+  bool has_attribute(const std::string& name) const { return file_.has_attribute("/", name); }
 
  private:
   std::string path_;
@@ -118,16 +119,26 @@ void read_layers(const ModelReader& r, MlpModel& m) {
   }
   r.check(!m.weights.empty(), "has no layers (/layers/0/weight)");
   m.dim = static_cast<int>(m.weights.back().rows());
-  const Eigen::Index in = m.dim + m.embedding_width();
+  const Eigen::Index in = m.input_width();
   r.check(m.weights.front().cols() == in,
           "the first layer takes " + std::to_string(m.weights.front().cols()) +
-              " inputs, but D + embedding width = " + std::to_string(m.dim) + " + " +
-              std::to_string(m.embedding_width()) + " = " + std::to_string(in));
+              " inputs, but D + embedding width + classes = " + std::to_string(m.dim) + " + " +
+              std::to_string(m.embedding_width()) + " + " + std::to_string(m.classes) + " = " +
+              std::to_string(in));
   for (int l = 1; l < m.layers(); ++l)
     r.check(m.weights[l].cols() == m.weights[l - 1].rows(),
             "layer shapes do not chain: /layers/" + std::to_string(l) + "/weight takes " +
                 std::to_string(m.weights[l].cols()) + " inputs, layer " + std::to_string(l - 1) +
                 " gives " + std::to_string(m.weights[l - 1].rows()));
+}
+
+// The optional `classes` attribute of a class-conditional model: C one-hot label inputs.
+void read_classes(const ModelReader& r, MlpModel& m) {
+  if (!r.has_attribute("classes")) return;
+  const double c = r.number("classes");
+  r.check(c >= 1 && c <= 100000 && c == std::floor(c),
+          "attribute 'classes' is " + to_text(c) + "; it must be an integer from 1 to 100000");
+  m.classes = static_cast<int>(c);
 }
 
 void read_check_data(const ModelReader& r, MlpModel& m) {
@@ -141,6 +152,17 @@ void read_check_data(const ModelReader& r, MlpModel& m) {
           "datasets /check/x [n, D], /check/t [n] and /check/output [n, D] do not match "
           "(D = " +
               std::to_string(m.dim) + ")");
+  if (!r.exists("/check/label")) return;
+  r.check(m.classes > 0, "has /check/label but no 'classes' attribute");
+  const Vec<double> labels = r.matrix("/check/label", 1).col(0);
+  r.check(labels.size() == m.check_t.size(),
+          "dataset /check/label must have one label per check point");
+  for (double y : labels) {
+    r.check(y == std::floor(y) && y >= -1 && y < m.classes,
+            "dataset /check/label holds " + to_text(y) + "; labels are -1 (none) or 0 to " +
+                std::to_string(m.classes - 1));
+    m.check_labels.push_back(static_cast<int>(y));
+  }
 }
 
 // The network times of the check points: t itself, or lambda(t) of the SDE the model was
@@ -188,6 +210,7 @@ MlpModel load_mlp_model(const std::string& path) {
   m.activation = static_cast<Activation>(r.choice("activation", activation_names()));
   m.time_input = static_cast<TimeInput>(r.choice("time_input", time_input_names()));
   read_embedding(r, m);
+  read_classes(r, m);
   m.sde = r.json("sde");
   m.target = r.json("target");
   m.training = r.json("training");
@@ -214,8 +237,25 @@ ModelCheck check_model(const MlpModel& m) {
   c.points = static_cast<int>(m.check_x.cols());
   if (c.points == 0) return c;
   const Vec<double> tau = check_network_times(m);
-  const Mat<double> dbl = MlpNetwork<double>(m).forward(m.check_x, tau);
-  const Mat<mp50> mp = MlpNetwork<mp50>(m).forward(m.check_x.cast<mp50>(), tau.cast<mp50>());
+  Mat<double> dbl(m.check_x.rows(), m.check_x.cols());
+  Mat<mp50> mp(dbl.rows(), dbl.cols());
+  const MlpNetwork<double> network(m);
+  const MlpNetwork<mp50> network50(m);
+  // The points in groups of one label each (-1 for an unconditional model's).
+  std::vector<int> labels = m.check_labels;
+  if (labels.empty()) labels.assign(static_cast<size_t>(c.points), -1);
+  std::vector<int> distinct = labels;
+  std::sort(distinct.begin(), distinct.end());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  for (int y : distinct) {
+    std::vector<Eigen::Index> cols;
+    for (Eigen::Index j = 0; j < m.check_x.cols(); ++j)
+      if (labels[static_cast<size_t>(j)] == y) cols.push_back(j);
+    const Mat<double> x = m.check_x(Eigen::all, cols);
+    const Vec<double> t = tau(cols);
+    dbl(Eigen::all, cols) = network.forward(x, t, y);
+    mp(Eigen::all, cols) = network50.forward(x.cast<mp50>(), t.cast<mp50>(), y);
+  }
   c.torch_vs_double = relative_deviation(dbl, m.check_output);
   c.mp50_vs_double = relative_deviation(dbl, mp.cast<double>());
   return c;
@@ -227,8 +267,10 @@ std::string describe_model(const MlpModel& m) {
   for (int l = 0; l < m.layers(); ++l) out << (l ? " -> " : " ") << m.weights[l].cols();
   out << " -> " << m.dim << ", activation " << activation_names()[int(m.activation)] << ", output "
       << model_output_names()[int(m.output)] << ", time input "
-      << time_input_names()[int(m.time_input)] << ", embedding " << m.time_embedding.dump()
-      << "\nsde " << m.sde.dump() << "\ntarget " << m.target.dump() << "\n";
+      << time_input_names()[int(m.time_input)] << ", embedding " << m.time_embedding.dump();
+  if (m.classes > 0)
+    out << ", class-conditional: " << m.classes << " one-hot label inputs (zeros: no label)";
+  out << "\nsde " << m.sde.dump() << "\ntarget " << m.target.dump() << "\n";
   if (m.training.contains("final_loss"))
     out << "training: final loss " << m.training["final_loss"].dump() << ", torch "
         << m.training.value("torch_version", std::string("?")) << ", "

@@ -1,12 +1,17 @@
 // Kind "guidance": a sweep of the guidance scale w on a labelled 2-D mixture (docs/NOTES.md
 // sec. 14). (With "method": "classifier" the tilt exponent is w - 1: classifier guidance at w is
-// CFG at w - 1.) The particles are init.count samples of the unconditional p_T, the same for every
+// CFG at w - 1.) With denoiser "mlp" (a class-conditional network) the guided score is
+// classifier-free guidance of the network, measured against the same exact tilted densities.
+// The particles are init.count samples of the unconditional p_T, the same for every
 // scale; each cell (solver x NFE) samples with the guided score at every scale in
 // guidance.scales and measures, per scale:
 //   in_class  the fraction of samples whose most probable class under p_0 is the label,
 //   spread    the trace of the samples' covariance,
 //   sw2       the sliced W2 distance to the tilted density q_w ~ p(x | y)^(1 + w) p(x)^(-w), the
 //             density CFG is often said to sample, as the RMS over `replicates` samples of q_w.
+// With a network, per scale also
+//   exact_cfg_gap  the RMS over particles of |x_net - x_exact|, x_exact the exact CFG flow of the
+//                  same x_T by the same solver and grid: the model's share of the guided result.
 // q_w is normalised on a fine grid (guidance.grid cells per axis over the mixture's extent);
 // its samples pick a cell by its mass and a uniform point in it. The grid gives q_w's own class
 // fraction and spread exactly (the cells' uniform spread included), and the floor of sw2 (two
@@ -126,9 +131,11 @@ struct GuidanceKind : KindDefaults {
   void validate(const Fields& f, ExperimentConfig& c, const std::vector<SolverInfo>& infos) const {
     SampleKind().validate(f, c, infos);  // projections, replicates, particles
     const std::string type = c.denoiser.value("type", "analytic");
-    require(type == "analytic", "denoiser.type", type,
-            "kind \"guidance\" builds its guided scores from the exact ones at every scale: use "
-            "\"analytic\"");
+    require(type == "analytic" || type == "mlp", "denoiser.type", type,
+            "kind \"guidance\" builds its guided score at every scale itself: use \"analytic\" "
+            "(the exact scores) or \"mlp\" (a class-conditional network)");
+    require(!c.denoiser.contains("label"), "denoiser.label", c.denoiser.value("label", -1),
+            "kind \"guidance\" takes its class from guidance.label");
     require(c.target.value("type", "") == "gmm" && c.target.contains("labels") && c.data_dim == 2,
             "target", c.target.value("type", ""),
             "kind \"guidance\" needs a 2-D gmm target with \"labels\" (the tilted density is "
@@ -155,9 +162,12 @@ struct GuidanceKind : KindDefaults {
     const int cells = g.integer("grid", 800);
     require(cells >= 50 && cells <= 4000, "guidance.grid", cells,
             "must be between 50 and 4000 cells per axis");
+    const std::string method = g.text("method", "cfg", {"cfg", "classifier"});
+    require(type == "analytic" || method == "cfg", "guidance.method", method,
+            "a learned model has no classifier: use \"cfg\" (or the \"analytic\" denoiser)");
     c.guidance = {{"label", label},
                   {"scales", std::vector<double>(scales.data(), scales.data() + scales.size())},
-                  {"method", g.text("method", "cfg", {"cfg", "classifier"})},
+                  {"method", method},
                   {"grid", cells}};
   }
 
@@ -233,12 +243,28 @@ struct GuidanceKind : KindDefaults {
     const int replicates = c.replicates;
     cell.err_max = cell.err_rms = std::nan("");  // no reference flow
     for (size_t k = 0; k < scales.size(); ++k) {
-      const GuidedDenoiser<Scalar> guided(s.sde, *s.data, label, from_double<Scalar>(scales[k]),
-                                          classifier);
+      // The exact guided score, or classifier-free guidance of the run's class-conditional
+      // network.
+      std::unique_ptr<Denoiser<Scalar>> guided;
+      if (s.mlp)
+        guided = std::make_unique<CfgMlpDenoiser<Scalar>>(s.sde, *s.mlp, label,
+                                                          from_double<Scalar>(scales[k]));
+      else
+        guided = std::make_unique<GuidedDenoiser<Scalar>>(
+            s.sde, *s.data, label, from_double<Scalar>(scales[k]), classifier);
       Problem<Scalar> problem = s.problem;
-      problem.model = &guided;
+      problem.model = guided.get();
       const SolveResult<Scalar> r = solve(run.solver, problem, run.grid, s.x0);
       const Mat<double> x = s.sde.data_part(s.sde.to_spectral(r.x)).template cast<double>();
+      if (s.mlp) {  // the exact CFG flow beside the network's
+        const GuidedDenoiser<Scalar> exact(s.sde, *s.data, label, from_double<Scalar>(scales[k]),
+                                           false);
+        problem.model = &exact;
+        const Mat<double> x_exact =
+            s.sde.data_part(s.sde.to_spectral(solve(run.solver, problem, run.grid, s.x0).x))
+                .template cast<double>();
+        cell.series["exact_cfg_gap"].push_back((x - x_exact).norm() / std::sqrt(double(n)));
+      }
       const Vec<double> margin = detail::class_margin(data, label, x);
       const Mat<double> centred = x.colwise() - x.rowwise().mean();
       const Mat<double> own = sorted_projections(x, theta);
@@ -277,7 +303,11 @@ struct GuidanceKind : KindDefaults {
                     const ExperimentResult& r) const {
     const size_t m = s.cells.size(), scales = r.config.guidance.at("scales").size();
     const size_t n = static_cast<size_t>(r.particles);
-    for (const char* key : {"in_class", "spread", "sw2", "samples"}) {
+    for (const char* key : {"in_class", "spread", "sw2", "samples", "exact_cfg_gap"}) {
+      if (std::string(key) == "exact_cfg_gap" &&
+          std::none_of(s.cells.begin(), s.cells.end(),
+                       [](const CellResult& c) { return c.series.count("exact_cfg_gap") > 0; }))
+        continue;  // the exact scores: no gap
       const size_t width = std::string(key) == "samples" ? scales * n * 2 : scales;
       std::vector<double> values;
       for (const CellResult& cell : s.cells) {
