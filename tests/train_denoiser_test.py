@@ -14,7 +14,11 @@
 5. sample runs on each data set (two-moons, checkerboard, swiss-roll): pflow's fresh data has the
    trainer's distribution (sliced W2 against numpy draws of dataset_points, RMS over the
    replicates, within 25% of the file's floor), and numpy recomputes every stored sw2 from the
-   file's samples, data and directions to 1e-12.
+   file's samples, data and directions to 1e-12;
+6. a class-conditional model (label dropout): the file's `classes` and /check/label, pflow's
+   forward against torch's on labelled and unlabelled check points, the labels change the
+   output, CFG at w = 0 runs to the class's own states, and bad training configs exit 2 naming
+   the field.
 Usage: train_denoiser_test.py PFLOW WORK_DIR"""
 import json
 import os
@@ -228,5 +232,57 @@ for name in train_denoiser.DATASETS:
                                for fr in fresh]))
     check(abs(against / floor - 1) < 0.25,
           f"{name}: pflow's data against the trainer's: sw2 {against:.3e}, floor {floor:.3e}")
+# 6. A class-conditional model.
+labelled = dict(gmm, labels=[1, 0][:len(gmm["weights"])] + [0] * (len(gmm["weights"]) - 2))
+conditional = {"sde": {"type": "vp-linear"}, "target": labelled,
+               "model": {"width": 8, "depth": 2, "activation": "silu", "conditional": True},
+               "training": {"steps": 60, "batch": 32, "seed": 3, "label_dropout": 0.3}}
+path = os.path.join(work, "conditional.h5")
+subprocess.run([sys.executable, train, write_json("conditional.json", conditional), "--out", path,
+                "--quiet"], check=True)
+with h5py.File(path, "r") as f:
+    classes = int(f.attrs["classes"])
+    check_labels = f["check/label"][()]
+    first = f["layers/0/weight"][()]
+check(classes == 2 and first.shape[1] == 2 + 1 + 2,
+      f"classes = {classes}, first layer {first.shape}: [x; t; one-hot]")
+check(set(check_labels) == {-1.0, 0.0, 1.0}, f"check labels {sorted(set(check_labels))}")
+r = subprocess.run([pflow, "model", path], capture_output=True, text=True)
+print(r.stdout + r.stderr, end="")
+check(r.returncode == 0 and "class-conditional: 2" in r.stdout,
+      "pflow model: the conditional forward within 1e-12 of torch on every check point")
+runs = {}
+for name, denoiser in [("class0", {"type": "mlp", "path": "conditional.h5", "label": 0}),
+                       ("class1", {"type": "mlp", "path": "conditional.h5", "label": 1}),
+                       ("cfg0", {"type": "guided", "path": "conditional.h5", "label": 1,
+                                 "scale": 0.0})]:
+    run = {"name": name, "kind": "convergence", "sde": {"type": "vp-linear"}, "target": labelled,
+           "denoiser": denoiser, "time": {"t_start": 1.0, "t_end": 0.001, "grid": "logsnr"},
+           "init": {"count": 1, "seed": 5}, "solvers": ["ddim"], "nfe": [8, 16]}
+    out = os.path.join(work, name + ".h5")
+    r = subprocess.run([pflow, "run", write_json(name + ".json", run), "--out", out, "--force",
+                        "--quiet"], capture_output=True, text=True)
+    print(r.stdout + r.stderr, end="")
+    check(r.returncode == 0, f"a run of the conditional model ({name})")
+    if r.returncode == 0:
+        with h5py.File(out, "r") as f:
+            runs[name] = f["solvers/ddim/x"][()]
+if len(runs) == 3:
+    check(np.abs(runs["class0"] - runs["class1"]).max() > 1e-6,
+          "the label changes the flow (class 0 against class 1)")
+    check(np.array_equal(runs["cfg0"], runs["class1"]), "CFG at w = 0 is the class-1 network")
+for name, config, fragment in [
+        ("no_labels", dict(conditional, target=gmm), "model.conditional = true: needs a gmm"),
+        ("dropout_unconditional", dict(tiny, training=dict(tiny["training"], label_dropout=0.2)),
+         "training.label_dropout = 0.2: applies to class-conditional models only"),
+        ("dropout_one", dict(conditional, training=dict(conditional["training"],
+                                                         label_dropout=1.0)),
+         "training.label_dropout = 1.0: must be in (0, 1)"),
+        ("bad_labels", dict(conditional, target=dict(gmm, labels=[0])), "target.labels = [0]")]:
+    r = subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
+                        os.path.join(work, name + ".h5"), "--quiet"], capture_output=True,
+                       text=True)
+    check(r.returncode == 2 and fragment in r.stderr, f"{name}: exit {r.returncode}, "
+          f"{r.stderr.strip()}")
 print(f"{len(failures)} failed")
 sys.exit(1 if failures else 0)
