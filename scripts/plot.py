@@ -187,7 +187,8 @@ def interpolation(args, config, rows, switch_rows, paths):
 
 def guidance(args, config, f):
     """Per scale w: class fraction, spread and sw2 of each solver at its largest NFE beside the
-    tilted density's, and the first solver's samples at the smallest and largest w."""
+    tilted density's (with a network, also its RMS gap to the exact CFG flow), and the first
+    solver's samples at the smallest and largest w."""
     ref = f["reference"]
     scales = ref["scales"][()]
     fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
@@ -201,11 +202,19 @@ def guidance(args, config, f):
             ax.plot(scales, g[key][()][-1], "o-", ms=3, label=f"{label}, NFE {g['nfe'][()][-1]}")
         ax.plot(scales, ref[tilted][()], "k--", lw=1,
                 label="floor (two samples of it)" if key == "sw2" else "tilted density")
+        if key == "sw2":  # a network's CFG: its distance from the exact CFG flow
+            for label in groups:
+                g = f["solvers"][label]
+                if "exact_cfg_gap" in g:
+                    ax.plot(scales, g["exact_cfg_gap"][()][-1], "x:", ms=4,
+                            label=f"{label}: RMS gap to the exact CFG flow")
         ax.set_xlabel("guidance scale w")
         ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[2].set_yscale("log")
+    if "exact_cfg_gap" in f["solvers"][groups[0]]:
+        axes[2].set_title("sw2 to the tilted density; network's gap to exact CFG", fontsize=10)
     g = f["solvers"][groups[0]]
     x = g["samples"][()][-1]  # [S, n, 2] at the largest NFE
     pad = 1.0
