@@ -416,7 +416,7 @@ TEST_CASE("a class-conditional network: the one-hot label follows the embedding"
                     Catch::Contains("denoiser.label = 0"));
 }
 
-TEST_CASE("CFG of a network: w = 0 is the conditional network; divergence by differences",
+TEST_CASE("CFG of a network: w = 0 is the conditional network, divergence by differences",
           "[models][guidance]") {
   const MlpModel m = random_mlp(2, 12, 2, Activation::silu, {0.5, 2.0}, 21, 2);
   const auto sde = make_sde<double>({{"type", "vp-linear"}}, 2, "sde");
