@@ -292,6 +292,12 @@ cases = [
     ("guidance_network_classifier", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/conditional.h5", "allow_target_mismatch": True}, guidance={"label": 1, "method": "classifier"}), "guidance.method = classifier: a learned model has no classifier"),
     ("guidance_denoiser_label", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/conditional.h5", "label": 1, "allow_target_mismatch": True}, guidance={"label": 1}), "denoiser.label = 1: kind \"guidance\" takes its class from guidance.label"),
     ("guidance_unconditional_network", labelled(kind="guidance", init={"count": 50, "seed": 1}, denoiser={"type": "mlp", "path": "models/unconditional.h5", "allow_target_mismatch": True}, guidance={"label": 1}), "guidance.label = 1: model"),
+    # Discrete time (vp-discrete and its integer grids).
+    ("discrete_betas_decrease", edit(sde={"type": "vp-discrete", "betas": [0.1, 0.05]}), "sde.betas[1] = 0.05: betas must not decrease"),
+    ("discrete_beta_one", edit(sde={"type": "vp-discrete", "betas": [0.1, 1.0]}), "sde.betas[1] = 1: must lie in (0, 1)"),
+    ("discrete_T_zero", edit(sde={"type": "vp-discrete", "schedule": "linear", "T": 0}), "sde.T = 0: must be 1 to 100000 steps"),
+    ("discrete_grid_not_a_step", edit(sde={"type": "vp-discrete", "schedule": "linear", "T": 1000}, time={"t_start": 1.0, "t_end": 0.0015, "grid": "discrete-uniform"}), "time.t_end = 0.0015: must be a step of the chain"),
+    ("discrete_grid_on_vp_linear", edit(time={"t_start": 1.0, "t_end": 0.001, "grid": "discrete-quadratic"}), "time.grid = discrete-quadratic: needs the integer steps of a vp-discrete SDE"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
 ]
 

@@ -94,6 +94,20 @@ Mat<Scalar> eps_from_x0(SolveContext<Scalar>& ctx, const Mat<Scalar>& x, const M
   return (x - sde.alpha(t) * x0) / sde.sigma(t);
 }
 
+// One DDIM step from s to t (header): x0 and eps from the model at s, z standard normal (unused
+// at eta = 0). With eta = 1 on a vp-discrete chain's consecutive steps this is DDPM's posterior
+// step (tests/test_discrete.cpp holds the two equal).
+template <class Scalar>
+Mat<Scalar> ddim_step(const ScalarPoint<Scalar>& s, const ScalarPoint<Scalar>& t, const Scalar& eta,
+                      const Mat<Scalar>& x0, const Mat<Scalar>& eps, const Mat<Scalar>* z) {
+  using std::sqrt;
+  if (eta == 0) return t.alpha * x0 + t.sigma * eps;
+  // 1 - e^{-2h} = -expm1(-2h), without cancellation for small steps.
+  const Scalar h = t.lambda - s.lambda;
+  const Scalar c = eta * t.sigma * sqrt(Scalar(-boost::math::expm1(Scalar(-2 * h))));
+  return t.alpha * x0 + sqrt(t.sigma * t.sigma - c * c) * eps + c * *z;
+}
+
 // DDIM, eta = 0 deterministic: independent of the phi-function path (x0 and eps recombined).
 template <class Scalar>
 class Ddim : public Solver<Scalar> {
@@ -109,14 +123,11 @@ class Ddim : public Solver<Scalar> {
       const Mat<Scalar> eps = ctx.eps(x, s.t);
       const Mat<Scalar> x0 = (x - s.sigma * eps) / s.alpha;
       if (eta_ == 0) {
-        x = t.alpha * x0 + t.sigma * eps;
+        x = ddim_step<Scalar>(s, t, eta_, x0, eps, nullptr);
       } else {
-        // 1 - e^{-2h} = -expm1(-2h), without cancellation for small steps.
-        const Scalar h = t.lambda - s.lambda;
-        const Scalar c = eta_ * t.sigma * sqrt(Scalar(-boost::math::expm1(Scalar(-2 * h))));
         const Mat<Scalar> z =
             ctx.brownian_increment(s.t, t.t, x.rows(), x.cols()) / sqrt(s.t - t.t);
-        x = t.alpha * x0 + sqrt(t.sigma * t.sigma - c * c) * eps + c * z;
+        x = ddim_step<Scalar>(s, t, eta_, x0, eps, &z);
       }
       ctx.step_done(static_cast<int>(i), t.t, x);
     }

@@ -7,6 +7,11 @@
 //   edm             sigma_i = (s_max^{1/rho} + i/N (s_min^{1/rho} - s_max^{1/rho}))^rho with
 //                   sigma = sigma_t / alpha_t (Karras et al. 2022, eq. 5), rho = 7 by default
 //   list            explicit times
+//   discrete-uniform, discrete-quadratic
+//                   integer steps of a vp-discrete chain, t = i / N: from i_start = t_start N
+//                   down to i_end = t_end N, i_k = i_end + round((i_start - i_end) v_k) with v_k
+//                   = 1 - k / S (uniform) or (1 - k / S)^2 (quadratic, denser near the data);
+//                   DDIM's two subsequences tau of 1..N (Song et al. 2021a, appendix D.2)
 // logsnr and edm need lambda(t) and its inverse: scalar SDEs only.
 #pragma once
 
@@ -15,6 +20,7 @@
 
 #include "pflow/core/json_fields.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
+#include "pflow/sde/vp_discrete.hpp"
 
 namespace pflow {
 
@@ -25,9 +31,49 @@ struct GridSpec {
 };
 
 inline const std::vector<std::string>& grid_names() {
-  static const std::vector<std::string> names = {"time-uniform", "time-quadratic", "logsnr", "edm",
-                                                 "list"};
+  static const std::vector<std::string> names = {
+      "time-uniform",     "time-quadratic",    "logsnr", "edm", "list",
+      "discrete-uniform", "discrete-quadratic"};
   return names;
+}
+
+// The S + 1 integer-step times of a vp-discrete chain (the header's discrete-uniform and
+// discrete-quadratic): t_start and t_end must be steps of the chain, and the S + 1 integers
+// distinct.
+template <class Scalar>
+std::vector<Scalar> integer_step_grid(const LinearSde<Scalar>& sde, const std::string& kind,
+                                      const Scalar& t_start, const Scalar& t_end, int steps) {
+  const auto* chain = dynamic_cast<const VpDiscrete<Scalar>*>(&sde);
+  require(chain != nullptr, "time.grid", kind,
+          "needs the integer steps of a vp-discrete SDE, not " + sde.name());
+  const int n = chain->steps();
+  auto step_of = [&](const Scalar& t, const char* field) {
+    const double at = to_double(Scalar(t * Scalar(n)));
+    const double i = std::round(at);
+    require(std::abs(at - i) <= 1e-9 * std::max(1.0, at) && i >= 1 && i <= n, field, t,
+            "must be a step of the chain, t = i / N with i in 1.." + std::to_string(n) +
+                " (N = " + std::to_string(n) + ")");
+    return static_cast<int>(i);
+  };
+  const int first = step_of(t_start, "time.t_start"), last = step_of(t_end, "time.t_end");
+  require(first > last, "time.t_start", t_start, "must exceed time.t_end = " + to_text(t_end));
+  require(steps <= first - last, "steps", steps,
+          "exceeds the " + std::to_string(first - last) +
+              " chain steps from i = " + std::to_string(first) + " to " + std::to_string(last));
+  std::vector<Scalar> grid;
+  int previous = first + 1;
+  for (int k = 0; k <= steps; ++k) {
+    const double v = 1 - static_cast<double>(k) / steps;
+    const double w = kind == "discrete-uniform" ? v : v * v;
+    const int i = last + static_cast<int>(std::lround((first - last) * w));
+    require(i < previous, "time.grid", kind,
+            "gives repeated steps with " + std::to_string(steps) +
+                " steps over i = " + std::to_string(last) + ".." + std::to_string(first) +
+                ": use fewer steps or discrete-uniform");
+    previous = i;
+    grid.push_back(chain->step_time(i));
+  }
+  return grid;
 }
 
 // The N + 1 times of a grid with N = steps (for a list: its own times).
@@ -56,6 +102,8 @@ std::vector<Scalar> make_time_grid(const LinearSde<Scalar>& sde, const GridSpec&
   require(t_start > t_end, "time.t_start", t_start, "must exceed time.t_end = " + to_text(t_end));
   require(t_start <= sde.t_max(), "time.t_start", t_start,
           "exceeds the SDE's T = " + to_text(sde.t_max()));
+  if (spec.kind == "discrete-uniform" || spec.kind == "discrete-quadratic")
+    return integer_step_grid(sde, spec.kind, t_start, t_end, steps);
   grid.resize(steps + 1);
   const auto* scalar = dynamic_cast<const ScalarSde<Scalar>*>(&sde);
   for (int i = 0; i <= steps; ++i) {

@@ -10,6 +10,7 @@
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/linear_sde.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
+#include "pflow/sde/vp_discrete.hpp"
 #include "pflow/target/dataset.hpp"
 
 namespace pflow {
@@ -18,6 +19,11 @@ const std::vector<SdeInfo>& sde_catalogue() {
   static const std::vector<SdeInfo> catalogue = {
       {"vp-linear", "beta_min = 0.1, beta_max = 20", "Ho et al. 2020; Song et al. 2021 (VP SDE)"},
       {"vp-cosine", "s = 0.008", "Nichol & Dhariwal 2021, eq. 17"},
+      {"vp-discrete",
+       "betas = [beta_1, ..., beta_N], or schedule = linear (1e-4 to 0.02) | vp-linear (beta_min "
+       "= 0.1, beta_max = 20, Song et al. sec. 3.4) | cosine, with T = 1000 steps",
+       "Ho et al. 2020 (DDPM's chain); log alpha piecewise linear in t, t_i = i / N, as "
+       "DPM-Solver (Lu et al. 2022) for discrete-time models"},
       {"sub-vp", "beta_min = 0.1, beta_max = 20", "Song et al. 2021, eq. 29"},
       {"ve", "sigma_min = 0.01, sigma_max = 50", "Song et al. 2021, eq. 30"},
       {"edm", "sigma_min = 0.002, sigma_max = 80", "Karras et al. 2022, table 1"},
@@ -108,6 +114,38 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     Fields f(config, path, {"type", "s"});
     const Scalar s = f.number<Scalar>("s", 0.008);
     return at_path(path, [&] { return std::make_unique<VpCosine<Scalar>>(s, data_dim); });
+  }
+  if (type == "vp-discrete") {
+    // An explicit list of betas, or a named schedule over T steps (README, "Discrete time").
+    Fields f(config, path, {"type", "betas", "schedule", "T", "beta_min", "beta_max"});
+    require(f.has("betas") != f.has("schedule"), path, config.dump(),
+            "needs exactly one of 'betas' (a list) and 'schedule' (linear, vp-linear, cosine)");
+    std::vector<Scalar> betas;
+    if (f.has("betas")) {
+      for (const char* key : {"T", "beta_min", "beta_max"})
+        if (f.has(key))
+          throw InputError(f.at(key), f.raw(key).dump(),
+                           "applies to a named schedule, not to an explicit list of betas");
+      const Vec<Scalar> list = f.vector<Scalar>("betas");
+      require(list.size() >= 1 && list.size() <= 100000, f.at("betas"), list.size(),
+              "must list 1 to 100000 betas");
+      betas.assign(list.data(), list.data() + list.size());
+    } else {
+      const std::string schedule =
+          f.text("schedule", std::nullopt, {"linear", "vp-linear", "cosine"});
+      const int steps = f.integer("T", 1000);
+      require(steps >= 1 && steps <= 100000, f.at("T"), steps, "must be 1 to 100000 steps");
+      if (schedule != "vp-linear")
+        for (const char* key : {"beta_min", "beta_max"})
+          if (f.has(key))
+            throw InputError(f.at(key), f.raw(key).dump(),
+                             "applies to the schedule \"vp-linear\" only");
+      const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
+      require(b0 > 0 && b1 >= b0 && b1 < Scalar(steps), f.at("beta_max"), b1,
+              "needs 0 < beta_min <= beta_max < T (each beta_i = beta(t) / T in (0, 1))");
+      betas = discrete_betas<Scalar>(schedule, steps, b0, b1);
+    }
+    return at_path(path, [&] { return std::make_unique<VpDiscrete<Scalar>>(betas, data_dim); });
   }
   if (type == "ve" || type == "edm") {
     const bool ve = type == "ve";
