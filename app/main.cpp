@@ -191,8 +191,8 @@ void run_list() {
       std::cout << "      parameters: " << pflow::describe_parameters(s) << "\n";
     std::cout << "      reference:  " << s.reference << "\n";
   }
-  std::cout
-      << "Time grids (time.grid): time-uniform, time-quadratic, logsnr, edm (rho = 7), list\n";
+  std::cout << "Time grids (time.grid): time-uniform, time-quadratic, logsnr, edm (rho = 7), list, "
+               "discrete-uniform, discrete-quadratic (vp-discrete steps)\n";
 }
 
 // Runs a subcommand and maps what it throws to the exit statuses of the header comment, with one
