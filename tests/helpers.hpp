@@ -26,6 +26,17 @@ double tol(double dbl, double mp) {
 }
 
 // tests/data/tiny_convergence.json: a 2-D Gaussian under vp-linear, three solvers, NFE 16-128.
+// The headline's 2-D mixture with class labels: three components, two classes, 0 = {0, 2} and
+// 1 = {1} (guidance and class-conditional networks).
+inline nlohmann::json labelled_mixture() {
+  return {
+      {"type", "gmm"},
+      {"weights", {0.3, 0.45, 0.25}},
+      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
+      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}},
+      {"labels", {0, 1, 0}}};
+}
+
 inline nlohmann::json tiny_config() {
   std::ifstream in(std::string(PFLOW_TEST_DATA) + "/tiny_convergence.json");
   return nlohmann::json::parse(in);

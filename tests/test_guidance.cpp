@@ -9,19 +9,7 @@
 using namespace pflow;
 using json = nlohmann::json;
 
-namespace {
-
-// Three components, two classes: 0 = {0, 2}, 1 = {1}.
-json labelled_mixture() {
-  return {
-      {"type", "gmm"},
-      {"weights", {0.3, 0.45, 0.25}},
-      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}},
-      {"labels", {0, 1, 0}}};
-}
-
-}  // namespace
+using pflow::testing::labelled_mixture;
 
 TEST_CASE("labelled mixtures: conditional data and the exact classifier", "[guidance]") {
   const auto data = make_target<double>(labelled_mixture(), "target");

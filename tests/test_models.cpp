@@ -366,18 +366,7 @@ TEST_CASE("a network's likelihood: Hutchinson within 3 standard errors of the ex
 // ---------------------------------------------------------------------------------------------
 // Class-conditional networks (format 1's optional `classes`) and classifier-free guidance.
 
-namespace {
-
-json labelled_target() {
-  return {
-      {"type", "gmm"},
-      {"weights", {0.3, 0.45, 0.25}},
-      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}},
-      {"labels", {0, 1, 0}}};
-}
-
-}  // namespace
+using pflow::testing::labelled_mixture;
 
 TEST_CASE("a class-conditional network: the one-hot label follows the embedding", "[models]") {
   // out = d silu(a x + b t + c + c_y) + e for D = 1, raw embedding, two classes; no label: no c_y.
@@ -463,7 +452,7 @@ TEST_CASE("CFG of a network: w = 0 is the conditional network, divergence by dif
 TEST_CASE("a class-conditional model file: classes, check labels, one class and CFG runs",
           "[models][guidance]") {
   json c = tiny_config();
-  c["target"] = labelled_target();
+  c["target"] = labelled_mixture();
   MlpModel m = random_mlp(2, 8, 1, Activation::tanh, {}, 17, 2);
   // Check points with labels -1, 0 and 1, their outputs from pflow's own forward label by label:
   // the reader must pair every point with its label to reproduce them.
@@ -556,7 +545,7 @@ TEST_CASE("a class-conditional model file: classes, check labels, one class and 
 TEST_CASE("CFG of a network keeps every listed solver's order against its 50-digit flow",
           "[models][guidance][mp50-long]") {
   json c = tiny_config();
-  c["target"] = labelled_target();
+  c["target"] = labelled_mixture();
   const MlpModel m = random_mlp(2, 8, 1, Activation::silu, {}, 23, 2);
   const std::string path = temp_path("cfg_orders_model.h5");
   write_model_file(m, c["sde"], c["target"], path);
