@@ -37,6 +37,20 @@ inline nlohmann::json labelled_mixture() {
       {"labels", {0, 1, 0}}};
 }
 
+// The solver ladder of the guided-order tests (analytic CFG and CFG of a network): six solvers
+// of declared orders 1, 2, 3, 2, 4, 4 at NFE 48-768 from 3 particles.
+inline void use_guided_order_ladder(nlohmann::json& c) {
+  c["init"] = {{"count", 3}, {"seed", 5}};
+  c["solvers"] = {"ddim",
+                  "dpm-solver-2",
+                  "dpm-solver-3",
+                  "dpm-solver++-2m",
+                  {{"name", "unipc"}, {"variant", "bh2"}, {"order", 3}, {"start", "singlestep"}},
+                  "rk4"};
+  c["nfe"] = {48, 96, 192, 384, 768};
+}
+inline constexpr double guided_ladder_orders[] = {1, 2, 3, 2, 4, 4};
+
 inline nlohmann::json tiny_config() {
   std::ifstream in(std::string(PFLOW_TEST_DATA) + "/tiny_convergence.json");
   return nlohmann::json::parse(in);

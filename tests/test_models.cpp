@@ -550,18 +550,11 @@ TEST_CASE("CFG of a network keeps every listed solver's order against its 50-dig
   const std::string path = temp_path("cfg_orders_model.h5");
   write_model_file(m, c["sde"], c["target"], path);
   c["denoiser"] = {{"type", "guided"}, {"path", path}, {"label", 0}, {"scale", 2.0}};
-  c["init"] = {{"count", 3}, {"seed", 5}};
-  c["solvers"] = {"ddim",
-                  "dpm-solver-2",
-                  "dpm-solver-3",
-                  "dpm-solver++-2m",
-                  {{"name", "unipc"}, {"variant", "bh2"}, {"order", 3}, {"start", "singlestep"}},
-                  "rk4"};
-  c["nfe"] = {48, 96, 192, 384, 768};
+  pflow::testing::use_guided_order_ladder(c);
   const ExperimentResult r = run_experiment(parse_experiment(c), {});
   CHECK_THAT(r.reference_method, Catch::Contains("model's own PF-ODE"));
   CHECK(r.analytic_flow.empty());
-  const double declared[] = {1, 2, 3, 2, 4, 4};
+  const auto& declared = pflow::testing::guided_ladder_orders;
   for (size_t i = 0; i < r.solvers.size(); ++i) {
     INFO(r.solvers[i].label << ": fitted " << r.solvers[i].fit.order);
     CHECK(r.solvers[i].fit.order >= declared[i] - 0.2);
