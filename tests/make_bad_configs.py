@@ -197,7 +197,7 @@ cases = [
     ("fit_levels_one", edit(fit_levels=1), "fit_levels = 1"),
     ("fit_levels_beyond_nfe", edit(fit_levels=5), "fit_levels = 5: exceeds the 4 NFE levels"),
     ("stochastic_deterministic_solver", edit(kind="stochastic", time__grid="time-uniform", solvers=["euler-maruyama", "ddim"]), "solvers[1] = ddim: is deterministic"),
-    ("stochastic_ddim_eta", edit(kind="stochastic", time__grid="time-uniform", solvers=[{"name": "ddim", "eta": 0.5}]), "solvers[0].eta = 0.5: must be 1 for kind \"stochastic\""),
+    ("stochastic_eta_mismatch", edit(kind="stochastic", time__grid="time-uniform", solvers=[{"name": "ddim", "eta": 0.5}, "ddpm"]), "solvers[1].eta = 1: differs from solvers[0]'s eta 0.5"),
     ("stochastic_logsnr_grid", edit(kind="stochastic", solvers=["ddpm"]), "time.grid = logsnr: must be \"time-uniform\""),
     ("stochastic_nfe_not_power_of_two", edit(kind="stochastic", time__grid="time-uniform", solvers=["ddpm"], nfe=[16, 24]), "nfe[1] = 24: must be a power of two"),
     ("stochastic_brownian_too_coarse", edit(kind="stochastic", time__grid="time-uniform", solvers=["ddpm"], brownian_levels=8), "brownian_levels = 8"),

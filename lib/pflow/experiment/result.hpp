@@ -67,10 +67,11 @@ struct SolverRun {
   int declared_weak_order = 0;
   bool adaptive = false;
   std::vector<CellResult> cells;
-  OrderFit fit;            // over err_max (err_rms, the mean-square strong error, when stochastic)
-  OrderFit weak_fit;       // kind "stochastic": over err_weak
-  OrderFit roundtrip_fit;  // kind "inversion": over roundtrip_max
-  OrderFit switch_fit;     // kind "interpolation": over switch_error
+  OrderFit fit;             // over err_max (err_rms, the mean-square strong error, when stochastic)
+  OrderFit weak_fit;        // kind "stochastic": over err_weak
+  OrderFit weak_exact_fit;  // kind "stochastic": over the error against exact moments of p_t_end
+  OrderFit roundtrip_fit;   // kind "inversion": over roundtrip_max
+  OrderFit switch_fit;      // kind "interpolation": over switch_error
   // A learned or perturbed model: the smallest NFE from which the discretisation error (err_max)
   // stays below the model error (how many steps the model deserves); 0 when the largest NFE is
   // not below it, and for adaptive solvers.

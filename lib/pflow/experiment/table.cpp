@@ -22,8 +22,9 @@ struct SolverColumns {
   std::string label;
   double index = 0;  // position in the config (HDF5 lists groups alphabetically)
   bool adaptive = false;
-  double declared = 0, fitted = 0, declared_weak = 0, fitted_weak = 0;
+  double declared = 0, fitted = 0, declared_weak = 0, fitted_weak = 0, fitted_weak_exact = 0;
   std::vector<double> nfe, tolerance, err_max, err_rms, err_weak, wall_s;
+  std::vector<double> err_weak_exact;  // stochastic, mixture data: against exact moments
   // A learned or perturbed model: errors against the data's flow, and the knee (0: none).
   std::vector<double> err_total_max, err_total_rms;
   double knee_nfe = 0;
@@ -120,6 +121,10 @@ TableModel model_from_file(const std::string& path) {
       s.declared_weak = f.read_double(g, "declared_weak_order");
       s.fitted_weak = f.read_double(g, "fitted_weak_order");
     }
+    if (f.exists(g + "/err_weak_exact")) {
+      s.err_weak_exact = f.read(g + "/err_weak_exact");
+      s.fitted_weak_exact = f.read_double(g, "fitted_weak_order_exact");
+    }
     m.solvers.push_back(std::move(s));
   }
   std::sort(m.solvers.begin(), m.solvers.end(),
@@ -154,6 +159,7 @@ TableModel model_from_result(const ExperimentResult& r) {
     s.fitted = run.fit.order;
     s.declared_weak = run.declared_weak_order;
     s.fitted_weak = run.weak_fit.order;
+    s.fitted_weak_exact = run.weak_exact_fit.order;
     s.knee_nfe = static_cast<double>(run.knee_nfe);
     const bool inversion = r.config.kind == "inversion";
     const bool interpolation = r.config.kind == "interpolation";
@@ -199,6 +205,9 @@ TableModel model_from_result(const ExperimentResult& r) {
       s.err_max.push_back(c.err_max);
       s.err_rms.push_back(c.err_rms);
       s.err_weak.push_back(c.err_weak);
+      const auto exact = c.series.find("weak_exact");
+      s.err_weak_exact.push_back(
+          exact != c.series.end() && !exact->second.empty() ? exact->second[0] : std::nan(""));
       s.wall_s.push_back(c.wall_s);
       s.sw2.push_back(c.sw2);
       s.mean_log_p0.push_back(c.mean_log_p0);
@@ -489,6 +498,11 @@ std::string table_of(const TableModel& m, const std::string& format, std::string
     if (two_rows) {
       rows.push_back({s.label + " strong", s.declared, s.fitted, s.err_rms});
       rows.push_back({s.label + " weak", s.declared_weak, s.fitted_weak, s.err_weak});
+      const bool has_exact = std::any_of(s.err_weak_exact.begin(), s.err_weak_exact.end(),
+                                         [](double e) { return !std::isnan(e); });
+      if (has_exact && s.err_weak_exact.size() == s.err_weak.size())
+        rows.push_back(
+            {s.label + " weak vs p", s.declared_weak, s.fitted_weak_exact, s.err_weak_exact});
     } else {
       const double fitted = roundtrip_metric           ? s.fitted_roundtrip
                             : metric == "switch_error" ? s.fitted_switch
