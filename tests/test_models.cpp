@@ -138,7 +138,7 @@ TEST_CASE("MLP forward in 50 digits equals the double forward to 1e-14", "[model
   }
 }
 
-TEST_CASE("eps, x0 and v outputs give the analytic score back", "[models]") {
+TEST_CASE("eps, x0, v and velocity outputs give the analytic score back", "[models]") {
   const json gmm = {{"type", "gmm"},
                     {"weights", {0.3, 0.7}},
                     {"means", {{-1.0, 0.3}, {0.8, 0.8}}},
@@ -146,20 +146,23 @@ TEST_CASE("eps, x0 and v outputs give the analytic score back", "[models]") {
   const auto data = make_target<double>(gmm, "target");
   std::srand(9);
   const Mat<double> x = Mat<double>::Random(2, 20) * 2;
-  for (const char* type : {"vp-linear", "sub-vp", "ve", "edm"}) {
+  for (const char* type : {"vp-linear", "sub-vp", "ve", "edm", "rectified-flow"}) {
     const auto sde = make_sde<double>(json{{"type", type}}, 2, "sde");
     const auto& scalar = dynamic_cast<const ScalarSde<double>&>(*sde);
     const double t = std::string(type) == "edm" ? 1.7 : 0.4;
     const Marginal<double> p(*sde, data, t);
     const Mat<double> score = p.score(x);
-    const double a = scalar.alpha(t), s = scalar.sigma(t);
     INFO(type);
-    CHECK(testing::max_diff(score_from_output(ModelOutput::eps, p.eps(x), x, a, s), score) <
-          1e-12 * score.cwiseAbs().maxCoeff());
-    CHECK(testing::max_diff(score_from_output(ModelOutput::x0, p.x0(x), x, a, s), score) <
-          1e-12 * score.cwiseAbs().maxCoeff());
-    CHECK(testing::max_diff(score_from_output(ModelOutput::v, p.v(x), x, a, s), score) <
-          1e-12 * score.cwiseAbs().maxCoeff());
+    auto to_score = [&](ModelOutput kind, const Mat<double>& out) {
+      return convert_output(kind, ModelOutput::score, out, x, &scalar, t);
+    };
+    const double scale = score.cwiseAbs().maxCoeff();
+    CHECK(testing::max_diff(to_score(ModelOutput::eps, p.eps(x)), score) < 1e-12 * scale);
+    CHECK(testing::max_diff(to_score(ModelOutput::x0, p.x0(x)), score) < 1e-12 * scale);
+    CHECK(testing::max_diff(to_score(ModelOutput::v, p.v(x)), score) < 1e-12 * scale);
+    // The probability-flow velocity f x - g^2/2 score, written out here.
+    const Mat<double> velocity = scalar.f(t) * x - scalar.g2(t) / 2 * score;
+    CHECK(testing::max_diff(to_score(ModelOutput::velocity, velocity), score) < 1e-12 * scale);
   }
 }
 

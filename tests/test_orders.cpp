@@ -53,6 +53,11 @@ TEST_CASE("orders on Gaussian data (exact flow map reference)", "[orders]") {
   check_orders("gaussian");
 }
 
+// Rectified flow (alpha = 1 - t, sigma = t) with Gaussian data: its exact flow map.
+TEST_CASE("orders on rectified flow (exact flow map reference)", "[orders]") {
+  check_orders("rectified-flow");
+}
+
 // The double-precision solvers' orders against a 50-digit reference: Release only (the
 // Gaussian case above runs every solver's code under the sanitizers).
 TEST_CASE("orders on a 3-component 2-D mixture (50-digit reference)", "[orders][mp50-long]") {

@@ -47,6 +47,7 @@ void require_all_pass(const std::vector<CheckRow>& rows, const std::string& sde)
 PFLOW_VERIFY_TESTS("vp-linear", "[verify]")
 PFLOW_VERIFY_TESTS("vp-cosine", "[verify][mp50-long]")
 PFLOW_VERIFY_TESTS("sub-vp", "[verify][mp50-long]")
+PFLOW_VERIFY_TESTS("rectified-flow", "[verify][mp50-long]")
 PFLOW_VERIFY_TESTS("ve", "[verify][mp50-long]")
 PFLOW_VERIFY_TESTS("edm", "[verify][mp50-long]")
 PFLOW_VERIFY_TESTS("cld", "[verify]")
@@ -55,9 +56,9 @@ PFLOW_VERIFY_TESTS("linear", "[verify][mp50-long]")
 
 TEST_CASE("verify covers every SDE type", "[verify]") {
   const auto names = verify_sde_names();
-  REQUIRE(names.size() == 8);
-  for (const char* n :
-       {"vp-linear", "vp-cosine", "sub-vp", "ve", "edm", "cld", "blurring", "linear"})
+  REQUIRE(names.size() == 9);
+  for (const char* n : {"vp-linear", "vp-cosine", "sub-vp", "rectified-flow", "ve", "edm", "cld",
+                        "blurring", "linear"})
     CHECK(std::find(names.begin(), names.end(), n) != names.end());
 }
 

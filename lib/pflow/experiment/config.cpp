@@ -85,13 +85,16 @@ nlohmann::json parse_guided(const nlohmann::json& block, const nlohmann::json& t
 void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
   const std::string type =
       Fields(block, "denoiser",
-             with_model_fields({"type", "delta", "omega", "label", "scale", "guidance"}))
+             with_model_fields({"type", "delta", "omega", "label", "scale", "guidance", "output"}))
           .text("type", "analytic", {"analytic", "mlp", "perturbed", "guided"});
   if (type == "guided") {
     c.denoiser = parse_guided(block, c.target);
   } else if (type == "analytic") {
-    Fields(block, "denoiser", {"type"});
+    // The exact model may declare any output; samplers then convert from it (sec. 17).
+    const std::string output =
+        Fields(block, "denoiser", {"type", "output"}).text("output", "score", model_output_names());
     c.denoiser = {{"type", "analytic"}};
+    if (output != "score") c.denoiser["output"] = output;
   } else if (type == "perturbed") {
     const Fields d(block, "denoiser", {"type", "delta", "omega"});
     const double delta = to_double(d.number<double>("delta"));

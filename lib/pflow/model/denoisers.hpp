@@ -41,7 +41,11 @@ std::unique_ptr<Denoiser<Scalar>> make_denoiser(const nlohmann::json& spec,
     return std::make_unique<PerturbedDenoiser<Scalar>>(
         sde, *data, from_double<Scalar>(spec.at("delta").get<double>()),
         from_double<Scalar>(spec.at("omega").get<double>()));
-  return std::make_unique<AnalyticDenoiser<Scalar>>(sde, *data);
+  const auto& names = model_output_names();
+  const std::string output = spec.value("output", std::string("score"));
+  const auto kind =
+      static_cast<ModelOutput>(std::find(names.begin(), names.end(), output) - names.begin());
+  return std::make_unique<AnalyticDenoiser<Scalar>>(sde, *data, kind);
 }
 
 // Whether two SDEs have the same forward kernel: Psi(t, 0) and Sigma(t) agree to 1e-12

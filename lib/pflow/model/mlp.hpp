@@ -23,12 +23,10 @@
 namespace pflow {
 
 enum class Activation { silu, gelu, tanh, softplus, relu };
-enum class ModelOutput { eps, x0, v, score };
 enum class TimeInput { t, lambda };
 
-const std::vector<std::string>& activation_names();    // silu gelu tanh softplus relu
-const std::vector<std::string>& model_output_names();  // eps x0 v score
-const std::vector<std::string>& time_input_names();    // t lambda
+const std::vector<std::string>& activation_names();  // silu gelu tanh softplus relu
+const std::vector<std::string>& time_input_names();  // t lambda
 
 // A model file's contents, in double. load_mlp_model (model/mlp_file.cpp) fills it and checks
 // it: names, shapes, finiteness and the check outputs.
@@ -219,25 +217,6 @@ class MlpNetwork {
   std::vector<Scalar> frequencies_;
 };
 
-// A scalar SDE's model output turned into the score (x_t = alpha x0 + sigma eps, score =
-// -eps / sigma; docs/NOTES.md sec. 10): eps directly; x0: eps = (x - alpha x0) / sigma;
-// v = alpha eps - sigma x0: eps = (alpha v + sigma x) / (alpha^2 + sigma^2).
-template <class Scalar>
-Mat<Scalar> score_from_output(ModelOutput kind, const Mat<Scalar>& out, const Mat<Scalar>& x,
-                              const Scalar& alpha, const Scalar& sigma) {
-  switch (kind) {
-    case ModelOutput::eps:
-      return -out / sigma;
-    case ModelOutput::x0:
-      return (alpha * out - x) / (sigma * sigma);
-    case ModelOutput::v:
-      return -(alpha * out + sigma * x) / (sigma * (alpha * alpha + sigma * sigma));
-    case ModelOutput::score:
-      break;
-  }
-  return out;
-}
-
 // The denoiser of a learned MLP under an SDE: its output turned into the score. A score output
 // needs no conversion and serves every linear SDE; the others need a scalar SDE. A
 // class-conditional model serves the class `label` (-1: the unconditional model, the one-hot
@@ -262,6 +241,10 @@ class MlpDenoiser : public Denoiser<Scalar> {
     check_label(label);
   }
   std::string name() const override { return "mlp"; }
+  ModelOutput output() const override { return network_.model().output; }
+  Mat<Scalar> predict(const Mat<Scalar>& x, const Scalar& t) const override {
+    return output(x, t, label_);
+  }
   // With a label it models the class's conditional data, not the data: no error split.
   bool approximates_data() const override { return label_ < 0; }
   const MlpNetwork<Scalar>& network() const { return network_; }
@@ -287,9 +270,8 @@ class MlpDenoiser : public Denoiser<Scalar> {
   Mat<Scalar> output(const Mat<Scalar>& x, const Scalar& t) const { return output(x, t, label_); }
 
   Mat<Scalar> score_for(const Mat<Scalar>& x, const Scalar& t, int label) const {
-    const ModelOutput kind = network_.model().output;
-    if (kind == ModelOutput::score) return output(x, t, label);
-    return score_from_output(kind, output(x, t, label), x, scalar_->alpha(t), scalar_->sigma(t));
+    return convert_output(network_.model().output, ModelOutput::score, output(x, t, label), x,
+                          scalar_, t);
   }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     return score_for(x, t, label_);
@@ -331,19 +313,9 @@ class MlpDenoiser : public Denoiser<Scalar> {
   }
 
  private:
-  // grad s = a J + b I, the output-to-score map's slope in the output and in x: (a, b) = (1, 0)
-  // for score, (-1/sigma, 0) for eps, (alpha/sigma^2, -1/sigma^2) for x0, and
-  // (-alpha, -sigma) / (sigma (alpha^2 + sigma^2)) for v.
+  // grad s = a J + b I, the output-to-score map's slope in the output and in x (score_slope).
   std::pair<Scalar, Scalar> output_slope(const Scalar& t) const {
-    const ModelOutput kind = network_.model().output;
-    if (kind == ModelOutput::score) return {Scalar(1), Scalar(0)};
-    const Scalar alpha = scalar_->alpha(t), sigma = scalar_->sigma(t);
-    if (kind == ModelOutput::x0) return {alpha / (sigma * sigma), -1 / (sigma * sigma)};
-    if (kind == ModelOutput::v) {
-      const Scalar denom = sigma * (alpha * alpha + sigma * sigma);
-      return {-alpha / denom, -sigma / denom};
-    }
-    return {-1 / sigma, Scalar(0)};  // eps
+    return score_slope(network_.model().output, scalar_, t);
   }
 
   MlpNetwork<Scalar> network_;

@@ -15,10 +15,6 @@ const std::vector<std::string>& activation_names() {
   static const std::vector<std::string> names = {"silu", "gelu", "tanh", "softplus", "relu"};
   return names;
 }
-const std::vector<std::string>& model_output_names() {
-  static const std::vector<std::string> names = {"eps", "x0", "v", "score"};
-  return names;
-}
 const std::vector<std::string>& time_input_names() {
   static const std::vector<std::string> names = {"t", "lambda"};
   return names;

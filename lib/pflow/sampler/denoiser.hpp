@@ -6,9 +6,64 @@
 #include <optional>
 #include <string>
 
+#include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/target/marginal.hpp"
 
 namespace pflow {
+
+// What a model outputs (docs/NOTES.md sec. 17). With x = alpha x0 + sigma eps on a scalar SDE:
+// eps; x0; v = alpha eps - sigma x0 (Salimans & Ho 2022); the score; the velocity u = d alpha/dt x0
+// + d sigma/dt eps of flow matching, which is the probability-flow ODE's dx/dt = f x - g^2/2 score.
+enum class ModelOutput { eps, x0, v, score, velocity };
+inline const std::vector<std::string>& model_output_names() {
+  static const std::vector<std::string> names = {"eps", "x0", "v", "score", "velocity"};
+  return names;
+}
+
+// Every output is affine in the score at fixed (x, t): score = a out + b x. The pair (a, b):
+//   eps:      (-1 / sigma, 0)
+//   x0:       (alpha / sigma^2, -1 / sigma^2)
+//   v:        (-alpha, -sigma) / (sigma (alpha^2 + sigma^2))
+//   velocity: (-2 / g^2, 2 f / g^2)
+// A score output is (1, 0) on every linear SDE; the others need a scalar SDE (sde non-null).
+template <class Scalar>
+std::pair<Scalar, Scalar> score_slope(ModelOutput kind, const ScalarSde<Scalar>* sde,
+                                      const Scalar& t) {
+  if (kind == ModelOutput::score) return {Scalar(1), Scalar(0)};
+  require(sde != nullptr, "denoiser.output", model_output_names()[static_cast<size_t>(kind)],
+          "needs a scalar SDE (alpha, sigma); only \"score\" serves matrix SDEs");
+  const Scalar alpha = sde->alpha(t), sigma = sde->sigma(t);
+  switch (kind) {
+    case ModelOutput::eps:
+      return {-1 / sigma, Scalar(0)};
+    case ModelOutput::x0:
+      return {alpha / (sigma * sigma), -1 / (sigma * sigma)};
+    case ModelOutput::v: {
+      const Scalar denom = sigma * (alpha * alpha + sigma * sigma);
+      return {-alpha / denom, -sigma / denom};
+    }
+    case ModelOutput::velocity: {
+      const Scalar g2 = sde->g2(t);
+      return {-2 / g2, 2 * sde->f(t) / g2};
+    }
+    case ModelOutput::score:
+      break;
+  }
+  return {Scalar(1), Scalar(0)};
+}
+
+// Output `from` (values `out` at the columns of x) in the parameterisation `to`, through the
+// score's affine maps: score = a_from out + b_from x, then (score - b_to x) / a_to.
+template <class Scalar>
+Mat<Scalar> convert_output(ModelOutput from, ModelOutput to, const Mat<Scalar>& out,
+                           const Mat<Scalar>& x, const ScalarSde<Scalar>* sde, const Scalar& t) {
+  if (from == to) return out;
+  const auto [a_from, b_from] = score_slope(from, sde, t);
+  const Mat<Scalar> score = a_from * out + b_from * x;
+  if (to == ModelOutput::score) return score;
+  const auto [a_to, b_to] = score_slope(to, sde, t);
+  return (score - b_to * x) / a_to;
+}
 
 // Mean and covariance of the data (d and d x d), for data-aware samplers.
 template <class Scalar>
@@ -24,6 +79,10 @@ class Denoiser {
   virtual std::string name() const = 0;
   // grad_x log p_t(x) for the columns of x (D x n).
   virtual Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const = 0;
+  // What the model outputs, and that output itself (D x n): solvers take eps, x0 or the velocity
+  // from it directly (SolveContext converts). Models that output the score need neither.
+  virtual ModelOutput output() const { return ModelOutput::score; }
+  virtual Mat<Scalar> predict(const Mat<Scalar>& x, const Scalar& t) const { return score(x, t); }
   virtual std::optional<DataMoments<Scalar>> data_moments() const { return std::nullopt; }
   // Whether this is the data's exact score (its flow is the data's flow): runs then need no
   // separate model flow and no error split.
@@ -46,13 +105,29 @@ class Denoiser {
   }
 };
 
+// The exact score of mixture data. It may declare another output (denoiser "output"): it then
+// predicts that output of the exact model, as a network trained on it would, and its score is
+// converted back from it.
 template <class Scalar>
 class AnalyticDenoiser : public Denoiser<Scalar> {
  public:
-  AnalyticDenoiser(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data)
-      : sde_(&sde), data_(&data) {}
+  AnalyticDenoiser(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
+                   ModelOutput output = ModelOutput::score)
+      : sde_(&sde),
+        scalar_(dynamic_cast<const ScalarSde<Scalar>*>(&sde)),
+        data_(&data),
+        output_(output) {
+    require(output == ModelOutput::score || scalar_ != nullptr, "denoiser.output",
+            model_output_names()[static_cast<size_t>(output)],
+            "needs a scalar SDE (alpha, sigma), not " + sde.name() + "; use \"score\"");
+  }
   std::string name() const override { return "analytic"; }
   bool is_exact() const override { return true; }
+  ModelOutput output() const override { return output_; }
+  Mat<Scalar> predict(const Mat<Scalar>& x, const Scalar& t) const override {
+    if (output_ == ModelOutput::score) return this->score(x, t);
+    return convert_output(ModelOutput::score, output_, exact_score(x, t), x, scalar_, t);
+  }
   Vec<Scalar> score_divergence(const Mat<Scalar>& x, const Scalar& t,
                                const BlockMatrix<Scalar>& w) const override {
     return Marginal<Scalar>(*sde_, *data_, t).score_divergence(x, w);
@@ -62,6 +137,10 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
     return Marginal<Scalar>(*sde_, *data_, t).score_jvp(x, v);
   }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
+    if (output_ == ModelOutput::score) return exact_score(x, t);
+    return convert_output(output_, ModelOutput::score, predict(x, t), x, scalar_, t);
+  }
+  Mat<Scalar> exact_score(const Mat<Scalar>& x, const Scalar& t) const {
     return Marginal<Scalar>(*sde_, *data_, t).score(x);
   }
   const LinearSde<Scalar>& sde() const { return *sde_; }
@@ -80,7 +159,9 @@ class AnalyticDenoiser : public Denoiser<Scalar> {
 
  private:
   const LinearSde<Scalar>* sde_;
+  const ScalarSde<Scalar>* scalar_;
   const GaussianMixture<Scalar>* data_;
+  ModelOutput output_;
 };
 
 // The analytic score plus a smooth deterministic error of size delta (docs/NOTES.md sec. 10):

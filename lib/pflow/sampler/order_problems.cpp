@@ -7,7 +7,7 @@
 namespace pflow {
 
 std::vector<std::string> order_problem_names() {
-  return {"gaussian", "mixture", "cld", "gaussian-short"};
+  return {"gaussian", "mixture", "cld", "gaussian-short", "rectified-flow"};
 }
 
 namespace {
@@ -38,6 +38,13 @@ const nlohmann::json& problem_config(const std::string& name) {
         {"t_start", 0.5},
         {"t_end", 0.1},
         {"grid", "logsnr"}}},
+      {"rectified-flow",
+       {{"sde", {{"type", "rectified-flow"}}},
+        {"target",
+         {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
+        {"init", {{0.3, -1.1}, {1.2, 0.4}, {-0.8, 0.9}, {-1.5, -0.6}}},
+        {"t_start", 0.999},
+        {"grid", "time-uniform"}}},
       {"cld",
        {{"sde", {{"type", "cld"}}},
         {"target", {{"type", "gaussian"}, {"mean", {0.7}}, {"cov", {{0.5}}}}},

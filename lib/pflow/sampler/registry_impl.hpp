@@ -4,6 +4,7 @@
 
 #include "pflow/sampler/deis.hpp"
 #include "pflow/sampler/exponential.hpp"
+#include "pflow/sampler/flow_matching.hpp"
 #include "pflow/sampler/matrix.hpp"
 #include "pflow/sampler/odeint_solvers.hpp"
 #include "pflow/sampler/registry.hpp"
@@ -16,12 +17,13 @@ template <class Scalar>
 const SolverTable<Scalar>& solver_table() {
   static const SolverTable<Scalar> table = [] {
     SolverTable<Scalar> t;
-    add_exponential_solvers(t);  // exponential.hpp
-    add_deis_solvers(t);         // deis.hpp
-    add_unipc_solvers(t);        // unipc.hpp
-    add_matrix_solvers(t);       // matrix.hpp
-    add_odeint_solvers(t);       // odeint_solvers.hpp
-    add_stochastic_solvers(t);   // stochastic.hpp
+    add_exponential_solvers(t);    // exponential.hpp
+    add_deis_solvers(t);           // deis.hpp
+    add_unipc_solvers(t);          // unipc.hpp
+    add_matrix_solvers(t);         // matrix.hpp
+    add_odeint_solvers(t);         // odeint_solvers.hpp
+    add_stochastic_solvers(t);     // stochastic.hpp
+    add_flow_matching_solvers(t);  // flow_matching.hpp
     return t;
   }();
   return table;

@@ -73,19 +73,34 @@ class SolveContext {
     return *scalar_;
   }
 
-  // One model evaluation on the whole batch: grad log p_t(x), D x n.
+  // One model evaluation on the whole batch: grad log p_t(x), D x n, converted from the model's
+  // own output (docs/NOTES.md sec. 17).
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) {
     ++nfe_;
-    return model().score(x, t);
+    const Denoiser<Scalar>& m = model();
+    if (m.output() == ModelOutput::score) return m.score(x, t);
+    return convert_output(m.output(), ModelOutput::score, m.predict(x, t), x, scalar_, t);
   }
-  // Scalar SDEs: eps = -sigma_t score and x0 = (x + sigma_t^2 score) / alpha_t
-  // (docs/NOTES.md sec. 3).
+  // Scalar SDEs: eps and x0 straight from the model's output; from a score model eps = -sigma_t
+  // score and x0 = (x + sigma_t^2 score) / alpha_t (docs/NOTES.md sec. 3).
   Mat<Scalar> eps(const Mat<Scalar>& x, const Scalar& t) {
-    return -scalar_sde().sigma(t) * score(x, t);
+    if (model().output() == ModelOutput::score) return -scalar_sde().sigma(t) * score(x, t);
+    return prediction(ModelOutput::eps, x, t);
   }
   Mat<Scalar> x0(const Mat<Scalar>& x, const Scalar& t) {
-    const Scalar s = scalar_sde().sigma(t);
-    return (x + s * s * score(x, t)) / scalar_sde().alpha(t);
+    if (model().output() == ModelOutput::score) {
+      const Scalar s = scalar_sde().sigma(t);
+      return (x + s * s * score(x, t)) / scalar_sde().alpha(t);
+    }
+    return prediction(ModelOutput::x0, x, t);
+  }
+  // The probability-flow ODE's velocity dx/dt = F x - G G^T/2 score (flow matching's u for
+  // scalar SDEs, taken straight from a velocity model).
+  Mat<Scalar> velocity(const Mat<Scalar>& x, const Scalar& t) {
+    if (model().output() != ModelOutput::score && scalar_ != nullptr)
+      return prediction(ModelOutput::velocity, x, t);
+    const Mat<Scalar> s = score(x, t);
+    return sde().apply(sde().drift(t), x) - sde().apply(sde().diffusion(t), s) / 2;
   }
   // The oracle of the "exact" start.
   Mat<Scalar> exact_flow(const Mat<Scalar>& x, const Scalar& s, const Scalar& t) const {
@@ -124,6 +139,13 @@ class SolveContext {
   int steps() const { return steps_; }
 
  private:
+  // One model evaluation in the parameterisation `kind` (scalar SDEs).
+  Mat<Scalar> prediction(ModelOutput kind, const Mat<Scalar>& x, const Scalar& t) {
+    ++nfe_;
+    const Denoiser<Scalar>& m = model();
+    return convert_output(m.output(), kind, m.predict(x, t), x, &scalar_sde(), t);
+  }
+
   const Problem<Scalar>& problem_;
   std::string solver_;
   const ScalarSde<Scalar>* scalar_ = nullptr;

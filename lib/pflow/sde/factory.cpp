@@ -25,6 +25,8 @@ const std::vector<SdeInfo>& sde_catalogue() {
        "Ho et al. 2020 (DDPM's chain); log alpha piecewise linear in t, t_i = i / N, as "
        "DPM-Solver (Lu et al. 2022) for discrete-time models"},
       {"sub-vp", "beta_min = 0.1, beta_max = 20", "Song et al. 2021, eq. 29"},
+      {"rectified-flow", "(none): alpha = 1 - t, sigma = t",
+       "Liu et al. 2022 (rectified flow); Lipman et al. 2022 (flow matching)"},
       {"ve", "sigma_min = 0.01, sigma_max = 50", "Song et al. 2021, eq. 30"},
       {"edm", "sigma_min = 0.002, sigma_max = 80", "Karras et al. 2022, table 1"},
       {"cld", "beta = 4, M = 0.25, gamma = 0.04 (Gamma = 2 sqrt(M))", "Dockhorn et al. 2022"},
@@ -114,6 +116,10 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
     Fields f(config, path, {"type", "s"});
     const Scalar s = f.number<Scalar>("s", 0.008);
     return at_path(path, [&] { return std::make_unique<VpCosine<Scalar>>(s, data_dim); });
+  }
+  if (type == "rectified-flow") {
+    Fields f(config, path, {"type"});
+    return std::make_unique<RectifiedFlow<Scalar>>(data_dim);
   }
   if (type == "vp-discrete") {
     // An explicit list of betas, or a named schedule over T steps (README, "Discrete time").

@@ -7,6 +7,8 @@
 
 #include <cmath>
 
+#include <boost/math/special_functions/log1p.hpp>
+
 #include "pflow/sde/sde.hpp"
 
 namespace pflow {
@@ -287,6 +289,39 @@ class Edm : public ScalarSde<Scalar> {
 
  private:
   Scalar smin_, smax_;
+};
+
+// Rectified flow / flow matching's linear path (Liu et al. 2022; Lipman et al. 2022):
+// x_t = (1 - t) x0 + t eps, alpha = 1 - t, sigma = t, lambda = log((1 - t) / t), t = 1 / (1 +
+// e^lambda); f = -1 / (1 - t), g^2 = d sigma^2/dt - 2 f sigma^2 = 2 t / (1 - t). Its velocity
+// field is d alpha/dt x0 + d sigma/dt eps = eps - x0 (docs/NOTES.md sec. 17).
+template <class Scalar>
+class RectifiedFlow : public ScalarSde<Scalar> {
+ public:
+  explicit RectifiedFlow(int data_dim) : ScalarSde<Scalar>(data_dim) {}
+  std::string name() const override { return "rectified-flow"; }
+  // alpha(1) = 0: the SDE is singular at t = 1, so T stops short of it (as vp-cosine's).
+  Scalar t_max() const override { return ratio<Scalar>(999, 1000); }
+  Scalar alpha(const Scalar& t) const override { return 1 - t; }
+  Scalar sigma(const Scalar& t) const override { return t; }
+  // log((1 - t) / t) = log1p(-t) - log(t): no cancellation near t = 0.
+  Scalar lambda(const Scalar& t) const override {
+    using std::log;
+    return Scalar(boost::math::log1p(Scalar(-t))) - log(t);
+  }
+  Scalar t_of_lambda(const Scalar& lambda) const override {
+    using std::exp;
+    return 1 / (1 + exp(lambda));
+  }
+  Scalar f(const Scalar& t) const override { return -1 / (1 - t); }
+  Scalar g2(const Scalar& t) const override { return 2 * t / (1 - t); }
+  // Clock B = -log(1 - t): F = -B', G G^T = B' 2 t = B' (2 - 2 e^{-B}).
+  std::optional<VanLoanForm<Scalar>> van_loan_form() const override {
+    return VanLoanForm<Scalar>{
+        [](const Scalar& t) { return -Scalar(boost::math::log1p(Scalar(-t))); },
+        this->shared(Scalar(-1)),
+        {{Scalar(2), Scalar(0), this->unit()}, {Scalar(-2), Scalar(-1), this->unit()}}};
+  }
 };
 
 }  // namespace pflow
