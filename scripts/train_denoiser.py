@@ -17,6 +17,8 @@ the coordinates (README, "Learned denoisers", and docs/NOTES.md sec. 10):
   v:     |v_hat - v|^2, v = alpha eps - sigma x0  (Salimans & Ho 2022)
   score: |sigma s_hat + eps|^2 = sigma^2 |s_hat - (-eps / sigma)|^2 (denoising score matching
          with the weight lambda(t) = sigma^2, Song et al. 2021)
+  velocity: |u_hat - u|^2, u = d alpha/dt x0 + d sigma/dt eps (conditional flow matching,
+         Lipman et al. 2022; on rectified flow u = eps - x0, Liu et al. 2022)
 with x_t = alpha_t x0 + sigma_t eps, eps ~ N(0, I).
 
 A class-conditional model ("model": {"conditional": true}, a gmm target with "labels") takes the
@@ -44,7 +46,7 @@ import torch
 FORMAT = "pflow-denoiser"
 FORMAT_VERSION = 1
 ACTIVATIONS = ("silu", "gelu", "tanh", "softplus", "relu")
-OUTPUTS = ("eps", "x0", "v", "score")
+OUTPUTS = ("eps", "x0", "v", "score", "velocity")
 TIME_INPUTS = ("t", "lambda")
 T_DRAWS = ("uniform", "lambda-uniform")
 LR_SCHEDULES = ("constant", "cosine")
@@ -98,9 +100,11 @@ def check_keys(block, path, allowed):
 class ScalarSde:
     def __init__(self, block):
         kind = field(block, "sde", "type", kind=str,
-                     choices=("vp-linear", "sub-vp", "vp-cosine", "ve", "edm"))
+                     choices=("vp-linear", "sub-vp", "vp-cosine", "ve", "edm", "rectified-flow"))
         self.kind = kind
-        if kind in ("vp-linear", "sub-vp"):
+        if kind == "rectified-flow":
+            check_keys(block, "sde", ("type",))
+        elif kind in ("vp-linear", "sub-vp"):
             check_keys(block, "sde", ("type", "beta_min", "beta_max"))
             self.b0 = field(block, "sde", "beta_min", 0.1, float, positive=True)
             self.b1 = field(block, "sde", "beta_max", 20.0, float, positive=True)
@@ -130,7 +134,29 @@ class ScalarSde:
             return alpha, sigma
         if self.kind == "ve":
             return np.ones_like(t), self.lo * (self.hi / self.lo) ** t
+        if self.kind == "rectified-flow":
+            return 1 - t, t.copy()
         return np.ones_like(t), t.copy()  # edm: sigma = t
+
+    def rates(self, t):
+        """d alpha/dt and d sigma/dt for an array of times: the velocity target's weights."""
+        t = np.asarray(t, dtype=np.float64)
+        alpha, sigma = self.alpha_sigma(t)
+        if self.kind in ("vp-linear", "sub-vp"):
+            dalpha = -0.5 * (self.b0 + (self.b1 - self.b0) * t) * alpha
+            # vp-linear: sigma^2 = 1 - alpha^2; sub-vp: sigma = 1 - alpha^2.
+            dsigma = (-alpha * dalpha / sigma if self.kind == "vp-linear"
+                      else -2 * alpha * dalpha)
+            return dalpha, dsigma
+        if self.kind == "vp-cosine":
+            a = 0.5 * math.pi * (t + self.s) / (1 + self.s)
+            dalpha = -np.tan(a) * 0.5 * math.pi / (1 + self.s) * alpha
+            return dalpha, -alpha * dalpha / sigma
+        if self.kind == "ve":
+            return np.zeros_like(t), sigma * math.log(self.hi / self.lo)
+        if self.kind == "rectified-flow":
+            return -np.ones_like(t), np.ones_like(t)
+        return np.zeros_like(t), np.ones_like(t)  # edm
 
     def lam(self, t):
         alpha, sigma = self.alpha_sigma(t)
@@ -587,8 +613,8 @@ def parse_training(block, sde):
     if sde.kind in MATRIX_SDES and spec["t_draw"] != "uniform":
         raise ConfigError("training.t_draw", spec["t_draw"],
                           f"{sde.kind} has no lambda: use uniform")
-    if sde.kind == "vp-cosine" and spec["t_max"] >= 1:
-        raise ConfigError("training.t_max", spec["t_max"], "vp-cosine needs t_max < 1")
+    if sde.kind in ("vp-cosine", "rectified-flow") and spec["t_max"] >= 1:
+        raise ConfigError("training.t_max", spec["t_max"], f"{sde.kind} needs t_max < 1")
     return spec
 
 
@@ -639,6 +665,10 @@ def training_loss(model, sde, model_spec, x0, eps, t, dtype, labels=None):
         residual = out - x0_t
     elif output == "v":
         residual = out - (alpha_t * eps_t - sigma_t * x0_t)
+    elif output == "velocity":
+        dalpha, dsigma = sde.rates(t)
+        residual = out - (torch.tensor(dalpha[:, None], dtype=dtype) * x0_t +
+                          torch.tensor(dsigma[:, None], dtype=dtype) * eps_t)
     else:
         residual = sigma_t * out + eps_t
     return (residual ** 2).mean()

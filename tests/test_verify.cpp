@@ -13,7 +13,7 @@ namespace {
 // values (vp-linear: 2, cld: 1) and the rotation-angle path (cld).
 int expected_checks(const std::string& sde) {
   if (sde == "vp-linear") return 12;
-  if (sde == "vp-cosine" || sde == "sub-vp") return 10;
+  if (sde == "vp-cosine" || sde == "sub-vp" || sde == "rectified-flow") return 10;
   if (sde == "ve" || sde == "edm") return 9;
   if (sde == "cld") return 11;
   if (sde == "blurring") return 8;

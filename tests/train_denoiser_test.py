@@ -55,7 +55,7 @@ def write_json(name, obj):
 # 1. The schedules against pflow's kernel.
 times = [0.001, 0.05, 0.3, 0.9]
 for sde in [{"type": "vp-linear", "beta_min": 0.2, "beta_max": 15.0}, {"type": "sub-vp"},
-            {"type": "vp-cosine"}, {"type": "ve"}, {"type": "edm"}]:
+            {"type": "vp-cosine"}, {"type": "ve"}, {"type": "edm"}, {"type": "rectified-flow"}]:
     config = write_json("kernel.json", {"name": "kernel", "kind": "kernel", "sde": sde,
                                         "target": {"type": "dirac", "point": [0.0]},
                                         "times": times})
@@ -68,6 +68,13 @@ for sde in [{"type": "vp-linear", "beta_min": 0.2, "beta_max": 15.0}, {"type": "
     alpha, sigma = train_denoiser.ScalarSde(sde).alpha_sigma(np.array(times))
     err = max(np.max(np.abs(alpha / psi - 1)), np.max(np.abs(sigma ** 2 / var - 1)))
     check(err < 1e-13, f"{sde['type']}: alpha, sigma^2 equal pflow's Psi, Sigma ({err:.2e})")
+    # The velocity target's weights d alpha/dt, d sigma/dt against central differences.
+    schedule, ts, h = train_denoiser.ScalarSde(sde), np.array(times), 1e-6
+    (a_hi, s_hi), (a_lo, s_lo) = schedule.alpha_sigma(ts + h), schedule.alpha_sigma(ts - h)
+    dalpha, dsigma = schedule.rates(ts)
+    err = max(np.max(np.abs(dalpha - (a_hi - a_lo) / (2 * h)) / np.maximum(1, np.abs(dalpha))),
+              np.max(np.abs(dsigma - (s_hi - s_lo) / (2 * h)) / np.maximum(1, np.abs(dsigma))))
+    check(err < 1e-6, f"{sde['type']}: d alpha/dt, d sigma/dt by central differences ({err:.1e})")
 
 config = write_json("kernel.json", {"name": "kernel", "kind": "kernel",
                                     "sde": {"type": "cld", "beta": 4.0, "M": 0.25, "gamma": 0.04},
@@ -132,6 +139,9 @@ score = {"sde": {"type": "ve"}, "target": gmm,
 v_model = {"sde": {"type": "sub-vp"}, "target": gmm,
            "model": {"width": 8, "depth": 2, "activation": "tanh", "output": "v"},
            "training": {"steps": 50, "batch": 32, "seed": 4, "t_draw": "lambda-uniform"}}
+velocity = {"sde": {"type": "rectified-flow"}, "target": gmm,
+            "model": {"width": 8, "depth": 2, "activation": "silu", "output": "velocity"},
+            "training": {"steps": 50, "batch": 32, "seed": 8, "t_max": 0.999}}
 cld = {"sde": {"type": "cld"}, "target": {"type": "gaussian", "mean": [0.5], "cov": [[1.0]]},
        "model": {"width": 8, "depth": 2, "activation": "silu", "output": "score"},
        "training": {"steps": 50, "batch": 32, "seed": 5}}
@@ -145,7 +155,8 @@ blurring = {"sde": blurring_sde, "target": {"type": "gaussian", "mean": [0.0] * 
             "training": {"steps": 50, "batch": 32, "seed": 7}}
 models = {}
 for name, config in [("a", tiny), ("b", tiny), ("variant", variant), ("score", score),
-                     ("v", v_model), ("cld", cld), ("linear", linear), ("blurring", blurring)]:
+                     ("v", v_model), ("velocity", velocity), ("cld", cld), ("linear", linear),
+                     ("blurring", blurring)]:
     models[name] = os.path.join(work, name + ".h5")
     subprocess.run([sys.executable, train, write_json(name + ".json", config), "--out",
                     models[name], "--quiet"], check=True)
@@ -159,7 +170,7 @@ def weights(path):
 wa, wb = weights(models["a"]), weights(models["b"])
 check(len(wa) == len(wb) and all(np.array_equal(u, v) for u, v in zip(wa, wb)),
       "the same config trains bit-identical weights twice")
-for name in ("a", "variant", "score", "v", "cld", "linear", "blurring"):
+for name in ("a", "variant", "score", "v", "velocity", "cld", "linear", "blurring"):
     r = subprocess.run([pflow, "model", models[name]], capture_output=True, text=True)
     print(r.stdout + r.stderr, end="")
     check(r.returncode == 0, f"pflow model {name}: forward within 1e-12 of torch, mp50 within 1e-14")

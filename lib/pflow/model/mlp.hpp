@@ -339,6 +339,13 @@ class CfgMlpDenoiser : public Denoiser<Scalar> {
   }
   std::string name() const override { return "cfg"; }
   bool approximates_data() const override { return false; }
+  // The combination in the network's own output (affine in the score with one slope for both
+  // labels, so it is the same guided score).
+  ModelOutput output() const override { return model_.output(); }
+  Mat<Scalar> predict(const Mat<Scalar>& x, const Scalar& t) const override {
+    if (scale_ == 0) return model_.output(x, t, label_);
+    return (1 + scale_) * model_.output(x, t, label_) - scale_ * model_.output(x, t, -1);
+  }
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) const override {
     if (scale_ == 0) return model_.score_for(x, t, label_);
     return (1 + scale_) * model_.score_for(x, t, label_) - scale_ * model_.score_for(x, t, -1);

@@ -33,7 +33,7 @@ void add_flow_matching_solvers(SolverTable<Scalar>& table) {
   r.family = "flow-matching";
   r.reference = "Euler on dx/dt = u (Lipman et al. 2022; Liu et al. 2022)";
   r.traits = [](const SolverParams&) { return SolverTraits{}; };
-  r.order_tests = {{"euler-velocity", {"gaussian", "rectified-flow"}}};
+  r.order_tests = {{"euler-velocity", {"gaussian", "mixture", "rectified-flow"}}};
   r.make = [](const SolverParams&, SolverInfo info) {
     return std::make_unique<EulerVelocity<Scalar>>(std::move(info));
   };
