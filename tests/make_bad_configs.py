@@ -299,6 +299,12 @@ cases = [
     ("discrete_grid_not_a_step", edit(sde={"type": "vp-discrete", "schedule": "linear", "T": 1000}, time={"t_start": 1.0, "t_end": 0.0015, "grid": "discrete-uniform"}), "time.t_end = 0.0015: must be a step of the chain"),
     ("discrete_grid_on_vp_linear", edit(time={"t_start": 1.0, "t_end": 0.001, "grid": "discrete-quadratic"}), "time.grid = discrete-quadratic: needs the integer steps of a vp-discrete SDE"),
     ("interpolation_antipodal_latents", edit(kind="interpolation", init={"points": [[0.3, -1.1], [-0.3, 1.1]]}, interpolation={"endpoints": "latent"}), "opposite directions"),
+    ("elbo_needs_vp_discrete", lambda c: {"name": "e", "kind": "elbo", "sde": c["sde"], "target": c["target"]}, "sde.type = vp-linear: kind \"elbo\" needs a \"vp-discrete\" chain"),
+    ("elbo_T_not_increasing", lambda c: {"name": "e", "kind": "elbo", "sde": {"type": "vp-discrete", "schedule": "linear"}, "target": c["target"], "elbo": {"T": [100, 50]}}, "elbo.T[1] = 50: lengths must increase"),
+    ("elbo_T_with_betas", lambda c: {"name": "e", "kind": "elbo", "sde": {"type": "vp-discrete", "betas": [0.1, 0.2]}, "target": c["target"], "elbo": {"T": [10]}}, "elbo.T = [10]: needs a named schedule"),
+    ("elbo_dataset_target", lambda c: {"name": "e", "kind": "elbo", "sde": {"type": "vp-discrete", "schedule": "linear"}, "target": {"type": "dataset", "name": "two-moons"}}, "target \"two-moons\" is a sample-only data set"),
+    ("denoiser_output_unknown", edit(denoiser={"type": "analytic", "output": "noise"}), "denoiser.output = noise"),
+    ("denoiser_output_on_cld", lambda c: dict(c, sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, solvers=["gddim"], time=dict(c["time"], grid="time-uniform"), denoiser={"type": "analytic", "output": "eps"}), "denoiser.output = eps: needs a scalar SDE"),
 ]
 
 for f in os.listdir(out):

@@ -41,6 +41,8 @@ struct ExperimentConfig {
   nlohmann::json interpolation;
   // guidance: {"label": y, "scales": [w...], "method": "cfg" | "classifier", "grid": cells}
   nlohmann::json guidance;
+  // elbo: {"T": [chain lengths], "samples": Monte-Carlo pairs per term, "seed": s}
+  nlohmann::json elbo;
   int data_dim = 0, state_dim = 0;
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here

@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "pflow/experiment/kinds/convergence.hpp"
+#include "pflow/experiment/kinds/elbo.hpp"
 #include "pflow/experiment/kinds/guidance.hpp"
 #include "pflow/experiment/kinds/interpolation.hpp"
 #include "pflow/experiment/kinds/inversion.hpp"
@@ -17,9 +18,9 @@
 
 namespace pflow {
 
-using ExperimentKinds =
-    std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind, StochasticKind,
-               SampleKind, LikelihoodKind, InversionKind, InterpolationKind, GuidanceKind>;
+using ExperimentKinds = std::tuple<ConvergenceKind, KernelKind, WorkPrecisionKind, TrajectoryKind,
+                                   StochasticKind, SampleKind, LikelihoodKind, InversionKind,
+                                   InterpolationKind, GuidanceKind, ElboKind>;
 
 // Calls f(kind) with the kind named `name` (an InputError if there is none).
 template <class F>

@@ -54,7 +54,7 @@ template <class Scalar>
 Scalar elbo_weight(const VpDiscrete<Scalar>& chain, int t) {
   const Scalar beta = chain.betas().at(static_cast<size_t>(t - 1));
   return beta * beta /
-         (2 * chain.posterior(t).variance * (1 - beta) * (1 - chain.alpha_bar(t)));
+         (2 * chain.posterior(t).variance * (1 - beta) * chain.one_minus_alpha_bar(t));
 }
 
 // The closed-form terms for Gaussian data N(mean, cov).
@@ -67,7 +67,7 @@ ElboTerms<Scalar> gaussian_elbo(const VpDiscrete<Scalar>& chain, const Vec<Scala
   const Vec<Scalar> s = Eigen::SelfAdjointEigenSolver<Mat<Scalar>>(cov).eigenvalues();
   // tr Cov(x0 | x_t) per mode: s (1 - abar) / (abar s + 1 - abar).
   auto posterior_trace = [&](int t) {
-    const Scalar abar = chain.alpha_bar(t), rest = 1 - abar;
+    const Scalar abar = chain.alpha_bar(t), rest = chain.one_minus_alpha_bar(t);
     Scalar sum = 0;
     for (Eigen::Index i = 0; i < s.size(); ++i) sum += s(i) * rest / (abar * s(i) + rest);
     return sum;
@@ -75,12 +75,10 @@ ElboTerms<Scalar> gaussian_elbo(const VpDiscrete<Scalar>& chain, const Vec<Scala
   ElboTerms<Scalar> e;
   const Scalar abar_T = chain.alpha_bar(steps);
   const Scalar second_moment = cov.trace() + mean.squaredNorm();  // E|x0|^2
-  e.prior = (-d * abar_T - d * Scalar(boost::math::log1p(Scalar(-abar_T))) +
-             abar_T * second_moment) /
-            2;
+  e.prior = (-d * abar_T - d * log(chain.one_minus_alpha_bar(steps)) + abar_T * second_moment) / 2;
   for (int t = 1; t <= steps; ++t) {
-    const Scalar trace = posterior_trace(t), abar = chain.alpha_bar(t);
-    e.eps_mse.push_back(abar / (1 - abar) * trace);
+    const Scalar trace = posterior_trace(t);
+    e.eps_mse.push_back(chain.alpha_bar(t) / chain.one_minus_alpha_bar(t) * trace);
     if (t >= 2) {
       const auto post = chain.posterior(t);
       e.transitions.push_back(post.x0_coefficient * post.x0_coefficient * trace /
@@ -141,17 +139,16 @@ ElboTerms<Scalar> monte_carlo_elbo(const VpDiscrete<Scalar>& chain,
   {
     const Mat<Scalar> x0 = data.sample(samples, rng);
     const Scalar abar = chain.alpha_bar(steps);
-    const Vec<Scalar> kl =
-        ((abar * x0.colwise().squaredNorm().transpose()).array() - Scalar(d) * abar -
-         Scalar(d) * Scalar(boost::math::log1p(Scalar(-abar)))) /
-        2;
+    const Vec<Scalar> kl = ((abar * x0.colwise().squaredNorm().transpose()).array() -
+                            Scalar(d) * abar - Scalar(d) * log(chain.one_minus_alpha_bar(steps))) /
+                           2;
     std::tie(e.prior, e.prior_se) = mean_and_standard_error<Scalar>(kl);
   }
   const Scalar nan = std::numeric_limits<Scalar>::quiet_NaN();
   for (int t = 1; t <= steps; ++t) {
-    const bool wanted = steps_to_sample.empty() ||
-                        std::find(steps_to_sample.begin(), steps_to_sample.end(), t) !=
-                            steps_to_sample.end();
+    const bool wanted =
+        steps_to_sample.empty() ||
+        std::find(steps_to_sample.begin(), steps_to_sample.end(), t) != steps_to_sample.end();
     if (!wanted && t >= 2) {
       e.transitions.push_back(nan);
       e.transitions_se.push_back(nan);
@@ -160,8 +157,8 @@ ElboTerms<Scalar> monte_carlo_elbo(const VpDiscrete<Scalar>& chain,
     }
     const Mat<Scalar> x0 = data.sample(samples, rng);
     const Vec<Scalar> sq = x0_error(t, x0);
-    const Scalar abar = chain.alpha_bar(t);
-    e.eps_mse.push_back(abar / (1 - abar) * sq.sum() / Scalar(samples));
+    e.eps_mse.push_back(chain.alpha_bar(t) / chain.one_minus_alpha_bar(t) * sq.sum() /
+                        Scalar(samples));
     if (t == 1) {
       const Scalar beta_1 = chain.betas().front();
       const Vec<Scalar> nll =
@@ -170,8 +167,7 @@ ElboTerms<Scalar> monte_carlo_elbo(const VpDiscrete<Scalar>& chain,
       std::tie(e.decoder, e.decoder_se) = mean_and_standard_error<Scalar>(nll);
     } else {
       const auto post = chain.posterior(t);
-      const Vec<Scalar> kl =
-          sq * (post.x0_coefficient * post.x0_coefficient / (2 * post.variance));
+      const Vec<Scalar> kl = sq * (post.x0_coefficient * post.x0_coefficient / (2 * post.variance));
       const auto [m, se] = mean_and_standard_error<Scalar>(kl);
       e.transitions.push_back(m);
       e.transitions_se.push_back(se);

@@ -147,8 +147,10 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
             throw InputError(f.at(key), f.raw(key).dump(),
                              "applies to the schedule \"vp-linear\" only");
       const Scalar b0 = f.number<Scalar>("beta_min", 0.1), b1 = f.number<Scalar>("beta_max", 20.0);
-      require(b0 > 0 && b1 >= b0 && b1 < Scalar(steps), f.at("beta_max"), b1,
-              "needs 0 < beta_min <= beta_max < T (each beta_i = beta(t) / T in (0, 1))");
+      // Only vp-linear's betas scale with 1 / T (linear is DDPM's 1e-4 .. 0.02 at every T).
+      if (schedule == "vp-linear")
+        require(b0 > 0 && b1 >= b0 && b1 < Scalar(steps), f.at("beta_max"), b1,
+                "needs 0 < beta_min <= beta_max < T (each beta_i = beta(t) / T in (0, 1))");
       betas = discrete_betas<Scalar>(schedule, steps, b0, b1);
     }
     return at_path(path, [&] { return std::make_unique<VpDiscrete<Scalar>>(betas, data_dim); });

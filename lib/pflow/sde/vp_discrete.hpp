@@ -48,6 +48,10 @@ class VpDiscrete : public ScalarSde<Scalar> {
     return exp(2 * log_alpha_.at(static_cast<size_t>(i)));
   }
   // t_i = i / N.
+  // 1 - alpha-bar_i = -expm1(2 log sqrt(alpha-bar_i)), without cancellation at small i.
+  Scalar one_minus_alpha_bar(int i) const {
+    return -boost::math::expm1(Scalar(2 * log_alpha_.at(static_cast<size_t>(i))));
+  }
   Scalar step_time(int i) const { return Scalar(i) / Scalar(steps()); }
 
   Scalar log_alpha(const Scalar& t) const {
