@@ -3,6 +3,8 @@
 // q(x_t | x_0), so for Gaussian data it keeps q(x_t) (mean and covariance propagated through the
 // step in closed form); with the exact model's x0 the eta steps converge weakly at order 1 (the
 // same propagation, no sampling noise); Euler-Maruyama on the eta SDE reaches strong order 1.
+#include <sstream>
+
 #include "helpers.hpp"
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/denoiser.hpp"
@@ -193,6 +195,32 @@ TEST_CASE("ddim with 0 < eta < 1 converges weakly at order 1 for Gaussian data (
                           << ", fitted order " << fit.order);
       CHECK(fit.order == Approx(1.0).margin(0.2));
       CHECK(levels.back().err_max < levels.front().err_max / 8);
+    }
+  }
+}
+
+TEST_CASE("in 50 digits: an eta step with the true x0 keeps q(x_t | x0)", "[eta]") {
+  // x_t = alpha_t x0 + k eps + c z: alpha_t on x0 and k^2 + c^2 = sigma_t^2 for every eta, on
+  // vp-linear and on the discrete chain.
+  for (const json& config : {json{{"type", "vp-linear"}},
+                             json{{"type", "vp-discrete"}, {"schedule", "linear"}, {"T", 1000}}}) {
+    auto made = make_sde<mp50>(config, 1, "sde");
+    const auto& sde = dynamic_cast<const ScalarSde<mp50>&>(*made);
+    const Mat<mp50> one = Mat<mp50>::Constant(1, 1, mp50(1)), zero = Mat<mp50>::Zero(1, 1);
+    for (const char* from_to : {"0.9 0.7", "0.3 0.299", "0.01 0.002"}) {
+      std::istringstream in(from_to);
+      std::string a, b;
+      in >> a >> b;
+      const ScalarPoint<mp50> s(sde, mp50(a)), t(sde, mp50(b));
+      for (const char* eta_text : {"0.25", "0.5", "1"}) {
+        const mp50 eta(eta_text);
+        const mp50 on_x0 = ddim_step<mp50>(s, t, eta, one, zero, &zero)(0, 0);
+        const mp50 on_eps = ddim_step<mp50>(s, t, eta, zero, one, &zero)(0, 0);
+        const mp50 on_z = ddim_step<mp50>(s, t, eta, zero, zero, &one)(0, 0);
+        INFO(config.dump() << " " << from_to << " eta " << eta_text);
+        CHECK(to_double(mp50(abs(on_x0 - t.alpha))) < 1e-45);
+        CHECK(to_double(mp50(abs(on_eps * on_eps + on_z * on_z - t.sigma * t.sigma))) < 1e-45);
+      }
     }
   }
 }
