@@ -4,6 +4,7 @@
 // the bound below the exact log-likelihood for every T, and double against 50 digits.
 #include "helpers.hpp"
 #include "pflow/experiment/run.hpp"
+#include "pflow/experiment/table.hpp"
 #include "pflow/flow/elbo.hpp"
 #include "pflow/sde/factory.hpp"
 
@@ -37,7 +38,8 @@ const json& mixture() {
 
 }  // namespace
 
-TEST_CASE("L_T is KL(q(x_T | x0) || N(0, I)); seed 002's formula is the reversed KL", "[elbo]") {
+TEST_CASE("L_T is KL(q(x_T | x0) || N(0, I)), and seed 002's formula is the reversed KL",
+          "[elbo]") {
   const auto data = make_target<double>(gaussian());
   const Vec<double> m = data.means().col(0);
   const Mat<double> s = data.cov(0).to_dense();
@@ -66,7 +68,7 @@ TEST_CASE("L_T is KL(q(x_T | x0) || N(0, I)); seed 002's formula is the reversed
   }
 }
 
-TEST_CASE("each L_{t-1} is b_t^2 tr Cov(x0 | x_t) / (2 beta-tilde_t); L_simple's weights",
+TEST_CASE("each L_{t-1} is b_t^2 tr Cov(x0 | x_t) / (2 beta-tilde_t), with L_simple's weights",
           "[elbo]") {
   const auto data = make_target<double>(gaussian());
   const Vec<double> m = data.means().col(0);
@@ -123,7 +125,8 @@ TEST_CASE("the closed-form ELBO terms agree with Monte Carlo within 3 standard e
   CHECK(worst < 4);
 }
 
-TEST_CASE("the ELBO lies below the exact log-likelihood for every T; the gap shrinks", "[elbo]") {
+TEST_CASE("the ELBO lies below the exact log-likelihood for every T and the gap shrinks",
+          "[elbo]") {
   // Gaussian data in closed form; the mixture by Monte Carlo against its exact log-density.
   const auto data = make_target<double>(gaussian());
   const double log_likelihood = gaussian_expected_log_density<double>(data.cov(0).to_dense());
@@ -190,6 +193,13 @@ TEST_CASE("kind elbo: the bound per chain length, its terms per step, bad config
   CHECK(t["/elbo/steps/closed"].size() == 100);
   CHECK(std::isnan(t["/elbo/steps/weight"][0]));
   CHECK_THAT(run_summary(r, 1.0), Catch::Contains("| T | L_T | sum L_{t-1} | L_0 | -ELBO |"));
+  // pflow table reads the same table back from the file, in every format.
+  const std::string path = testing::temp_path("elbo.h5");
+  write_result(r, path);
+  CHECK(result_table(path, "markdown", "") == elbo_table(t, "markdown"));
+  CHECK_THAT(result_table(path, "csv", ""), Catch::StartsWith("T,prior,transitions,decoder,"));
+  CHECK_THAT(result_table(path, "latex", ""), Catch::Contains("\\begin{tabular}{rrrrrrrrr}"));
+  std::filesystem::remove(path);
   // Bad input, by field.
   json bad = c;
   bad["sde"] = {{"type", "vp-linear"}};

@@ -53,7 +53,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "kernel: CLD relaxes at 2 beta through its circulation; the overdamped twin never "
+    "kernel: CLD relaxes at 2 beta through its circulation, the overdamped twin never "
     "relaxes the position",
     "[kernel]") {
   const std::vector<double> times = {0.05, 0.2, 0.4, 0.6, 0.8, 1.0};

@@ -550,10 +550,67 @@ std::string latex_escape(const std::string& s) {
   return out;
 }
 
+std::string elbo_table(const std::map<std::string, std::vector<double>>& columns,
+                       const std::string& format) {
+  struct Column {
+    const char *path, *markdown, *latex, *csv, *number_format;
+  };
+  const Column all[] = {
+      {"/elbo/T", "T", "$T$", "T", "%.0f"},
+      {"/elbo/prior", "L_T", "$L_T$", "prior", "%.4g"},
+      {"/elbo/transitions", "sum L_{t-1}", "$\\sum L_{t-1}$", "transitions", "%.6g"},
+      {"/elbo/decoder", "L_0", "$L_0$", "decoder", "%.6g"},
+      {"/elbo/negative_elbo", "-ELBO", "$-$ELBO", "negative_elbo", "%.6g"},
+      {"/elbo/mc_negative_elbo", "-ELBO (Monte Carlo)", "$-$ELBO (MC)", "mc_negative_elbo", "%.6g"},
+      {"/elbo/mc_standard_error", "standard error", "s.e.", "mc_standard_error", "%.2g"},
+      {"/elbo/log_likelihood", "E log p_0", "$E \\log p_0$", "log_likelihood", "%.6g"},
+      {"/elbo/gap", "gap", "gap", "gap", "%.4g"}};
+  const auto rows = columns.find("/elbo/T");
+  require(rows != columns.end(), "result", "/elbo/T", "is missing: not an elbo result");
+  std::ostringstream out;
+  const bool csv = format == "csv", latex = format == "latex";
+  if (latex)
+    out << latex_requires << "\\begin{tabular}{" << std::string(9, 'r') << "}\n\\toprule\n";
+  for (size_t k = 0; k < 9; ++k) {
+    const char* name = csv ? all[k].csv : latex ? all[k].latex : all[k].markdown;
+    out << (k == 0 ? (csv || latex ? "" : "| ") : csv ? "," : latex ? " & " : " | ") << name;
+  }
+  out << (csv     ? "\n"
+          : latex ? " \\\\\n\\midrule\n"
+                  : " |\n|---|---|---|---|---|---|---|---|---|\n");
+  for (size_t i = 0; i < rows->second.size(); ++i) {
+    for (size_t k = 0; k < 9; ++k) {
+      const auto column = columns.find(all[k].path);
+      const double v =
+          column != columns.end() && i < column->second.size() ? column->second[i] : std::nan("");
+      // NaN: a closed form that does not exist (a mixture's), not a failure.
+      const std::string text = std::isnan(v) ? "n/a"
+                               : latex       ? latex_number(all[k].number_format, v)
+                                             : number(all[k].number_format, v);
+      out << (k == 0 ? (csv || latex ? "" : "| ") : csv ? "," : latex ? " & " : " | ") << text;
+    }
+    out << (csv ? "\n" : latex ? " \\\\\n" : " |\n");
+  }
+  if (latex) out << "\\bottomrule\n\\end{tabular}\n";
+  return out.str();
+}
+
 std::string result_table(const std::string& path, const std::string& format,
                          const std::string& metric) {
   require(format == "markdown" || format == "latex" || format == "csv", "--format", format,
           "must be markdown, latex or csv");
+  {
+    const h5::File f = h5::File::open(path);
+    if (f.exists("/elbo/T")) {
+      std::map<std::string, std::vector<double>> columns;
+      for (const char* name : {"T", "prior", "transitions", "decoder", "negative_elbo",
+                               "mc_negative_elbo", "mc_standard_error", "log_likelihood", "gap"}) {
+        const std::string dataset = std::string("/elbo/") + name;
+        if (f.exists(dataset)) columns[dataset] = f.read(dataset);
+      }
+      return elbo_table(columns, format);
+    }
+  }
   return table_of(model_from_file(path), format, metric);
 }
 

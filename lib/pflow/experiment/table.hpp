@@ -4,7 +4,9 @@
 // summary): the same text either way.
 #pragma once
 
+#include <map>
 #include <string>
+#include <vector>
 
 #include "pflow/experiment/run.hpp"
 
@@ -18,6 +20,11 @@ std::string result_table(const std::string& path, const std::string& format,
 std::string result_table(const ExperimentResult& result, const std::string& format,
                          const std::string& metric);
 
+// Kind "elbo": one row per chain length T (L_T, the sum of the L_{t-1}, L_0, the bound in closed
+// form and by Monte Carlo with its standard error, E log p_0 and the gap), from the /elbo/
+// datasets by name (a result file's or a result's tables).
+std::string elbo_table(const std::map<std::string, std::vector<double>>& columns,
+                       const std::string& format);
 // A brief report of a finished run (one line for the run, one per solver: declared and fitted
 // order, smallest error and its NFE, failed cells), `seconds` its wall time.
 std::string brief_report(const ExperimentResult& result, double seconds);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "pflow/experiment/kind_base.hpp"
+#include "pflow/experiment/table.hpp"
 #include "pflow/flow/elbo.hpp"
 #include "pflow/sde/factory.hpp"
 
@@ -74,34 +75,12 @@ struct ElboKind : KindDefaults {
   }
 
   std::string summary(const ExperimentResult& r) const {
-    const Table* by_name[9] = {};
-    const char* names[9] = {"/elbo/T",
-                            "/elbo/prior",
-                            "/elbo/transitions",
-                            "/elbo/decoder",
-                            "/elbo/negative_elbo",
-                            "/elbo/mc_negative_elbo",
-                            "/elbo/mc_standard_error",
-                            "/elbo/log_likelihood",
-                            "/elbo/gap"};
-    for (const Table& t : r.tables)
-      for (int k = 0; k < 9; ++k)
-        if (t.path == names[k]) by_name[k] = &t;
-    std::string out = "elbo of " + r.config.sde.dump() + " with the exact model\n\n";
-    out +=
-        "| T | L_T | sum L_{t-1} | L_0 | -ELBO | -ELBO (Monte Carlo) | E log p_0 | gap |\n"
-        "|---|---|---|---|---|---|---|---|\n";
-    char line[512];
-    for (size_t i = 0; by_name[0] && i < by_name[0]->data.size(); ++i) {
-      auto v = [&](int k) { return by_name[k] ? by_name[k]->data[i] : std::nan(""); };
-      std::snprintf(line, sizeof line,
-                    "| %d | %.6g | %.6g | %.6g | %.6g | %.6g +- %.2g | %.6g | %.4g |\n",
-                    static_cast<int>(v(0)), v(1), v(2), v(3), v(4), v(5), v(6), v(7), v(8));
-      out += line;
-    }
-    return out +
-           "\n(-ELBO in nats per point: closed form for Gaussian data, else the Monte-Carlo "
-           "value; gap = E log p_0 - ELBO >= 0)";
+    std::map<std::string, std::vector<double>> columns;
+    for (const Table& t : r.tables) columns[t.path] = t.data;
+    return "elbo of " + r.config.sde.dump() + " with the exact model (nats per point)\n\n" +
+           elbo_table(columns, "markdown") +
+           "\n-ELBO: closed form for Gaussian data (n/a for a mixture), and by Monte Carlo; gap = "
+           "E log p_0 - ELBO >= 0";
   }
 
  private:
