@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "helpers.hpp"
+#include "pflow/experiment/run.hpp"
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/denoiser.hpp"
 #include "pflow/sampler/exponential.hpp"
@@ -223,4 +224,71 @@ TEST_CASE("in 50 digits: an eta step with the true x0 keeps q(x_t | x0)", "[eta]
       }
     }
   }
+}
+
+TEST_CASE("eta = 0.5: Euler-Maruyama on its SDE and ddim converge strongly to its fine solution",
+          "[eta]") {
+  // One Brownian path (2^12 intervals); the reference is Euler-Maruyama with eta = 0.5 on all
+  // of them. ddim with eta = 0.5 discretises the same SDE, so both converge pathwise.
+  const auto& p = order_problem<double>("gaussian");
+  Problem<double> problem = p.problem();
+  problem.seed = 7;
+  const double t_end = 1e-2;
+  auto solve_with = [&](const json& spec, int steps) {
+    const auto grid = make_time_grid<double>(*p.sde, grid_named("time-uniform"), 1.0, t_end, steps);
+    return solve(*make_solver<double>(spec), problem, grid, p.x_start).x;
+  };
+  const json em = {{"name", "euler-maruyama"}, {"eta", 0.5}};
+  const Mat<double> fine = solve_with(em, 4096);
+  for (const json& spec : {em, json{{"name", "ddim"}, {"eta", 0.5}}}) {
+    std::vector<Level> levels;
+    for (int steps : {64, 128, 256, 512}) {
+      Level l;
+      l.steps = steps;
+      l.err_max = max_diff(solve_with(spec, steps), fine);
+      levels.push_back(l);
+    }
+    const OrderFit fit = fit_order(levels, 1e-13);
+    INFO(spec.dump() << ": strong order " << fit.order << ", errors " << levels.front().err_max
+                     << " .. " << levels.back().err_max);
+    CHECK(fit.order == Approx(1.0).margin(0.25));
+  }
+  // With eta = 1 against the eta = 0.5 reference the pathwise error does not converge.
+  const double off = max_diff(solve_with(json{{"name", "ddim"}, {"eta", 1.0}}, 512), fine);
+  const double on = max_diff(solve_with(json{{"name", "ddim"}, {"eta", 0.5}}, 512), fine);
+  CHECK(off > 10 * on);
+}
+
+TEST_CASE("kind stochastic with eta = 0.5: strong and weak orders, moments against p_t_end",
+          "[eta]") {
+  const json config = {
+      {"name", "eta_half"},
+      {"kind", "stochastic"},
+      {"sde", {{"type", "vp-linear"}}},
+      {"target", {{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}}},
+      {"time", {{"t_start", 1.0}, {"t_end", 0.01}, {"grid", "time-uniform"}}},
+      {"init", {{"count", 2000}, {"seed", 5}}},
+      {"solvers", {{{"name", "ddim"}, {"eta", 0.5}}, {{"name", "euler-maruyama"}, {"eta", 0.5}}}},
+      {"nfe", {16, 32, 64, 128}},
+      {"brownian_levels", 11},
+      {"seed", 7}};
+  const ExperimentResult r = run_experiment(parse_experiment(config), {});
+  CHECK_THAT(r.reference_method, Catch::StartsWith("euler-maruyama (eta = 0.5)"));
+  for (const SolverRun& s : r.solvers) {
+    INFO(s.label << ": strong " << s.fit.order << ", weak " << s.weak_fit.order);
+    CHECK(s.fit.order == Approx(1.0).margin(0.25));
+    for (const CellResult& c : s.cells) {
+      REQUIRE(c.series.count("weak_exact") == 1);
+      // The Monte-Carlo standard error of 2000 samples' moments (covariance entries ~1).
+      CHECK(c.series.at("weak_exact")[1] > 0.005);
+      CHECK(c.series.at("weak_exact")[1] < 0.1);
+    }
+  }
+  // Fixed initial points are not samples of p_t_start: no comparison with p_t_end's moments.
+  json fixed = config;
+  fixed["init"] = {{"points", {{0.3, -1.1}, {1.2, 0.4}}}};
+  fixed["nfe"] = {16, 32};
+  fixed["brownian_levels"] = 8;
+  const ExperimentResult f = run_experiment(parse_experiment(fixed), {});
+  CHECK(f.solvers[0].cells[0].series.count("weak_exact") == 0);
 }

@@ -64,7 +64,8 @@ TEST_CASE(
   const double position_kl = (0.5 + 0.49 - 1 - std::log(0.5)) / 2;  // N(0.7, 0.5) vs N(0, 1)
   for (size_t i = 0; i < times.size(); ++i) {
     INFO("t = " << times[i]);
-    CHECK(std::abs(t["/kernel/decay_rate"][i] - 8) <= 1e-6);
+    // A defective (double) eigenvalue: computed to about sqrt(eps) |F| ~ 2e-7.
+    CHECK(std::abs(t["/kernel/decay_rate"][i] - 8) <= 1e-5);
     CHECK(std::abs(t["/kernel/decay_rate_overdamped"][i]) <= 1e-12);
     CHECK(t["/kernel/kl_overdamped"][i] >= position_kl - 1e-12);
     if (i > 0) CHECK(t["/kernel/kl_to_equilibrium"][i] < t["/kernel/kl_to_equilibrium"][i - 1]);

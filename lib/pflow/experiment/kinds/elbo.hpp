@@ -37,6 +37,11 @@ struct ElboKind : KindDefaults {
         const int n = Fields::integer_of(list[i], at);
         require(n >= 1 && n <= 100000, at, n, "must be between 1 and 100000");
         require(lengths.empty() || n > lengths.back(), at, n, "lengths must increase");
+        try {  // the schedule at this length (vp-linear needs T > beta_max)
+          chain_of(c.sde, c.data_dim, n);
+        } catch (const InputError& e) {
+          throw InputError(at, std::to_string(n), std::string("makes no valid chain: ") + e.what());
+        }
         lengths.push_back(n);
       }
     } else {
@@ -88,7 +93,7 @@ struct ElboKind : KindDefaults {
   template <class Scalar = double>
   static VpDiscrete<Scalar> chain_of(const nlohmann::json& sde, int dim, int steps) {
     nlohmann::json config = sde;
-    if (steps > 0) config["T"] = steps;
+    if (steps > 0 && !config.contains("betas")) config["T"] = steps;
     const auto made = make_sde<Scalar>(config, dim, "sde");
     return dynamic_cast<const VpDiscrete<Scalar>&>(*made);
   }

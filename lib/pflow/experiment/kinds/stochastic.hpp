@@ -81,7 +81,10 @@ struct StochasticKind : KindDefaults {
     const SolveResult<Scalar> r = solve(run.solver, run.setup.problem, run.grid, run.setup.x0);
     record_errors(r, run, cell);
     cell.err_weak = weak_error(r.x, run.reference);
-    if (run.setup.data) {
+    // Only where the particles started as samples of p_t_start and the model aims at the data:
+    // otherwise p_t_end's moments are not what the sampler approximates.
+    if (run.setup.data && run.setup.config.init_points.empty() &&
+        run.setup.problem.model->approximates_data()) {
       const DataMoments<double> exact =
           marginal_moments(run.setup.sde, *run.setup.data, run.setup.t_end);
       const auto [error, standard_error] = exact_weak_error(r.x, exact);
@@ -98,20 +101,27 @@ struct StochasticKind : KindDefaults {
     }
   }
 
+  // Whether any cell of the run was measured against the exact moments.
+  static bool has_exact(const SolverRun& run) {
+    return std::any_of(run.cells.begin(), run.cells.end(),
+                       [](const CellResult& c) { return c.series.count("weak_exact") > 0; });
+  }
+
   // Against the exact moments of p_{t_end}: the fit uses the cells whose error is above three
   // Monte-Carlo standard errors (below that the sampling noise, not the step, sets the error).
   static OrderFit exact_weak_fit(const SolverRun& run, int fit_levels) {
     std::vector<Level> levels;
     double noise = 0;
+    if (!has_exact(run)) return {};
     for (const CellResult& cell : run.cells) {
       const auto it = cell.series.find("weak_exact");
-      if (it == cell.series.end() || it->second.size() != 2) return {};
+      const bool measured = it != cell.series.end() && it->second.size() == 2;
       Level l;
       l.steps = static_cast<int>(cell.nfe);
       l.nfe = cell.nfe;
-      l.err_max = it->second[0];
-      l.failed = cell.failed;
-      noise = std::max(noise, it->second[1]);
+      l.err_max = measured ? it->second[0] : std::nan("");
+      l.failed = cell.failed || !measured;
+      if (measured) noise = std::max(noise, it->second[1]);
       levels.push_back(l);
     }
     return fit_order(levels, 3 * noise, fit_levels);
@@ -125,12 +135,13 @@ struct StochasticKind : KindDefaults {
     f.attribute(g, "declared_weak_order", static_cast<double>(s.declared_weak_order));
     f.attribute(g, "fitted_weak_order", s.weak_fit.order);
     f.attribute(g, "weak_pairwise_orders", s.weak_fit.pairwise);
-    std::vector<double> exact, standard_error;
+    if (!has_exact(s)) return;
+    std::vector<double> exact, standard_error;  // NaN for a failed cell
     for (const CellResult& cell : s.cells) {
       const auto it = cell.series.find("weak_exact");
-      if (it == cell.series.end() || it->second.size() != 2) return;
-      exact.push_back(it->second[0]);
-      standard_error.push_back(it->second[1]);
+      const bool measured = it != cell.series.end() && it->second.size() == 2;
+      exact.push_back(measured ? it->second[0] : std::nan(""));
+      standard_error.push_back(measured ? it->second[1] : std::nan(""));
     }
     f.dataset(g + "/err_weak_exact", {exact.size()}, exact);
     f.dataset(g + "/weak_exact_standard_error", {standard_error.size()}, standard_error);
