@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "pflow/core/scalar.hpp"
+#include "pflow/sampler/time_grid.hpp"
+#include "pflow/sde/factory.hpp"
+#include "pflow/sde/scalar_sdes.hpp"
 
 namespace pflow::testing {
 
@@ -26,15 +29,35 @@ double tol(double dbl, double mp) {
 }
 
 // tests/data/tiny_convergence.json: a 2-D Gaussian under vp-linear, three solvers, NFE 16-128.
-// The headline's 2-D mixture with class labels: three components, two classes, 0 = {0, 2} and
-// 1 = {1} (guidance and class-conditional networks).
-inline nlohmann::json labelled_mixture() {
+// The headline's 2-D three-component mixture (eta, flow matching, ELBO suites).
+inline nlohmann::json headline_mixture() {
   return {
       {"type", "gmm"},
       {"weights", {0.3, 0.45, 0.25}},
       {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}},
-      {"labels", {0, 1, 0}}};
+      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
+}
+
+// The same mixture with class labels: two classes, 0 = {0, 2} and 1 = {1} (guidance and
+// class-conditional networks).
+inline nlohmann::json labelled_mixture() {
+  nlohmann::json m = headline_mixture();
+  m["labels"] = {0, 1, 0};
+  return m;
+}
+
+// A scalar SDE from its config, as the ScalarSde it is (alpha, sigma, lambda).
+template <class Scalar = double>
+std::unique_ptr<ScalarSde<Scalar>> make_scalar_sde(const nlohmann::json& config, int dim) {
+  auto sde = make_sde<Scalar>(config, dim, "sde");
+  return std::unique_ptr<ScalarSde<Scalar>>(dynamic_cast<ScalarSde<Scalar>*>(sde.release()));
+}
+
+// A time grid spec by its kind alone.
+inline GridSpec grid_named(const std::string& kind) {
+  GridSpec spec;
+  spec.kind = kind;
+  return spec;
 }
 
 // The solver ladder of the guided-order tests (analytic CFG and CFG of a network): six solvers

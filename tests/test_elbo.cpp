@@ -27,15 +27,6 @@ const json& gaussian() {
   return g;
 }
 
-const json& mixture() {
-  static const json m = {
-      {"type", "gmm"},
-      {"weights", {0.3, 0.45, 0.25}},
-      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
-  return m;
-}
-
 }  // namespace
 
 TEST_CASE("L_T is KL(q(x_T | x0) || N(0, I)), and seed 002's formula is the reversed KL",
@@ -141,7 +132,7 @@ TEST_CASE("the ELBO lies below the exact log-likelihood for every T and the gap 
     CHECK(gap < previous_gap);
     previous_gap = gap;
   }
-  const auto gmm = make_target<double>(mixture());
+  const auto gmm = make_target<double>(headline_mixture());
   Rng rng(5);
   const auto [log_p, log_p_se] =
       mean_and_standard_error<double>(gmm.log_density(gmm.sample(20000, rng)));

@@ -20,11 +20,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::unique_ptr<ScalarSde<double>> scalar_sde(const json& config, int dim) {
-  auto sde = make_sde<double>(config, dim, "sde");
-  return std::unique_ptr<ScalarSde<double>>(dynamic_cast<ScalarSde<double>*>(sde.release()));
-}
-
 // The scalar schedules the family is checked on, each with a time range inside its domain.
 struct Schedule {
   json config;
@@ -54,19 +49,13 @@ StepCoefficients coefficients(const ScalarPoint<double>& s, const ScalarPoint<do
   return c;
 }
 
-GridSpec grid_named(const std::string& kind) {
-  GridSpec spec;
-  spec.kind = kind;
-  return spec;
-}
-
 }  // namespace
 
 TEST_CASE("ddim's sigma_t(eta = 1) is the posterior q(x_t | x_s, x_0) on every scalar schedule",
           "[eta]") {
   for (const Schedule& schedule : schedules()) {
     INFO(schedule.config.dump());
-    const auto sde = scalar_sde(schedule.config, 1);
+    const auto sde = make_scalar_sde(schedule.config, 1);
     const auto grid = make_time_grid<double>(*sde, grid_named("time-uniform"), schedule.t_start,
                                              schedule.t_end, 25);
     for (size_t i = 0; i + 1 < grid.size(); i += 3) {
@@ -106,7 +95,7 @@ TEST_CASE("every ddim eta step keeps q(x_t) for Gaussian data (moments propagate
   data_mean << 0.5, -1.0;
   const Mat<double> identity = Mat<double>::Identity(2, 2);
   for (const Schedule& schedule : schedules()) {
-    const auto sde = scalar_sde(schedule.config, 2);
+    const auto sde = make_scalar_sde(schedule.config, 2);
     const bool discrete = schedule.config["type"] == "vp-discrete";
     // The chain on DDIM's quadratic subsequence tau of 1..T; the others on logSNR steps.
     const GridSpec spec = grid_named(discrete ? "discrete-quadratic" : "logsnr");
@@ -153,7 +142,7 @@ TEST_CASE("ddim with 0 < eta < 1 converges weakly at order 1 for Gaussian data (
   for (const Schedule& schedule :
        {schedules()[0], schedules()[3],
         Schedule{{{"type", "vp-discrete"}, {"schedule", "linear"}, {"T", 1000}}, 1.0, 0.01}}) {
-    const auto sde = scalar_sde(schedule.config, 2);
+    const auto sde = make_scalar_sde(schedule.config, 2);
     const AnalyticDenoiser<double> model(*sde, data);
     const DataMoments<double> moments = *model.data_moments();
     auto exact = [&](double time) {

@@ -18,26 +18,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::unique_ptr<ScalarSde<double>> scalar_sde(const json& config, int dim) {
-  auto sde = make_sde<double>(config, dim, "sde");
-  return std::unique_ptr<ScalarSde<double>>(dynamic_cast<ScalarSde<double>*>(sde.release()));
-}
-
-GridSpec grid_named(const std::string& kind) {
-  GridSpec spec;
-  spec.kind = kind;
-  return spec;
-}
-
-const json& mixture() {
-  static const json m = {
-      {"type", "gmm"},
-      {"weights", {0.3, 0.45, 0.25}},
-      {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-      {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
-  return m;
-}
-
 Mat<double> points() {
   Mat<double> x(2, 5);
   x << 0.3, 1.2, -0.8, -1.5, 0.1, -1.1, 0.4, 0.9, -0.6, 2.0;
@@ -56,7 +36,7 @@ Mat<double> sample(const json& solver, const ScalarSde<double>& sde, const Denoi
 
 TEST_CASE("rectified-flow: alpha = 1 - t, sigma = t, lambda and its inverse, f and g^2",
           "[flow-matching]") {
-  const auto sde = scalar_sde({{"type", "rectified-flow"}}, 1);
+  const auto sde = make_scalar_sde({{"type", "rectified-flow"}}, 1);
   for (double t : {1e-6, 0.01, 0.3, 0.5, 0.9, 0.999}) {
     INFO("t = " << t);
     CHECK(sde->alpha(t) == 1 - t);
@@ -77,9 +57,9 @@ TEST_CASE("rectified-flow: alpha = 1 - t, sigma = t, lambda and its inverse, f a
 
 TEST_CASE("Euler in velocity form is DDIM: on rectified flow, and on vp-linear in (z, tau)",
           "[flow-matching]") {
-  const auto data = make_target<double>(mixture());
+  const auto data = make_target<double>(headline_mixture());
   // Rectified flow: alpha + sigma = 1, so z = x and tau = t; the whole solve agrees.
-  const auto rf = scalar_sde({{"type", "rectified-flow"}}, 2);
+  const auto rf = make_scalar_sde({{"type", "rectified-flow"}}, 2);
   const AnalyticDenoiser<double> rf_model(*rf, data);
   for (int steps : {4, 16, 64}) {
     // From t = 0.99: near t = 1 the velocity f x - g^2/2 score of a score model cancels two
@@ -92,7 +72,7 @@ TEST_CASE("Euler in velocity form is DDIM: on rectified flow, and on vp-linear i
   }
   // vp-linear: one DDIM step from s to t equals one Euler step of dz/dtau = eps_hat - x0_hat
   // from (z_s, tau_s) to tau_t, then x_t = (alpha_t + sigma_t) z_t (seed 003).
-  const auto vp = scalar_sde({{"type", "vp-linear"}}, 2);
+  const auto vp = make_scalar_sde({{"type", "vp-linear"}}, 2);
   const AnalyticDenoiser<double> model(*vp, data);
   const auto grid = make_time_grid<double>(*vp, grid_named("logsnr"), 1.0, 1e-3, 12);
   Mat<double> x = points();
@@ -117,11 +97,11 @@ TEST_CASE("the conditional flow-matching target averaged over the posterior is t
   // E[x0 | x_t] = sum_k r_k (m_k + alpha S_k C_k^{-1} (x_t - alpha m_k)), C_k = alpha^2 S_k +
   // sigma^2 I, r_k the posterior component weights: written out here, against f x - g^2/2 score
   // from the mixture's marginal score.
-  const auto data = make_target<double>(mixture());
+  const auto data = make_target<double>(headline_mixture());
   const Mat<double> x = points();
   for (const json& config :
        {json{{"type", "rectified-flow"}}, json{{"type", "vp-linear"}}, json{{"type", "ve"}}}) {
-    const auto sde = scalar_sde(config, 2);
+    const auto sde = make_scalar_sde(config, 2);
     for (double t : {0.05, 0.4, 0.9}) {
       INFO(config.dump() << ", t = " << t);
       const double alpha = sde->alpha(t), sigma = sde->sigma(t);
@@ -166,8 +146,8 @@ TEST_CASE("the exact flow maps of vp-linear and rectified flow agree under x / (
   // sigma): both marginals are then N(alpha/(alpha+sigma) m, ...), and so are the flows.
   const auto data = make_target<double>(
       json{{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}});
-  const auto vp = scalar_sde({{"type", "vp-linear"}}, 2);
-  const auto rf = scalar_sde({{"type", "rectified-flow"}}, 2);
+  const auto vp = make_scalar_sde({{"type", "vp-linear"}}, 2);
+  const auto rf = make_scalar_sde({{"type", "rectified-flow"}}, 2);
   auto tau = [&](double t) { return vp->sigma(t) / (vp->alpha(t) + vp->sigma(t)); };
   auto scale = [&](double t) { return vp->alpha(t) + vp->sigma(t); };
   const Mat<double> x = points();
@@ -180,7 +160,7 @@ TEST_CASE("the exact flow maps of vp-linear and rectified flow agree under x / (
 }
 
 TEST_CASE("every output of the exact model gives the same samples", "[flow-matching]") {
-  const auto data = make_target<double>(mixture());
+  const auto data = make_target<double>(headline_mixture());
   const json solvers[] = {"ddim",
                           "dpm-solver-3",
                           "dpm-solver++-2m",
@@ -191,7 +171,7 @@ TEST_CASE("every output of the exact model gives the same samples", "[flow-match
                           "rk4",
                           "heun-edm"};
   for (const json& config : {json{{"type", "vp-linear"}}, json{{"type", "rectified-flow"}}}) {
-    const auto sde = scalar_sde(config, 2);
+    const auto sde = make_scalar_sde(config, 2);
     // Rectified flow from t = 0.99 (as above: near t = 1, alpha -> 0 amplifies one ulp of the
     // first evaluation; deis-tab-3 from t = 0.999 turns an ulp of eps into 5e-13 of the sample).
     const double t_start = config["type"] == "vp-linear" ? 1.0 : 0.99;
@@ -216,7 +196,7 @@ TEST_CASE("the seed's v-prediction step is DDIM's step on the discrete chain", "
   const auto sde =
       make_sde<double>({{"type", "vp-discrete"}, {"schedule", "linear"}, {"T", 1000}}, 2, "sde");
   const auto& chain = dynamic_cast<const VpDiscrete<double>&>(*sde);
-  const auto data = make_target<double>(mixture());
+  const auto data = make_target<double>(headline_mixture());
   const AnalyticDenoiser<double> model(chain, data, ModelOutput::v);
   const Mat<double> x = points(), zero = Mat<double>::Zero(2, x.cols());
   for (int i : {1000, 700, 200, 20, 2}) {
@@ -236,13 +216,9 @@ TEST_CASE(
     "in 50 digits: Euler in velocity form is DDIM on rectified flow, and the flow maps "
     "agree under x / (alpha + sigma)",
     "[flow-matching]") {
-  auto scalar50 = [](const json& config) {
-    auto sde = make_sde<mp50>(config, 2, "sde");
-    return std::unique_ptr<ScalarSde<mp50>>(dynamic_cast<ScalarSde<mp50>*>(sde.release()));
-  };
   const Mat<mp50> x = points().cast<mp50>();
-  const auto data = make_target<mp50>(mixture());
-  const auto rf = scalar50({{"type", "rectified-flow"}});
+  const auto data = make_target<mp50>(headline_mixture());
+  const auto rf = make_scalar_sde<mp50>({{"type", "rectified-flow"}}, 2);
   const AnalyticDenoiser<mp50> model(*rf, data);
   Problem<mp50> problem;
   problem.sde = rf.get();
@@ -254,7 +230,7 @@ TEST_CASE(
   CHECK(max_diff(euler, ddim) < 1e-40);
   const auto gauss = make_target<mp50>(
       json{{"type", "gaussian"}, {"mean", {0.5, -1.0}}, {"cov", {{1.0, 0.8}, {0.8, 0.9}}}});
-  const auto vp = scalar50({{"type", "vp-linear"}});
+  const auto vp = make_scalar_sde<mp50>({{"type", "vp-linear"}}, 2);
   auto tau = [&](const mp50& t) { return mp50(vp->sigma(t) / (vp->alpha(t) + vp->sigma(t))); };
   auto scale = [&](const mp50& t) { return mp50(vp->alpha(t) + vp->sigma(t)); };
   const mp50 s = 1, t = mp50("0.001");
