@@ -1,5 +1,5 @@
 // pflow: the command-line program.
-//   pflow verify [--precision double|mp50|both] [--sde NAME ...]
+//   pflow verify [--precision double|float128|mp50|both|all] [--sde NAME ...]
 //   pflow list
 //   pflow model MODEL.h5   (a learned denoiser's file: read, checked and described)
 // Exit status: 0 success, 1 a check failed (verify, orders), 2 bad input, 3 an I/O error (a file
@@ -17,6 +17,7 @@
 #include <iostream>
 
 #include "orders.hpp"
+#include "pflow/core/allocator.hpp"
 #include "pflow/core/errors.hpp"
 #include "pflow/experiment/run.hpp"
 #include "pflow/experiment/table.hpp"
@@ -61,8 +62,14 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
   const pflow::VerifyOptions options{sdes, progress_printer(quiet)};
   const auto start = std::chrono::steady_clock::now();
   std::vector<pflow::CheckRow> rows;
-  if (precision != "mp50") rows = pflow::verify_double(options);
-  if (precision != "double") {
+  // "both": double and mp50; "all" adds float128.
+  if (precision == "double" || precision == "both" || precision == "all")
+    rows = pflow::verify_double(options);
+  if (precision == "float128" || precision == "all") {
+    auto quad = pflow::verify_f128(options);
+    rows.insert(rows.end(), quad.begin(), quad.end());
+  }
+  if (precision == "mp50" || precision == "both" || precision == "all") {
     auto mp = pflow::verify_mp50(options);
     rows.insert(rows.end(), mp.begin(), mp.end());
   }
@@ -219,6 +226,7 @@ int with_exit_status(F&& subcommand) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  pflow::tune_allocator();
   CLI::App app{"pflow: exact solutions and samplers for linear-SDE diffusion models"};
   app.set_version_flag("--version", std::string("pflow ") + PFLOW_VERSION);
   app.require_subcommand(1);
@@ -226,8 +234,10 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "check every exact formula for every SDE");
   std::string precision = "both";
   std::vector<std::string> sdes;
-  verify->add_option("--precision", precision, "double, mp50 or both")
-      ->check(CLI::IsMember({"double", "mp50", "both"}))
+  verify
+      ->add_option("--precision", precision,
+                   "double, float128, mp50, both (double and mp50) or all three")
+      ->check(CLI::IsMember({"double", "float128", "mp50", "both", "all"}))
       ->capture_default_str();
   verify->add_option("--sde", sdes, "only these SDEs (repeatable)");
   bool verify_quiet = false;
@@ -271,8 +281,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   orders->add_option("--solver", orders_options.solvers,
                      "a solver name or JSON spec (repeatable; default: all that apply)");
-  orders->add_option("--precision", orders_options.precision, "double or mp50")
-      ->check(CLI::IsMember({"double", "mp50"}))
+  orders->add_option("--precision", orders_options.precision, "double, float128 or mp50")
+      ->check(CLI::IsMember({"double", "float128", "mp50"}))
       ->capture_default_str();
   orders->add_option("--steps", orders_options.steps, "the ladder of step counts")
       ->capture_default_str();

@@ -163,6 +163,7 @@ int run(const OrdersOptions& o) {
 
 int run_orders(const OrdersOptions& options) {
   if (options.precision == "mp50") return run<pflow::mp50>(options);
+  if (options.precision == "float128") return run<pflow::f128>(options);
   return run<double>(options);
 }
 

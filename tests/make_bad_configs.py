@@ -146,7 +146,7 @@ cases = [
     ("bad_name_chars", edit(name="my run/1"), "name = my run/1: must be letters"),
     ("name_not_string", edit(name=3), "config.name = 3: must be a string"),
     ("unknown_kind", edit(kind="convergance"), "did you mean 'convergence'"),
-    ("unknown_precision", edit(precision="quad"), "config.precision = quad: is not one of double, mp50"),
+    ("unknown_precision", edit(precision="quad"), "config.precision = quad: is not one of double, float128, mp50"),
     ("unknown_reference", edit(reference="exakt"), "did you mean 'exact'"),
     ("negative_seed", edit(seed=-1), "seed = -1: must be a non-negative integer"),
     ("missing_sde", edit(sde=DELETE), "sde = (missing): is required"),
@@ -305,6 +305,7 @@ cases = [
     ("elbo_dataset_target", lambda c: {"name": "e", "kind": "elbo", "sde": {"type": "vp-discrete", "schedule": "linear"}, "target": {"type": "dataset", "name": "two-moons"}}, "target \"two-moons\" is a sample-only data set"),
     ("denoiser_output_unknown", edit(denoiser={"type": "analytic", "output": "noise"}), "denoiser.output = noise"),
     ("denoiser_output_on_cld", lambda c: dict(c, sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, solvers=["gddim"], time=dict(c["time"], grid="time-uniform"), denoiser={"type": "analytic", "output": "eps"}), "denoiser.output = eps: needs a scalar SDE"),
+    ("reference_float128_in_mp50_run", edit(precision="mp50", reference="float128"), "reference = float128: is no more precise than precision \"mp50\""),
 ]
 
 for f in os.listdir(out):

@@ -54,6 +54,24 @@ PFLOW_VERIFY_TESTS("cld", "[verify]")
 PFLOW_VERIFY_TESTS("blurring", "[verify][mp50-long]")
 PFLOW_VERIFY_TESTS("linear", "[verify][mp50-long]")
 
+// The same checks in float128, tolerances scaled from double's by the epsilon ratio 2^-60
+// (floored at mp50's; finite differences, truncation-limited, at 1e-20). vp-linear runs under the
+// sanitizers too.
+#define PFLOW_VERIFY_F128_TESTS(SDE, TAGS)                        \
+  TEST_CASE("verify " SDE " in float128", TAGS) {                 \
+    require_all_pass(verify_f128(VerifyOptions{{SDE}, {}}), SDE); \
+  }
+
+PFLOW_VERIFY_F128_TESTS("vp-linear", "[verify][float128]")
+PFLOW_VERIFY_F128_TESTS("vp-cosine", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("sub-vp", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("rectified-flow", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("ve", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("edm", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("cld", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("blurring", "[verify][float128][mp50-long]")
+PFLOW_VERIFY_F128_TESTS("linear", "[verify][float128][mp50-long]")
+
 TEST_CASE("verify covers every SDE type", "[verify]") {
   const auto names = verify_sde_names();
   REQUIRE(names.size() == 9);

@@ -1,4 +1,4 @@
-// Explicit instantiations of the SDE classes for double and mp50: compiled once here, so other
+// Explicit instantiations of the SDE classes for double, f128 and mp50: compiled once here, so other
 // translation units only instantiate what they use beyond them.
 #include "pflow/sde/blurring.hpp"
 #include "pflow/sde/cld.hpp"
@@ -19,6 +19,7 @@ namespace pflow {
   template class GenericLinear<S>;
 
 PFLOW_INSTANTIATE(double)
+PFLOW_INSTANTIATE(f128)
 PFLOW_INSTANTIATE(mp50)
 
 }  // namespace pflow

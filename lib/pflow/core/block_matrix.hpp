@@ -129,6 +129,26 @@ class BlockMatrix {
     }
     return is_shared() ? total * groups_ : total;
   }
+  // log det(L L^T) = 2 sum_k log L_kk for this matrix L, a Cholesky factor (cholesky()): the
+  // logs are taken of running products of the diagonal, one log per run whose product stays
+  // inside [1e-100, 1e100], not one per entry.
+  Scalar logdet_from_cholesky() const {
+    using std::log;
+    const Scalar big = Scalar(1e100), small = Scalar(1e-100);
+    Scalar total = 0;
+    for (const M& b : blocks_) {
+      Scalar logs = 0, product = 1;
+      for (int k = 0; k < block_; ++k) {
+        product *= b(k, k);
+        if (product > big || product < small) {
+          logs += log(product);
+          product = 1;
+        }
+      }
+      total += 2 * (logs + log(product));
+    }
+    return is_shared() ? total * groups_ : total;
+  }
   Scalar trace() const {
     Scalar total = 0;
     for (const M& b : blocks_) total += b.trace();

@@ -1,8 +1,10 @@
 // Scalar types of pflow and the glue that lets Eigen and Boost.Odeint use them.
 //
-// Every numerical component is a template on `Scalar` and is instantiated for `double` and
-// `mp50` (boost::multiprecision::cpp_bin_float_50, 50 decimal digits); ScalarTraits holds what
-// differs between them. Constants are written as
+// Every numerical component is a template on `Scalar` and is instantiated for `double`, `f128`
+// (boost::multiprecision::float128, IEEE quadruple precision over GCC's libquadmath: 113-bit
+// significand, ~34 digits, in hardware-friendly software ~4x the cost of double per operation
+// and ~10x less than mp50 for exp and log) and `mp50` (boost::multiprecision::cpp_bin_float_50,
+// 50 decimal digits); ScalarTraits holds what differs between them. Constants are written as
 // exact ratios through `ratio<Scalar>(p, q)` so that the 50-digit runs are not stopped at double
 // round-off by a stray double literal.
 #pragma once
@@ -12,6 +14,7 @@
 #include <boost/math/special_functions/expm1.hpp>
 #include <boost/math/special_functions/log1p.hpp>
 #include <boost/multiprecision/cpp_bin_float.hpp>
+#include <boost/multiprecision/float128.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,7 @@
 namespace pflow {
 
 using mp50 = boost::multiprecision::cpp_bin_float_50;
+using f128 = boost::multiprecision::float128;
 
 template <class Scalar>
 using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
@@ -73,6 +77,24 @@ struct ScalarTraits<double> {
   static constexpr int step_quadrature_nodes = 24;
   // Central-difference step of the finite-difference checks: ~eps^(1/3).
   static double difference_step() { return 1e-5; }
+};
+
+template <>
+struct ScalarTraits<f128> {
+  static constexpr const char* name = "float128";
+  static constexpr int digits10 = 33;
+  static constexpr int print_digits = 36;  // round-trip
+  // References of double runs are solved in f128 (README "References"), but its own runs and
+  // order problems take theirs from mp50.
+  static constexpr bool is_reference = false;
+  static f128 from_double(double v) { return f128(shortest_decimal(v).c_str()); }
+  static f128 decimal(const char* text) { return f128(text); }
+  // 1e-28: six digits above its epsilon (1.9e-34), so that round-off accumulated over a
+  // Bulirsch-Stoer solve of a few thousand steps stays below the tolerance.
+  static f128 reference_tolerance() { return f128("1e-28"); }
+  static f128 ode_tolerance() { return f128("1e-30"); }
+  static constexpr int step_quadrature_nodes = 48;
+  static f128 difference_step() { return f128("1e-11"); }  // ~eps^(1/3)
 };
 
 template <>
@@ -128,33 +150,39 @@ inline std::string scalar_name() {
 }
 
 // A value per number type, for tables of tolerances written per precision: `dbl` in double,
-// `mp` in mp50; any other type is a compile error until its column is added.
+// `mp` in mp50. In f128 a tolerance scales with the epsilon from double's, dbl * eps(f128) /
+// eps(double) = dbl * 2^-60, floored at mp50's; any other type is a compile error until its
+// column is added.
 template <class Scalar>
 constexpr double per_precision(double dbl, double mp) {
-  static_assert(std::is_same_v<Scalar, double> || std::is_same_v<Scalar, mp50>,
+  static_assert(std::is_same_v<Scalar, double> || std::is_same_v<Scalar, f128> ||
+                    std::is_same_v<Scalar, mp50>,
                 "per_precision: no column for this number type");
+  if constexpr (std::is_same_v<Scalar, f128>) {
+    const double scaled = dbl * 0x1p-60;
+    return scaled > mp ? scaled : mp;
+  }
   return std::is_same_v<Scalar, double> ? dbl : mp;
 }
 
 }  // namespace pflow
 
-// Eigen needs complete numeric traits for the 50-digit type (Boost 1.74's own header is
+// Eigen needs complete numeric traits for the multiprecision types (Boost 1.74's own header is
 // incomplete for Eigen 3.4: SelfAdjointEigenSolver does not compile with it).
-namespace Eigen {
-template <>
-struct NumTraits<pflow::mp50> : GenericNumTraits<pflow::mp50> {
-  using Real = pflow::mp50;
-  using NonInteger = pflow::mp50;
-  using Literal = pflow::mp50;
-  using Nested = pflow::mp50;
+namespace pflow {
+template <class Real, int add_cost, int mul_cost>
+struct MultiprecisionNumTraits : Eigen::GenericNumTraits<Real> {
+  using NonInteger = Real;
+  using Literal = Real;
+  using Nested = Real;
   enum {
     IsComplex = 0,
     IsInteger = 0,
     IsSigned = 1,
     RequireInitialization = 1,
     ReadCost = 1,
-    AddCost = 4,
-    MulCost = 8
+    AddCost = add_cost,
+    MulCost = mul_cost
   };
   static Real epsilon() { return std::numeric_limits<Real>::epsilon(); }
   static Real dummy_precision() { return Real(1000) * epsilon(); }
@@ -166,5 +194,16 @@ struct NumTraits<pflow::mp50> : GenericNumTraits<pflow::mp50> {
   static int digits() { return std::numeric_limits<Real>::digits; }
   static int min_exponent() { return std::numeric_limits<Real>::min_exponent; }
   static int max_exponent() { return std::numeric_limits<Real>::max_exponent; }
+};
+}  // namespace pflow
+
+namespace Eigen {
+template <>
+struct NumTraits<pflow::mp50> : pflow::MultiprecisionNumTraits<pflow::mp50, 4, 8> {
+  using Real = pflow::mp50;
+};
+template <>
+struct NumTraits<pflow::f128> : pflow::MultiprecisionNumTraits<pflow::f128, 2, 4> {
+  using Real = pflow::f128;
 };
 }  // namespace Eigen

@@ -135,8 +135,11 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
       for (const std::string& k : kinds) names += (names.empty() ? "\"" : " or \"") + k + "\"";
       throw InputError(field, f.raw(field).dump(), "applies to kind " + names + " only");
     }
-  c.precision = f.text("precision", "double", {"double", "mp50"});
-  c.reference = f.text("reference", "auto", {"auto", "exact", "mp50"});
+  c.precision = f.text("precision", "double", {"double", "float128", "mp50"});
+  c.reference = f.text("reference", "auto", {"auto", "exact", "float128", "mp50"});
+  require(c.reference != "float128" || c.precision == "double", "reference", "float128",
+          "is no more precise than precision \"" + c.precision +
+              "\": its references are solved in mp50 (\"auto\" or \"mp50\")");
   const double seed = f.has("seed") ? to_double(f.number<double>("seed")) : 0.0;
   require(seed >= 0 && seed == std::floor(seed) && seed < 9e15, "seed", seed,
           "must be a non-negative integer");

@@ -25,8 +25,8 @@ struct ExperimentConfig {
   std::vector<nlohmann::json> solvers;
   std::vector<int> nfe;              // fixed-step solvers
   std::vector<double> tolerances;    // adaptive solvers (work-precision)
-  std::string precision = "double";  // double | mp50
-  std::string reference = "auto";    // auto | exact | mp50
+  std::string precision = "double";  // double | float128 | mp50
+  std::string reference = "auto";    // auto | exact | float128 | mp50
   std::uint64_t seed = 0;
   int fit_levels = 4;         // the fitted order: least squares over this many trailing levels
   int brownian_levels = 0;    // stochastic: the shared Brownian path has 2^levels intervals

@@ -20,8 +20,11 @@
 #include "pflow/experiment/result.hpp"
 #include "pflow/flow/exact_flow.hpp"
 #include "pflow/flow/pf_ode.hpp"
+#include "pflow/model/denoisers.hpp"
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/registry.hpp"
+#include "pflow/sde/factory.hpp"
+#include "pflow/target/data_source.hpp"
 
 namespace pflow {
 
@@ -48,7 +51,7 @@ struct RunSetup {
   bool exact_available = false;  // the data has one component: an exact flow map
   bool exact_reference = false;  // and it serves as the reference
   const ProgressCallback* progress = nullptr;
-  int threads = 1;  // for the particles of the 50-digit references (bit-identical for any count)
+  int threads = 1;  // for the particles of the references (bit-identical for any count)
   // Encoding kinds (inversion) flow from t_end to t_start: the references run that way too.
   bool encode = false;
   double flow_from() const { return encode ? config.t_end : config.t_start; }
@@ -94,59 +97,104 @@ void record_errors(const SolveResult<Scalar>& r, const CellRun<Scalar>& run, Cel
     std::tie(cell.err_total_max, cell.err_total_rms) = max_and_rms<Scalar>(r.x - *run.analytic);
 }
 
-// The Bulirsch-Stoer solve of `model`'s PF-ODE in 50 digits from the run's initial states, from
-// t_start to t_end (encoding: t_end to t_start), its particles on the run's threads, each
-// reported to `stage`.
+// The number type of a run's Bulirsch-Stoer references (config "reference"; README
+// "References"): f128 (34 digits, tolerance 1e-28) for double runs, mp50 (50 digits, tolerance
+// 1e-32) for f128 and mp50 runs and wherever the config asks for "mp50". A double run measures
+// errors of 1e-16 and more; the f128 reference agrees with the mp50 one to ~1e-27 (tests
+// [reference-f128]), eleven digits below them.
 template <class Scalar>
-Mat<mp50> bulirsch_stoer_flow(const RunSetup<Scalar>& s, const Denoiser<mp50>& model,
-                              ProgressStage& stage) {
-  ReferenceStats stats;
-  stats.on_particle = [&](Eigen::Index, Eigen::Index) { stage.done("particles, 50 digits"); };
-  stats.threads = s.threads;
-  return reference_flow<mp50>(s.sde50, model, s.x0.template cast<mp50>(),
-                              from_double<mp50>(s.flow_from()), from_double<mp50>(s.flow_to()),
-                              reference_tolerance<mp50>(), &stats);
+bool reference_in_f128(const ExperimentConfig& c) {
+  if (c.reference == "float128") return true;
+  if (c.reference == "mp50") return false;
+  return std::is_same_v<Scalar, double>;
 }
 
-// The analytic flow of the data from the run's initial states in 50 digits: the exact map where
-// the data has one component (and the config does not ask for "mp50"), else the Bulirsch-Stoer
-// solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
+// "Bulirsch-Stoer ... (float128, 34 digits)": the number type named for a reference's method.
+template <class R>
+std::string reference_digits() {
+  return std::is_same_v<R, mp50>
+             ? std::string("50 digits")
+             : scalar_name<R>() + ", " + to_text(ScalarTraits<R>::digits10 + 1) + " digits";
+}
+
+// The Bulirsch-Stoer solve in number type R of the PF-ODE of the run's model (`learned`) or of
+// the exact score of its data, from the run's initial states, from t_start to t_end (encoding:
+// t_end to t_start), its particles on the run's threads, each reported to `stage`. The SDE, data
+// and model are the setup's in mp50 and built from the config in any other type.
+template <class R, class Scalar>
+Mat<R> bulirsch_stoer_flow(const RunSetup<Scalar>& s, bool learned, ProgressStage& stage) {
+  ReferenceStats stats;
+  stats.on_particle = [&](Eigen::Index, Eigen::Index) {
+    stage.done("particles, " + reference_digits<R>());
+  };
+  stats.threads = s.threads;
+  auto solve = [&](const LinearSde<R>& sde, const Denoiser<R>& model) {
+    return reference_flow<R>(sde, model, s.x0.template cast<R>(), from_double<R>(s.flow_from()),
+                             from_double<R>(s.flow_to()), reference_tolerance<R>(), &stats);
+  };
+  if constexpr (std::is_same_v<R, mp50>) {
+    if (learned) return solve(s.sde50, *s.model50);
+    return solve(s.sde50, AnalyticDenoiser<mp50>(s.sde50, *s.data50));
+  } else {
+    const ExperimentConfig& c = s.config;
+    const auto sde = make_sde<R>(c.sde, c.data_dim, "sde");
+    const auto data = DataSource<R>::from_config(c.target, "target");
+    if (learned) return solve(*sde, *make_denoiser<R>(c.denoiser, *sde, data.mixture(), s.mlp));
+    return solve(*sde, AnalyticDenoiser<R>(*sde, *data.mixture()));
+  }
+}
+
+// The same in the run's reference type (reference_in_f128), rounded to the run's precision;
+// `method` and `tolerance` describe it.
+template <class Scalar>
+Mat<Scalar> bulirsch_stoer_reference(const RunSetup<Scalar>& s, bool learned, ProgressStage& stage,
+                                     std::string& method, double& tolerance) {
+  const std::string what =
+      learned ? "Bulirsch-Stoer solve of the model's own PF-ODE (" + s.model50->name() + ", "
+              : "Bulirsch-Stoer PF-ODE solve (";
+  if (reference_in_f128<Scalar>(s.config)) {
+    method = what + reference_digits<f128>() + ")";
+    tolerance = to_double(reference_tolerance<f128>());
+    return bulirsch_stoer_flow<f128>(s, learned, stage).template cast<Scalar>();
+  }
+  method = what + reference_digits<mp50>() + ")";
+  tolerance = to_double(reference_tolerance<mp50>());
+  return bulirsch_stoer_flow<mp50>(s, learned, stage).template cast<Scalar>();
+}
+
+// The analytic flow of the data from the run's initial states: the exact map in 50 digits where
+// the data has one component (and the config does not ask for a Bulirsch-Stoer solve), else the
+// Bulirsch-Stoer solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
 template <class Scalar>
 Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
   require(s.data50 != nullptr, "target", s.config.target.dump(),
           "is a sample-only data set: it has no analytic flow");
   require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
-          "needs Gaussian or Dirac data (one component); use \"auto\" or \"mp50\"");
-  const Mat<mp50> x50 = s.x0.template cast<mp50>();
-  const mp50 from = from_double<mp50>(s.flow_from()), to = from_double<mp50>(s.flow_to());
+          "needs Gaussian or Dirac data (one component); use \"auto\", \"float128\" or "
+          "\"mp50\"");
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, s.model50 ? "analytic flow" : "reference",
-                      static_cast<size_t>(x50.cols()));
-  Mat<mp50> ref;
-  if (s.exact_available && s.config.reference != "mp50") {
-    ref = exact_flow_map(s.sde50, *s.data50, x50, from, to);
-    stage.done("exact flow map", static_cast<size_t>(x50.cols()));
-    method = "exact flow map (50 digits)";
-    tolerance = 0;
-  } else {
-    ref = bulirsch_stoer_flow(s, AnalyticDenoiser<mp50>(s.sde50, *s.data50), stage);
-    method = "Bulirsch-Stoer PF-ODE solve (50 digits)";
-    tolerance = to_double(reference_tolerance<mp50>());
-  }
+                      static_cast<size_t>(s.x0.cols()));
+  const bool exact =
+      s.exact_available && (s.config.reference == "auto" || s.config.reference == "exact");
+  if (!exact) return bulirsch_stoer_reference(s, false, stage, method, tolerance);
+  const Mat<mp50> x50 = s.x0.template cast<mp50>();
+  const Mat<mp50> ref = exact_flow_map(s.sde50, *s.data50, x50, from_double<mp50>(s.flow_from()),
+                                       from_double<mp50>(s.flow_to()));
+  stage.done("exact flow map", static_cast<size_t>(s.x0.cols()));
+  method = "exact flow map (50 digits)";
+  tolerance = 0;
   return ref.template cast<Scalar>();
 }
 
-// The flow of the run's own (learned or perturbed) model in 50 digits: the PF-ODE with the
-// model's score, the network evaluated in 50 digits, solved by Bulirsch-Stoer.
+// The flow of the run's own (learned or perturbed) model: the PF-ODE with the model's score, the
+// network evaluated in the reference type, solved by Bulirsch-Stoer.
 template <class Scalar>
 Mat<Scalar> model_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, "reference (model flow)",
                       static_cast<size_t>(s.x0.cols()));
-  const Mat<mp50> ref = bulirsch_stoer_flow(s, *s.model50, stage);
-  method = "Bulirsch-Stoer solve of the model's own PF-ODE (" + s.model50->name() + ", 50 digits)";
-  tolerance = to_double(reference_tolerance<mp50>());
-  return ref.template cast<Scalar>();
+  return bulirsch_stoer_reference(s, true, stage, method, tolerance);
 }
 
 // "tolerances" (kinds that run adaptive solvers): required when a solver is adaptive,

@@ -266,14 +266,14 @@ void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>
 template <class Kind, class Scalar>
 void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
                const Mat<Scalar>* analytic, const CellPlan& plan, const RunOptions& options,
-               std::vector<char>& done, ExperimentResult& result) {
+               int cell_threads, std::vector<char>& done, ExperimentResult& result) {
   const size_t cells = plan.index.size();
   std::mutex report;
   ProgressStage stage(options.progress, "cells",
                       cells - static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
   // A cell's own failure is recorded in the cell (run_cell); a failure outside it (a checkpoint
   // that cannot be written) stops the sweep and is rethrown.
-  parallel_for_indices(cells, options.threads, [&](size_t k) {
+  parallel_for_indices(cells, cell_threads, [&](size_t k) {
     if (done[k]) return true;
     if (options.stop && options.stop->load()) return false;
     const auto [si, ci] = plan.index[k];
@@ -404,7 +404,8 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
   setup.exact_available = data50.mixture() && data50.mixture()->components() == 1;
-  setup.exact_reference = setup.exact_available && c.reference != "mp50" && analytic_model;
+  setup.exact_reference =
+      setup.exact_available && analytic_model && (c.reference == "auto" || c.reference == "exact");
   setup.progress = &options.progress;
   setup.threads = options.threads;
   kind.configure(setup);
@@ -419,8 +420,15 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
     analytic = split_model_error(setup, reference, result);
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
   std::vector<char> done = load_checkpoint(c, options, plan, result);
-  run_cells(kind, setup, reference, analytic.size() ? &analytic : nullptr, plan, options, done,
-            result);
+  // --threads: when every cell's particles split into chunks (solve_chunks: many particles,
+  // deterministic fixed-step solvers), cells run one at a time with their chunks on all threads;
+  // else cells run side by side, one thread each. Either way the results are the same.
+  const bool split = std::all_of(plan.spec.begin(), plan.spec.end(), [&](const auto& spec) {
+    return solve_chunks(make_solver<Scalar>(spec)->info(), setup.problem, setup.x0.cols()) > 1;
+  });
+  setup.problem.threads = split ? options.threads : 1;
+  run_cells(kind, setup, reference, analytic.size() ? &analytic : nullptr, plan, options,
+            split ? 1 : options.threads, done, result);
   if (result.cells_done < result.cells_total) return;  // stopped: the caller reports
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
@@ -464,6 +472,8 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const RunOptions
     if constexpr (std::decay_t<decltype(kind)>::has_cells) {
       if (config.precision == "mp50") {
         run_with_cells<mp50>(kind, config, options, result);
+      } else if (config.precision == "float128") {
+        run_with_cells<f128>(kind, config, options, result);
       } else {
         run_with_cells<double>(kind, config, options, result);
       }

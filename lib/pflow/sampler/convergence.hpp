@@ -180,5 +180,6 @@ std::vector<std::string> order_problem_names();
 
 extern template const OrderProblem<double>& order_problem<double>(const std::string&);
 extern template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
+extern template const OrderProblem<f128>& order_problem<f128>(const std::string&);
 
 }  // namespace pflow

@@ -114,5 +114,6 @@ const OrderProblem<Scalar>& order_problem(const std::string& name) {
 
 template const OrderProblem<double>& order_problem<double>(const std::string&);
 template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
+template const OrderProblem<f128>& order_problem<f128>(const std::string&);
 
 }  // namespace pflow

@@ -48,5 +48,8 @@ extern template std::unique_ptr<Solver<double>> make_solver<double>(const nlohma
                                                                     const std::string&);
 extern template std::unique_ptr<Solver<mp50>> make_solver<mp50>(const nlohmann::json&,
                                                                 const std::string&);
+extern template const SolverTable<f128>& solver_table<f128>();
+extern template std::unique_ptr<Solver<f128>> make_solver<f128>(const nlohmann::json&,
+                                                                const std::string&);
 
 }  // namespace pflow

@@ -13,13 +13,16 @@
 //   SolveResult<double> r = solve(*solver, problem, grid, x_start);  // r.x, r.nfe, r.wall_s
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "pflow/core/threads.hpp"
 #include "pflow/sampler/brownian.hpp"
 #include "pflow/sampler/denoiser.hpp"
 #include "pflow/target/random.hpp"
@@ -51,6 +54,8 @@ struct Problem {
   // Called with (step, t, x) after every step of a fixed-step solver (trajectories).
   std::function<void(int, const Scalar&, const Mat<Scalar>&)> on_step;
   int brownian_levels = 12;  // the fixed Brownian path has 2^levels intervals
+  // Threads for the particles of one solve (solve_in_chunks): results are the same for any count.
+  int threads = 1;
 };
 
 template <class Scalar>
@@ -185,8 +190,26 @@ inline bool runs_forwards(const SolverInfo& info) {
   return !info.stochastic;
 }
 
+// Particles per chunk of a solve split over threads (about: n particles make
+// ceil(n / particle_chunk) chunks of equal size).
+constexpr Eigen::Index particle_chunk = 1024;
+
+// How many chunks the n particles of a solve are split into: one when the solve cannot be split
+// (a stochastic solver draws its noise for the whole batch, an adaptive one controls its steps
+// on the whole batch, a trajectory reports the whole state after every step), else
+// ceil(n / particle_chunk). It depends on n alone, never on the thread count, so that each
+// particle's arithmetic, and with it the result, is the same for any number of threads.
+template <class Scalar>
+Eigen::Index solve_chunks(const SolverInfo& info, const Problem<Scalar>& problem, Eigen::Index n) {
+  if (info.stochastic || info.adaptive || problem.on_step) return 1;
+  return std::max<Eigen::Index>(1, (n + particle_chunk - 1) / particle_chunk);
+}
+
 // The driver: runs `solver` on `problem` over `grid` from x_start (D x n). The grid decreases
-// (sampling, noise -> data) or, for a solver that runs_forwards, increases (encoding).
+// (sampling, noise -> data) or, for a solver that runs_forwards, increases (encoding). The
+// particles are solved in solve_chunks() chunks of consecutive columns, on problem.threads
+// threads; nfe and steps are those of one chunk (each chunk takes the same steps), wall_s the
+// elapsed time of the whole solve.
 template <class Scalar>
 SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& problem,
                           const std::vector<Scalar>& grid, const Mat<Scalar>& x_start) {
@@ -200,15 +223,37 @@ SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& p
             grid[i], forwards ? "times must increase strictly" : "times must decrease strictly");
   require(x_start.rows() == problem.sde->state_dim(), "init", x_start.rows(),
           "rows must equal the SDE's state dimension " + to_text(problem.sde->state_dim()));
-  SolveContext<Scalar> ctx(problem, solver.info().label);
-  ctx.set_grid(grid);
   SolveResult<Scalar> result;
   result.x = x_start;
+  const Eigen::Index n = x_start.cols(), chunks = solve_chunks(solver.info(), problem, n);
   const auto start = std::chrono::steady_clock::now();
-  solver.run(ctx, grid, result.x);
+  if (chunks == 1) {
+    SolveContext<Scalar> ctx(problem, solver.info().label);
+    ctx.set_grid(grid);
+    solver.run(ctx, grid, result.x);
+    result.nfe = ctx.nfe();
+    result.steps = ctx.steps();
+  } else {
+    std::mutex first;
+    bool counted = false;
+    parallel_for_indices(static_cast<size_t>(chunks), problem.threads, [&](size_t c) {
+      const auto k = static_cast<Eigen::Index>(c);
+      const Eigen::Index begin = k * n / chunks, end = (k + 1) * n / chunks;
+      SolveContext<Scalar> ctx(problem, solver.info().label);
+      ctx.set_grid(grid);
+      Mat<Scalar> x = x_start.middleCols(begin, end - begin);
+      solver.run(ctx, grid, x);
+      result.x.middleCols(begin, end - begin) = x;
+      const std::lock_guard<std::mutex> lock(first);
+      if (!counted) {
+        result.nfe = ctx.nfe();
+        result.steps = ctx.steps();
+        counted = true;
+      }
+      return true;
+    });
+  }
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  result.nfe = ctx.nfe();
-  result.steps = ctx.steps();
   return result;
 }
 

@@ -267,5 +267,7 @@ template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, c
 template std::unique_ptr<LinearSde<mp50>> make_sde<mp50>(const json&, int, const std::string&);
 template GaussianMixture<double> make_target<double>(const json&, const std::string&);
 template GaussianMixture<mp50> make_target<mp50>(const json&, const std::string&);
+template std::unique_ptr<LinearSde<f128>> make_sde<f128>(const json&, int, const std::string&);
+template GaussianMixture<f128> make_target<f128>(const json&, const std::string&);
 
 }  // namespace pflow

@@ -43,6 +43,9 @@ extern template std::unique_ptr<LinearSde<double>> make_sde<double>(const nlohma
                                                                     const std::string&);
 extern template std::unique_ptr<LinearSde<mp50>> make_sde<mp50>(const nlohmann::json&, int,
                                                                 const std::string&);
+extern template std::unique_ptr<LinearSde<f128>> make_sde<f128>(const nlohmann::json&, int,
+                                                                const std::string&);
+extern template GaussianMixture<f128> make_target<f128>(const nlohmann::json&, const std::string&);
 extern template GaussianMixture<double> make_target<double>(const nlohmann::json&,
                                                             const std::string&);
 extern template GaussianMixture<mp50> make_target<mp50>(const nlohmann::json&, const std::string&);

@@ -35,7 +35,7 @@ class Marginal {
       const BlockMatrix<Scalar> cov = sde.marginal_covariance(data.cov(k), psi_, sigma_);
       try {
         c.chol = cov.cholesky();
-        c.log_det = cov.logdet_spd();
+        c.log_det = c.chol.logdet_from_cholesky();
       } catch (const NumericalError&) {
         throw InputError("t", to_text(t),
                          "the marginal covariance of component " + to_text(k) + " of the " +
@@ -72,7 +72,7 @@ class Marginal {
       Vec<Scalar> in_class(static_cast<Eigen::Index>(members.size()));
       for (size_t i = 0; i < members.size(); ++i)
         in_class(static_cast<Eigen::Index>(i)) = joint(members[i], j);
-      out(j) = log_sum_exp(in_class) - log_sum_exp(Vec<Scalar>(joint.col(j)));
+      out(j) = log_sum_exp(in_class) - log_sum_exp(joint.col(j));
     }
     return out;
   }
@@ -88,7 +88,7 @@ class Marginal {
       Vec<Scalar> in_class(static_cast<Eigen::Index>(members.size()));
       for (size_t i = 0; i < members.size(); ++i)
         in_class(static_cast<Eigen::Index>(i)) = terms(members[i], j);
-      const Scalar all = log_sum_exp(Vec<Scalar>(terms.col(j))), cls = log_sum_exp(in_class);
+      const Scalar all = log_sum_exp(terms.col(j)), cls = log_sum_exp(in_class);
       for (int k = 0; k < kk; ++k) {
         const bool member = std::find(members.begin(), members.end(), k) != members.end();
         weight(k, j) = (member ? exp(terms(k, j) - cls) : Scalar(0)) - exp(terms(k, j) - all);
@@ -201,7 +201,15 @@ class Marginal {
     Mat<Scalar> responsibilities;  // K x n: posterior weights of the components
   };
 
-  static Scalar log_sum_exp(const Vec<Scalar>& v) {
+  static const Scalar& log_2pi() {  // once per number type, not per evaluation
+    using std::log;
+    static const Scalar value = log(2 * pi<Scalar>());
+    return value;
+  }
+
+  // log sum_i exp(v_i) of a vector or a column, without a copy (one call per particle).
+  template <class Derived>
+  static Scalar log_sum_exp(const Eigen::MatrixBase<Derived>& v) {
     using std::exp;
     using std::log;
     const Scalar top = v.maxCoeff();
@@ -213,10 +221,8 @@ class Marginal {
   // log w_k + log N(z; m_k, C_k) (K x n) in spectral coordinates, and the whitened residuals
   // L_k^{-1} (z - m_k) of each component.
   std::pair<Mat<Scalar>, std::vector<Mat<Scalar>>> log_terms(const Mat<Scalar>& z) const {
-    using std::log;
     const Eigen::Index n = z.cols(), dim = z.rows();
     const int kk = static_cast<int>(comps_.size());
-    const Scalar log_2pi = log(2 * pi<Scalar>());
     Mat<Scalar> terms(kk, n);
     std::vector<Mat<Scalar>> whitened(kk);
     for (int k = 0; k < kk; ++k) {
@@ -224,7 +230,7 @@ class Marginal {
       whitened[k] = c.chol_inv.apply(z.colwise() - c.mean.col(0));
       const Vec<Scalar> sq = whitened[k].colwise().squaredNorm().transpose();
       for (Eigen::Index j = 0; j < n; ++j)
-        terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi) / 2;
+        terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi()) / 2;
     }
     return {std::move(terms), std::move(whitened)};
   }
@@ -236,17 +242,18 @@ class Marginal {
     using std::log;
     const Eigen::Index n = z.cols(), dim = z.rows();
     const int kk = static_cast<int>(comps_.size());
-    const auto [terms, whitened] = log_terms(z);
+    auto [terms, whitened] = log_terms(z);
     Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n), Mat<Scalar>(kk, n)};
     Mat<Scalar>& resp = out.responsibilities;
     for (Eigen::Index j = 0; j < n; ++j) {
-      out.log_density(j) = log_sum_exp(Vec<Scalar>(terms.col(j)));
+      out.log_density(j) = log_sum_exp(terms.col(j));
       for (int k = 0; k < kk; ++k) resp(k, j) = exp(terms(k, j) - out.log_density(j));
     }
     for (int k = 0; k < kk; ++k) {
-      // C^{-1} (z - m) = L^{-T} L^{-1} (z - m)
-      const Mat<Scalar> precision_times = comps_[k].chol_inv.transpose().apply(whitened[k]);
-      out.score -= precision_times * resp.row(k).asDiagonal();
+      // gamma_k C_k^{-1} (z - m_k) = L^{-T} (gamma_k L^{-1} (z - m_k)): the responsibilities
+      // scale the whitened residuals in place, before the product.
+      whitened[k].array().rowwise() *= resp.row(k).array();
+      out.score -= comps_[k].chol_inv.transpose().apply(whitened[k]);
     }
     return out;
   }

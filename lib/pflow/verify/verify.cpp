@@ -21,12 +21,12 @@ std::string format_check_table(const std::vector<CheckRow>& rows) {
   for (const auto& r : rows) width = std::max(width, r.check.size());
   std::string out;
   char line[512];
-  std::snprintf(line, sizeof line, "%-*s  %-10s  %-6s  %-9s  %-9s  %s\n", static_cast<int>(width),
+  std::snprintf(line, sizeof line, "%-*s  %-10s  %-8s  %-9s  %-9s  %s\n", static_cast<int>(width),
                 "check", "sde", "prec", "max error", "tolerance", "result");
   out += line;
-  out += std::string(width + 50, '-') + "\n";
+  out += std::string(width + 52, '-') + "\n";
   for (const auto& r : rows) {
-    std::snprintf(line, sizeof line, "%-*s  %-10s  %-6s  %9.2e  %9.1e  %s\n",
+    std::snprintf(line, sizeof line, "%-*s  %-10s  %-8s  %9.2e  %9.1e  %s\n",
                   static_cast<int>(width), r.check.c_str(), r.sde.c_str(), r.precision.c_str(),
                   r.error, r.tolerance, r.pass() ? "pass" : "FAIL");
     out += line;

@@ -28,6 +28,7 @@ struct VerifyOptions {
 
 std::vector<CheckRow> verify_double(const VerifyOptions& options);
 std::vector<CheckRow> verify_mp50(const VerifyOptions& options);
+std::vector<CheckRow> verify_f128(const VerifyOptions& options);
 
 // A fixed-width text table, one row per check.
 std::string format_check_table(const std::vector<CheckRow>& rows);

@@ -65,6 +65,8 @@ struct ElboKind : KindDefaults {
   void run_tables(const ExperimentConfig& c, ExperimentResult& r) const {
     if (c.precision == "mp50")
       tables<mp50>(c, r);
+    else if (c.precision == "float128")
+      tables<f128>(c, r);
     else
       tables<double>(c, r);
   }

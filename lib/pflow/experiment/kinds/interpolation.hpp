@@ -195,7 +195,9 @@ struct InterpolationKind : KindDefaults {
               std::max(cell.switch_error, std::abs(cell.switches[i] - r.reference_switches[i]));
       }
       // u lies in [0, 1]: the round-off floor of the run's precision, unscaled.
-      const double u_floor = r.config.precision == "mp50" ? 1e-45 : 1e-13;
+      const double u_floor = r.config.precision == "mp50"       ? 1e-45
+                             : r.config.precision == "float128" ? 1e-30
+                                                                : 1e-13;
       run.switch_fit = fit_ladder(run, u_floor, r.config.fit_levels, &CellResult::switch_error);
     }
   }

@@ -1,0 +1,153 @@
+// Benchmarks (not tests) of pflow's speed, with Google Benchmark; scripts/bench runs them and
+// prints the README's tables (README "Speed").
+//
+//   reference/<type>/threads:<n>   the headline's reference: the Bulirsch-Stoer solve of the
+//                                  PF-ODE of the 2-D three-component mixture under vp-linear,
+//                                  16 particles of N(0, I) from t = 1 to 1e-3, in float128
+//                                  (tolerance 1e-28) or mp50 (1e-32), on n threads
+//   mixture_score/d/K              the exact score of a K-component mixture with full
+//                                  covariances in d dimensions at N = 10,000 particles (double,
+//                                  one thread), GFLOP/s counted as 4 d^2 N K (the two products
+//                                  L^{-1} (x - m_k) and L^{-T} (...) per component)
+//   eigen_gemm/d                   Eigen's own product of a d x d and a d x N matrix (2 d^2 N
+//                                  flops), the yardstick of the score kernel
+//
+// Every benchmark reports real time; Google Benchmark repeats each until its timing settles
+// (--benchmark_repetitions and --benchmark_min_time tune it).
+#include <benchmark/benchmark.h>
+
+#include "pflow/core/allocator.hpp"
+#include "pflow/flow/pf_ode.hpp"
+#include "pflow/sde/factory.hpp"
+#include "pflow/target/marginal.hpp"
+#include "pflow/target/random.hpp"
+
+namespace {
+
+using namespace pflow;
+using json = nlohmann::json;
+
+const json vp_linear = {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}};
+
+// The headline's data (experiments/vp_gmm2d_headline.json).
+const json headline_mixture = {
+    {"type", "gmm"},
+    {"weights", {0.3, 0.45, 0.25}},
+    {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
+    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
+
+Mat<double> normal_states(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
+  Rng rng(seed);
+  Mat<double> x(rows, cols);
+  for (Eigen::Index j = 0; j < cols; ++j)
+    for (Eigen::Index i = 0; i < rows; ++i) x(i, j) = rng.normal();
+  return x;
+}
+
+template <class R>
+void reference(benchmark::State& state) {
+  const auto sde = make_sde<R>(vp_linear, 2, "sde");
+  const auto data = make_target<R>(headline_mixture);
+  const Mat<R> x = normal_states(2, 16, 1).cast<R>();
+  ReferenceStats stats;
+  stats.threads = static_cast<int>(state.range(0));
+  for (auto _ : state) {
+    const Mat<R> out =
+        reference_flow<R>(*sde, data, x, R(1), ratio<R>(1, 1000), reference_tolerance<R>(), &stats);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["particles"] = 16;
+  state.counters["rhs_per_particle"] =
+      static_cast<double>(stats.evaluations) / (16.0 * static_cast<double>(state.iterations()));
+}
+
+// A K-component mixture in d dimensions with full covariances: S_k = A A^T / d + I / 10 for a
+// standard normal A, means of standard deviation 2 (fixed seeds).
+json random_mixture(int d, int k) {
+  json means = json::array(), covs = json::array(), weights = json::array();
+  for (int c = 0; c < k; ++c) {
+    const Mat<double> a = normal_states(d, d, 100 + static_cast<std::uint64_t>(c));
+    const Mat<double> s = a * a.transpose() / d + Mat<double>::Identity(d, d) / 10;
+    const Mat<double> m = 2 * normal_states(d, 1, 200 + static_cast<std::uint64_t>(c));
+    json mean = json::array(), cov = json::array();
+    for (int i = 0; i < d; ++i) {
+      mean.push_back(m(i, 0));
+      json row = json::array();
+      for (int j = 0; j < d; ++j) row.push_back(s(i, j));
+      cov.push_back(row);
+    }
+    means.push_back(mean);
+    covs.push_back(cov);
+    weights.push_back(1.0 / k);
+  }
+  return {{"type", "gmm"}, {"weights", weights}, {"means", means}, {"covs", covs}};
+}
+
+constexpr Eigen::Index score_particles = 10000;
+
+void mixture_score(benchmark::State& state) {
+  const int d = static_cast<int>(state.range(0)), k = static_cast<int>(state.range(1));
+  const auto sde = make_sde<double>(vp_linear, d, "sde");
+  const auto data = make_target<double>(random_mixture(d, k));
+  const Marginal<double> marginal(*sde, data, 0.5);
+  const Mat<double> x = normal_states(d, score_particles, 3);
+  for (auto _ : state) {
+    const Mat<double> s = marginal.score(x);
+    benchmark::DoNotOptimize(s.data());
+  }
+  const double flops = 4.0 * d * d * static_cast<double>(score_particles) * k;
+  state.counters["GFLOP"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void eigen_gemm(benchmark::State& state) {
+  const auto d = static_cast<Eigen::Index>(state.range(0));
+  const Mat<double> a = normal_states(d, d, 4), x = normal_states(d, score_particles, 5);
+  Mat<double> out(d, score_particles);
+  for (auto _ : state) {
+    out.noalias() = a * x;
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 2.0 * static_cast<double>(d * d * score_particles);
+  state.counters["GFLOP"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(reference, f128)
+    ->Name("reference/float128")
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(reference, mp50)
+    ->Name("reference/mp50")
+    ->ArgName("threads")
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(1)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime();
+BENCHMARK(mixture_score)
+    ->ArgNames({"d", "K"})
+    ->ArgsProduct({{16, 64, 256}, {1, 8}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(eigen_gemm)
+    ->ArgName("d")
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(256)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+int main(int argc, char** argv) {
+  pflow::tune_allocator();  // as the pflow program does
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
