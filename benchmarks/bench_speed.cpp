@@ -16,6 +16,7 @@
 // (--benchmark_repetitions and --benchmark_min_time tune it).
 #include <benchmark/benchmark.h>
 
+#include "bench_problems.hpp"
 #include "pflow/core/allocator.hpp"
 #include "pflow/flow/pf_ode.hpp"
 #include "pflow/sde/factory.hpp"
@@ -25,24 +26,7 @@
 namespace {
 
 using namespace pflow;
-using json = nlohmann::json;
-
-const json vp_linear = {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}};
-
-// The headline's data (experiments/vp_gmm2d_headline.json).
-const json headline_mixture = {
-    {"type", "gmm"},
-    {"weights", {0.3, 0.45, 0.25}},
-    {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
-    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
-
-Mat<double> normal_states(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
-  Rng rng(seed);
-  Mat<double> x(rows, cols);
-  for (Eigen::Index j = 0; j < cols; ++j)
-    for (Eigen::Index i = 0; i < rows; ++i) x(i, j) = rng.normal();
-  return x;
-}
+using namespace pflow::bench;
 
 template <class R>
 void reference(benchmark::State& state) {
@@ -59,28 +43,6 @@ void reference(benchmark::State& state) {
   state.counters["particles"] = 16;
   state.counters["rhs_per_particle"] =
       static_cast<double>(stats.evaluations) / (16.0 * static_cast<double>(state.iterations()));
-}
-
-// A K-component mixture in d dimensions with full covariances: S_k = A A^T / d + I / 10 for a
-// standard normal A, means of standard deviation 2 (fixed seeds).
-json random_mixture(int d, int k) {
-  json means = json::array(), covs = json::array(), weights = json::array();
-  for (int c = 0; c < k; ++c) {
-    const Mat<double> a = normal_states(d, d, 100 + static_cast<std::uint64_t>(c));
-    const Mat<double> s = a * a.transpose() / d + Mat<double>::Identity(d, d) / 10;
-    const Mat<double> m = 2 * normal_states(d, 1, 200 + static_cast<std::uint64_t>(c));
-    json mean = json::array(), cov = json::array();
-    for (int i = 0; i < d; ++i) {
-      mean.push_back(m(i, 0));
-      json row = json::array();
-      for (int j = 0; j < d; ++j) row.push_back(s(i, j));
-      cov.push_back(row);
-    }
-    means.push_back(mean);
-    covs.push_back(cov);
-    weights.push_back(1.0 / k);
-  }
-  return {{"type", "gmm"}, {"weights", weights}, {"means", means}, {"covs", covs}};
 }
 
 constexpr Eigen::Index score_particles = 10000;

@@ -10,11 +10,14 @@
 #pragma once
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 
 #include <string>
 #include <vector>
 
 #include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
 
 #include "pflow/core/block_matrix.hpp"
 #include "pflow/target/random.hpp"
@@ -95,6 +98,7 @@ class GaussianMixture {
     Mat<Scalar> m(dim(), w.size());
     GaussianMixture out(*this);
     out.covs_.clear();
+    out.spectra_ = std::make_shared<Spectra>();
     for (size_t i = 0; i < keep.size(); ++i) {
       w(static_cast<Eigen::Index>(i)) = weights_(keep[i]) / total;
       m.col(static_cast<Eigen::Index>(i)) = means_.col(keep[i]);
@@ -112,6 +116,27 @@ class GaussianMixture {
   const Vec<Scalar>& weights() const { return weights_; }
   const Mat<Scalar>& means() const { return means_; }
   const BlockMatrix<Scalar>& cov(int k) const { return covs_[k]; }
+
+  // S_k = U diag(values) U^T for a dense covariance (null for a structured one: zero, shared or
+  // diagonal), made on first use and shared by copies of the mixture. Under a scalar SDE the
+  // marginal covariance alpha^2 S_k + sigma^2 I then has the same U at every t (Marginal).
+  struct Spectrum {
+    Vec<Scalar> values;
+    Mat<Scalar> vectors;
+  };
+  const Spectrum* spectrum(int k) const {
+    if (covs_[k].groups() != 1 || covs_[k].block_size() < 2) return nullptr;
+    const std::lock_guard<std::mutex> lock(spectra_->mutex);
+    spectra_->of.resize(covs_.size());
+    auto& slot = spectra_->of[static_cast<size_t>(k)];
+    if (!slot) {
+      const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(covs_[k].stored_block(0));
+      require(eig.info() == Eigen::Success, "covs[" + to_text(k) + "]", "(dense)",
+              "its eigendecomposition did not converge");
+      slot = std::make_unique<Spectrum>(Spectrum{eig.eigenvalues(), eig.eigenvectors()});
+    }
+    return slot.get();
+  }
 
   // n samples of the data (d x n).
   Mat<Scalar> sample(int n, Rng& rng) const {
@@ -209,6 +234,13 @@ class GaussianMixture {
   Mat<Scalar> means_;
   std::vector<BlockMatrix<Scalar>> covs_;
   std::vector<int> labels_;
+  struct Spectra {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<Spectrum>> of;
+  };
+  // Made on first use (spectrum()), behind a pointer so that the mixture stays copyable; a
+  // mixture whose components change (class_mixture) gets its own.
+  std::shared_ptr<Spectra> spectra_ = std::make_shared<Spectra>();
 };
 
 }  // namespace pflow

@@ -28,20 +28,38 @@ class Marginal {
     psi_inv_ = psi_.inverse();
     sigma_ = sde.covariance(t);
     const Mat<Scalar> means = sde.lift_data(data.means());
+    const auto* scalar = dynamic_cast<const ScalarSde<Scalar>*>(&sde);
     for (int k = 0; k < data.components(); ++k) {
       Component c;
       c.log_weight = log(data.weights()(k));
       c.mean = psi_.apply(means.col(k));
-      const BlockMatrix<Scalar> cov = sde.marginal_covariance(data.cov(k), psi_, sigma_);
-      try {
-        c.chol = cov.cholesky();
-        c.log_det = c.chol.logdet_from_cholesky();
-      } catch (const NumericalError&) {
-        throw InputError("t", to_text(t),
-                         "the marginal covariance of component " + to_text(k) + " of the " +
-                             data.kind() + " target is singular here (sigma(t) = 0?)");
+      auto singular = [&] {
+        return InputError("t", to_text(t),
+                          "the marginal covariance of component " + to_text(k) + " of the " +
+                              data.kind() + " target is singular here (sigma(t) = 0?)");
+      };
+      // Under a scalar SDE a dense S_k = U diag(l) U^T gives C_k = U diag(alpha^2 l + sigma^2)
+      // U^T at every t: the whitening A = diag(v)^{-1/2} U^T (A^T A = C_k^{-1})
+      // in O(d^2), with no factorisation per t (docs/NOTES.md sec. 3).
+      const auto* spectrum = scalar ? data.spectrum(k) : nullptr;
+      if (spectrum) {
+        const Scalar a = scalar->alpha(t), s = scalar->sigma(t);
+        const Vec<Scalar> v = (a * a * spectrum->values.array() + s * s).matrix();
+        if (!(v.minCoeff() > 0)) throw singular();
+        const Vec<Scalar> root = v.cwiseSqrt();
+        c.chol_inv = BlockMatrix<Scalar>::dense(root.cwiseInverse().asDiagonal() *
+                                                spectrum->vectors.transpose());
+        c.log_det = log_of_product(v);
+      } else {
+        const BlockMatrix<Scalar> cov = sde.marginal_covariance(data.cov(k), psi_, sigma_);
+        try {
+          c.chol = cov.cholesky();
+          c.log_det = c.chol->logdet_from_cholesky();
+        } catch (const NumericalError&) {
+          throw singular();
+        }
+        c.chol_inv = c.chol->inverse();
       }
-      c.chol_inv = c.chol.inverse();
       comps_.push_back(std::move(c));
     }
     // K with K K^T = Sigma(t), once per t. Sigma(0) = 0 has none: eps is then undefined, while
@@ -101,7 +119,7 @@ class Marginal {
   }
   // log p_t(x) for each column of x (D x n).
   Vec<Scalar> log_density(const Mat<Scalar>& x) const {
-    return evaluate(sde_->to_spectral(x)).log_density;
+    return evaluate(sde_->to_spectral(x), true).log_density;
   }
   // grad_x log p_t(x), D x n.
   Mat<Scalar> score(const Mat<Scalar>& x) const {
@@ -178,12 +196,18 @@ class Marginal {
   }
 
   // n samples of p_t (D x n).
+  // (The Cholesky factors of C_k, made here whatever factors the score uses, so that a seed
+  // gives the same samples as it always did.)
   Mat<Scalar> sample(int n, Rng& rng) const {
+    std::vector<BlockMatrix<Scalar>> chol;
+    for (int k = 0; k < data_->components(); ++k)
+      chol.push_back(comps_[k].chol
+                         ? *comps_[k].chol
+                         : sde_->marginal_covariance(data_->cov(k), psi_, sigma_).cholesky());
     Mat<Scalar> z(sde_->state_dim(), n);
     for (int j = 0; j < n; ++j) {
       const int k = data_->pick_component(rng);
-      z.col(j) =
-          comps_[k].mean + comps_[k].chol.apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
+      z.col(j) = comps_[k].mean + chol[k].apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
     }
     return sde_->from_spectral(z);
   }
@@ -191,8 +215,9 @@ class Marginal {
  private:
   struct Component {
     Scalar log_weight;
-    Mat<Scalar> mean;  // D x 1, spectral
-    BlockMatrix<Scalar> chol, chol_inv;
+    Mat<Scalar> mean;                         // D x 1, spectral
+    std::optional<BlockMatrix<Scalar>> chol;  // L L^T = C_k (not made on the spectral path)
+    BlockMatrix<Scalar> chol_inv;             // A with A^T A = C_k^{-1}: L^{-1}, or spectral
     Scalar log_det;
   };
   struct Evaluation {
@@ -235,19 +260,27 @@ class Marginal {
     return {std::move(terms), std::move(whitened)};
   }
 
-  // Log-sum-exp over components of log w_k + log N(z; m_k, C_k), and the score, in spectral
-  // coordinates.
-  Evaluation evaluate(const Mat<Scalar>& z) const {
-    using std::exp;
-    using std::log;
+  // The score in spectral coordinates, the responsibilities and, when asked for, the
+  // log-density (the log-sum-exp over components of log w_k + log N(z; m_k, C_k)).
+  Evaluation evaluate(const Mat<Scalar>& z, bool with_log_density = false) const {
     const Eigen::Index n = z.cols(), dim = z.rows();
     const int kk = static_cast<int>(comps_.size());
     auto [terms, whitened] = log_terms(z);
-    Evaluation out{Vec<Scalar>(n), Mat<Scalar>::Zero(dim, n), Mat<Scalar>(kk, n)};
+    Evaluation out{Vec<Scalar>(with_log_density ? n : 0), Mat<Scalar>::Zero(dim, n),
+                   Mat<Scalar>(kk, n)};
     Mat<Scalar>& resp = out.responsibilities;
-    for (Eigen::Index j = 0; j < n; ++j) {
-      out.log_density(j) = log_sum_exp(terms.col(j));
-      for (int k = 0; k < kk; ++k) resp(k, j) = exp(terms(k, j) - out.log_density(j));
+    if (kk == 1) {
+      resp.setOnes();
+      if (with_log_density) out.log_density = terms.row(0).transpose();
+    } else {
+      // gamma_k = e^{a_k - top} / sum_i e^{a_i - top}, one exp per component and particle, in
+      // whole-array (vectorised) operations.
+      using Row = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
+      const Row top = terms.colwise().maxCoeff();
+      resp = (terms.rowwise() - top).array().exp().matrix();
+      const Row total = resp.colwise().sum();
+      resp.array().rowwise() /= total.array();
+      if (with_log_density) out.log_density = (top.array() + total.array().log()).transpose();
     }
     for (int k = 0; k < kk; ++k) {
       // gamma_k C_k^{-1} (z - m_k) = L^{-T} (gamma_k L^{-1} (z - m_k)): the responsibilities

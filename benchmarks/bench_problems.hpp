@@ -1,0 +1,54 @@
+// The problems the speed benchmarks share (bench_speed.cpp, bench_sampler.cpp): the headline's
+// data, random mixtures with full covariances, standard normal states; fixed seeds throughout.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "pflow/core/scalar.hpp"
+#include "pflow/target/random.hpp"
+
+namespace pflow::bench {
+
+using json = nlohmann::json;
+
+inline const json vp_linear = {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}};
+
+// The headline's data (experiments/vp_gmm2d_headline.json).
+inline const json headline_mixture = {
+    {"type", "gmm"},
+    {"weights", {0.3, 0.45, 0.25}},
+    {"means", {{-1.0, 0.3}, {0.8, 0.8}, {0.4, -1.0}}},
+    {"covs", {{{0.5, 0.2}, {0.2, 0.35}}, {{0.6, -0.2}, {-0.2, 0.3}}, {{0.25, 0.0}, {0.0, 0.8}}}}};
+
+// rows x cols standard normal numbers (seeded).
+inline Mat<double> normal_states(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
+  Rng rng(seed);
+  Mat<double> x(rows, cols);
+  for (Eigen::Index j = 0; j < cols; ++j)
+    for (Eigen::Index i = 0; i < rows; ++i) x(i, j) = rng.normal();
+  return x;
+}
+
+// A K-component mixture in d dimensions with full covariances: S_k = A A^T / d + I / 10 for a
+// standard normal A, means of standard deviation 2, equal weights.
+inline json random_mixture(int d, int k) {
+  json means = json::array(), covs = json::array(), weights = json::array();
+  for (int c = 0; c < k; ++c) {
+    const Mat<double> a = normal_states(d, d, 100 + static_cast<std::uint64_t>(c));
+    const Mat<double> s = a * a.transpose() / d + Mat<double>::Identity(d, d) / 10;
+    const Mat<double> m = 2 * normal_states(d, 1, 200 + static_cast<std::uint64_t>(c));
+    json mean = json::array(), cov = json::array();
+    for (int i = 0; i < d; ++i) {
+      mean.push_back(m(i, 0));
+      json row = json::array();
+      for (int j = 0; j < d; ++j) row.push_back(s(i, j));
+      cov.push_back(row);
+    }
+    means.push_back(mean);
+    covs.push_back(cov);
+    weights.push_back(1.0 / k);
+  }
+  return {{"type", "gmm"}, {"weights", weights}, {"means", means}, {"covs", covs}};
+}
+
+}  // namespace pflow::bench

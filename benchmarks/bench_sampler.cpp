@@ -1,0 +1,115 @@
+// Benchmark (not a test): one sampler solve on a random mixture, timed, with its problem written
+// to HDF5 so that scripts/bench_peer.py can run the same solve in PyTorch and compare (README
+// "Speed": against PyTorch). scripts/bench runs both over the README's table.
+//
+//   build/pflow_bench_sampler --n 10000 --d 16 --k 8 [--threads 1] [--steps 10] [--reps 3]
+//                             [--out FILE.h5]
+//
+// The problem: vp-linear (0.1, 20), the random mixture of bench_problems.hpp (d dimensions, k
+// components, full covariances), n standard normal states at t = 1, dpm-solver++-2m on the logsnr
+// grid of `steps` steps to t = 1e-3 with the exact score. The time is the best of `reps` solves
+// after `warmup` (default 1) untimed solves; it covers the solve alone (grid, model and states made
+// before). The file holds weights [K], means [K, d], covs [K, d, d], grid [steps + 1], x_start and
+// x_end [n, d], and the time as the attribute /@seconds.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "bench_problems.hpp"
+#include "pflow/core/allocator.hpp"
+#include "pflow/core/errors.hpp"
+#include "pflow/experiment/h5.hpp"
+#include "pflow/sampler/registry.hpp"
+#include "pflow/sampler/solver.hpp"
+#include "pflow/sampler/time_grid.hpp"
+#include "pflow/sde/factory.hpp"
+
+namespace {
+
+using namespace pflow;
+using namespace pflow::bench;
+
+std::vector<double> row_major(const Mat<double>& x) {  // D x n -> [n, D]
+  std::vector<double> out(static_cast<size_t>(x.size()));
+  for (Eigen::Index j = 0; j < x.cols(); ++j)
+    for (Eigen::Index i = 0; i < x.rows(); ++i) out[j * x.rows() + i] = x(i, j);
+  return out;
+}
+
+std::vector<double> flatten(const json& nested) {
+  std::vector<double> out;
+  if (nested.is_number()) return {nested.get<double>()};
+  for (const auto& item : nested) {
+    const auto part = flatten(item);
+    out.insert(out.end(), part.begin(), part.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tune_allocator();  // as the pflow program does
+  CLI::App app{"pflow_bench_sampler: one dpm-solver++-2m solve on a random mixture, timed"};
+  int n = 10000, d = 16, k = 8, threads = 1, steps = 10, reps = 3, warmup = 1;
+  std::string out;
+  app.add_option("--n", n, "particles")->check(CLI::Range(1, 10000000))->capture_default_str();
+  app.add_option("--d", d, "dimension")->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--k", k, "mixture components")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--threads", threads, "threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--steps", steps, "solver steps")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--reps", reps, "timed solves")->check(CLI::Range(1, 1000))->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed solves first")
+      ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  app.add_option("--out", out, "HDF5 file of the problem and the result");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    const json mixture = random_mixture(d, k);
+    const auto sde = make_sde<double>(vp_linear, d, "sde");
+    const auto data = make_target<double>(mixture);
+    const AnalyticDenoiser<double> model(*sde, data);
+    GridSpec spec;
+    spec.kind = "logsnr";
+    const auto grid = make_time_grid<double>(*sde, spec, 1.0, 1e-3, steps);
+    const Mat<double> x = normal_states(d, n, 3);
+    const auto solver = make_solver<double>(json("dpm-solver++-2m"));
+    Problem<double> problem;
+    problem.sde = sde.get();
+    problem.model = &model;
+    problem.threads = threads;
+    SolveResult<double> result;
+    for (int w = 0; w < warmup; ++w) result = solve(*solver, problem, grid, x);
+    double best = 1e300;
+    for (int r = 0; r < reps; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      result = solve(*solver, problem, grid, x);
+      best = std::min(
+          best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    std::printf("pflow dpm-solver++-2m: n %d, d %d, K %d, %d threads, %d steps (nfe %ld): %.6f s\n",
+                n, d, k, threads, steps, result.nfe, best);
+    if (!out.empty()) {
+      h5::File f = h5::File::create(out);
+      const auto kk = static_cast<size_t>(k), dd = static_cast<size_t>(d),
+                 nn = static_cast<size_t>(n);
+      f.dataset("/weights", {kk}, flatten(mixture["weights"]));
+      f.dataset("/means", {kk, dd}, flatten(mixture["means"]));
+      f.dataset("/covs", {kk, dd, dd}, flatten(mixture["covs"]));
+      f.dataset("/grid", {grid.size()}, grid);
+      f.dataset("/x_start", {nn, dd}, row_major(x));
+      f.dataset("/x_end", {nn, dd}, row_major(result.x));
+      f.attribute("/", "seconds", best);
+      f.attribute("/", "threads", static_cast<double>(threads));
+      f.save();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pflow_bench_sampler: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}
