@@ -1,5 +1,5 @@
-// Explicit instantiations of the SDE classes for double, f128 and mp50: compiled once here, so other
-// translation units only instantiate what they use beyond them.
+// Explicit instantiations of the SDE classes for double, f128 and mp50: compiled once here, so
+// other translation units only instantiate what they use beyond them.
 #include "pflow/sde/blurring.hpp"
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/linear_sde.hpp"
