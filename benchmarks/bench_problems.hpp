@@ -23,10 +23,7 @@ inline const json headline_mixture = {
 // rows x cols standard normal numbers (seeded).
 inline Mat<double> normal_states(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
   Rng rng(seed);
-  Mat<double> x(rows, cols);
-  for (Eigen::Index j = 0; j < cols; ++j)
-    for (Eigen::Index i = 0; i < rows; ++i) x(i, j) = rng.normal();
-  return x;
+  return rng.normal_matrix<double>(rows, cols);
 }
 
 // A K-component mixture in d dimensions with full covariances: S_k = A A^T / d + I / 10 for a

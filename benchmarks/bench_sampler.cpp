@@ -21,6 +21,7 @@
 #include "pflow/core/allocator.hpp"
 #include "pflow/core/errors.hpp"
 #include "pflow/experiment/h5.hpp"
+#include "pflow/experiment/kind_base.hpp"  // row_major
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sampler/solver.hpp"
 #include "pflow/sampler/time_grid.hpp"
@@ -30,13 +31,6 @@ namespace {
 
 using namespace pflow;
 using namespace pflow::bench;
-
-std::vector<double> row_major(const Mat<double>& x) {  // D x n -> [n, D]
-  std::vector<double> out(static_cast<size_t>(x.size()));
-  for (Eigen::Index j = 0; j < x.cols(); ++j)
-    for (Eigen::Index i = 0; i < x.rows(); ++i) out[j * x.rows() + i] = x(i, j);
-  return out;
-}
 
 std::vector<double> flatten(const json& nested) {
   std::vector<double> out;

@@ -22,10 +22,7 @@ const json vp_linear = {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 2
 // n states of the prior N(0, I) at t = 1 (a fixed seed), as the headline's.
 Mat<double> prior_states(Eigen::Index n) {
   Rng rng(11);
-  Mat<double> x(2, n);
-  for (Eigen::Index j = 0; j < n; ++j)
-    for (Eigen::Index i = 0; i < 2; ++i) x(i, j) = rng.normal();
-  return x;
+  return rng.normal_matrix<double>(2, n);
 }
 
 template <class R>

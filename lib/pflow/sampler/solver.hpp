@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -224,35 +223,23 @@ SolveResult<Scalar> solve(const Solver<Scalar>& solver, const Problem<Scalar>& p
   require(x_start.rows() == problem.sde->state_dim(), "init", x_start.rows(),
           "rows must equal the SDE's state dimension " + to_text(problem.sde->state_dim()));
   SolveResult<Scalar> result;
-  result.x = x_start;
+  result.x.resize(x_start.rows(), x_start.cols());
   const Eigen::Index n = x_start.cols(), chunks = solve_chunks(solver.info(), problem, n);
   const auto start = std::chrono::steady_clock::now();
-  if (chunks == 1) {
+  parallel_for_indices(static_cast<size_t>(chunks), problem.threads, [&](size_t c) {
+    const auto k = static_cast<Eigen::Index>(c);
+    const Eigen::Index begin = k * n / chunks, end = (k + 1) * n / chunks;
     SolveContext<Scalar> ctx(problem, solver.info().label);
     ctx.set_grid(grid);
-    solver.run(ctx, grid, result.x);
-    result.nfe = ctx.nfe();
-    result.steps = ctx.steps();
-  } else {
-    std::mutex first;
-    bool counted = false;
-    parallel_for_indices(static_cast<size_t>(chunks), problem.threads, [&](size_t c) {
-      const auto k = static_cast<Eigen::Index>(c);
-      const Eigen::Index begin = k * n / chunks, end = (k + 1) * n / chunks;
-      SolveContext<Scalar> ctx(problem, solver.info().label);
-      ctx.set_grid(grid);
-      Mat<Scalar> x = x_start.middleCols(begin, end - begin);
-      solver.run(ctx, grid, x);
-      result.x.middleCols(begin, end - begin) = x;
-      const std::lock_guard<std::mutex> lock(first);
-      if (!counted) {
-        result.nfe = ctx.nfe();
-        result.steps = ctx.steps();
-        counted = true;
-      }
-      return true;
-    });
-  }
+    Mat<Scalar> x = x_start.middleCols(begin, end - begin);
+    solver.run(ctx, grid, x);
+    result.x.middleCols(begin, end - begin) = x;
+    if (k == 0) {  // every chunk takes the same steps
+      result.nfe = ctx.nfe();
+      result.steps = ctx.steps();
+    }
+    return true;
+  });
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
