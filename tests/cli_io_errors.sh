@@ -24,8 +24,9 @@ ls "$dir" | grep -q 'tmp' && fail "full disk: a temporary file was left: $(ls "$
 
 # Disk full while the workers checkpoint their cells (1 KiB: the cell files already fail), on two
 # threads: the failure leaves a worker thread as an error, not as std::terminate.
-# 64 particles: each cell's checkpoint (its final states) exceeds 1 KiB, the config's does not.
-/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["init"] = {"count": 64}
+# 256 particles: each cell's checkpoint (its final states, 4 KiB as raw doubles) exceeds 1 KiB,
+# the config's does not.
+/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["init"] = {"count": 256}
 c["solvers"] = ["ddim"]; json.dump(c, open(sys.argv[2], "w"))' "$config" "$dir/many.json"
 output=$( (trap '' XFSZ; ulimit -f 1; "$pflow" run "$dir/many.json" --out "$out" --force --quiet \
   --threads 2) 2>&1)

@@ -3,6 +3,7 @@
 // failure becomes a pflow error naming the file and the object.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -12,7 +13,9 @@ class File {
  public:
   // Creates a file for writing (in memory until save()), or opens an existing one read-only
   // (`role` names it in errors: "result file", "denoiser.path").
-  static File create(const std::string& path);
+  // expected_bytes: roughly the size the file will have, so that its buffer grows in one step
+  // (growing it 1 MiB at a time leaves the freed smaller buffers behind in the heap).
+  static File create(const std::string& path, std::size_t expected_bytes = 0);
   static File open(const std::string& path, const std::string& role = "result file");
   File(File&&) noexcept;
   File& operator=(File&&) noexcept;
@@ -28,7 +31,8 @@ class File {
   void attribute(const std::string& object, const std::string& name,
                  const std::vector<double>& value);
   // Writes a created file to its path in one checked write (flushed and fsynced); a failure
-  // (disk full, read-only location) is an IoError and leaves no file at the path.
+  // (disk full, read-only location) is an IoError and leaves no file at the path. (The path
+  // exists from create() on: a File dropped unsaved leaves it to its caller to remove.)
   void save();
 
   bool exists(const std::string& path) const;
