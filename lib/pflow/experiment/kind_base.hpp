@@ -78,8 +78,8 @@ std::vector<double> row_major(const Mat<Scalar>& x) {  // D x n -> [n, D]
 }
 
 // The largest coordinate error and the root mean square over particles and coordinates.
-template <class Scalar>
-std::pair<double, double> max_and_rms(const Mat<Scalar>& diff) {
+template <class Scalar, class Derived>  // an expression (x - reference): no temporary
+std::pair<double, double> max_and_rms(const Eigen::MatrixBase<Derived>& diff) {
   return {to_double(Scalar(diff.cwiseAbs().maxCoeff())),
           std::sqrt(to_double(Scalar(diff.squaredNorm())) / static_cast<double>(diff.size()))};
 }

@@ -445,7 +445,6 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.threads = options.threads;
   kind.configure(setup);
   result.particles = static_cast<int>(setup.x0.cols());
-  result.init = row_major(setup.x0);
 
   const Mat<Scalar> reference = kind.reference(setup, result);
   result.reference = row_major(reference);
@@ -464,6 +463,8 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.problem.threads = split ? options.threads : 1;
   run_cells(kind, setup, reference, analytic.size() ? &analytic : nullptr, plan, options,
             split ? 1 : options.threads, done, result);
+  // Copied only now, so that the cells' peak memory holds one copy of the initial states.
+  result.init = row_major(setup.x0);
   if (result.cells_done < result.cells_total) return;  // stopped: the caller reports
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
