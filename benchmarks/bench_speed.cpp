@@ -5,12 +5,16 @@
 //                                  PF-ODE of the 2-D three-component mixture under vp-linear,
 //                                  16 particles of N(0, I) from t = 1 to 1e-3, in float128
 //                                  (tolerance 1e-28) or mp50 (1e-32), on n threads
-//   mixture_score/d/K              the exact score of a K-component mixture with full
-//                                  covariances in d dimensions at N = 10,000 particles (double,
-//                                  one thread), GFLOP/s counted as 4 d^2 N K (the two products
-//                                  L^{-1} (x - m_k) and L^{-T} (...) per component)
-//   eigen_gemm/d                   Eigen's own product of a d x d and a d x N matrix (2 d^2 N
-//                                  flops), the yardstick of the score kernel
+//   mixture_score/d/K/threads      the exact score of a K-component mixture with full
+//                                  covariances in d dimensions at N = 10,000 particles (double),
+//                                  the particles in `threads` equal parts on as many threads;
+//                                  GFLOP/s counted as the products the kernel makes: 4 d^2 N K
+//                                  for K > 1 (A_k (x - m_k) and A_k^T (...) per component), and
+//                                  2 d^2 N + 2 d^3 per part for K = 1 (the precision A^T A once,
+//                                  then one product)
+//   eigen_gemm/d/threads           Eigen's own product of a d x d and a d x N matrix (2 d^2 N
+//                                  flops), the columns in `threads` parts on as many threads: the
+//                                  yardstick of the score kernel
 //
 // Every benchmark reports real time; Google Benchmark repeats each until its timing settles
 // (--benchmark_repetitions and --benchmark_min_time tune it).
@@ -18,6 +22,7 @@
 
 #include "bench_problems.hpp"
 #include "pflow/core/allocator.hpp"
+#include "pflow/core/threads.hpp"
 #include "pflow/flow/pf_ode.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/target/marginal.hpp"
@@ -47,27 +52,45 @@ void reference(benchmark::State& state) {
 
 constexpr Eigen::Index score_particles = 10000;
 
+// The columns [begin, end) of part p of `parts` equal parts of N.
+std::pair<Eigen::Index, Eigen::Index> part(size_t p, int parts) {
+  const auto k = static_cast<Eigen::Index>(p);
+  return {k * score_particles / parts, (k + 1) * score_particles / parts};
+}
+
 void mixture_score(benchmark::State& state) {
   const int d = static_cast<int>(state.range(0)), k = static_cast<int>(state.range(1));
+  const int threads = static_cast<int>(state.range(2));
   const auto sde = make_sde<double>(vp_linear, d, "sde");
   const auto data = make_target<double>(random_mixture(d, k));
   const Marginal<double> marginal(*sde, data, 0.5);
   const Mat<double> x = normal_states(d, score_particles, 3);
+  Mat<double> out(d, score_particles);
   for (auto _ : state) {
-    const Mat<double> s = marginal.score(x);
-    benchmark::DoNotOptimize(s.data());
+    parallel_for_indices(static_cast<size_t>(threads), threads, [&](size_t p) {
+      const auto [begin, end] = part(p, threads);
+      out.middleCols(begin, end - begin) = marginal.score(x.middleCols(begin, end - begin));
+      return true;
+    });
+    benchmark::DoNotOptimize(out.data());
   }
-  const double flops = 4.0 * d * d * static_cast<double>(score_particles) * k;
+  const double n = static_cast<double>(score_particles);
+  const double flops = k == 1 ? 2.0 * d * d * n + 2.0 * d * d * d * threads : 4.0 * d * d * n * k;
   state.counters["GFLOP"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void eigen_gemm(benchmark::State& state) {
   const auto d = static_cast<Eigen::Index>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
   const Mat<double> a = normal_states(d, d, 4), x = normal_states(d, score_particles, 5);
   Mat<double> out(d, score_particles);
   for (auto _ : state) {
-    out.noalias() = a * x;
+    parallel_for_indices(static_cast<size_t>(threads), threads, [&](size_t p) {
+      const auto [begin, end] = part(p, threads);
+      out.middleCols(begin, end - begin).noalias() = a * x.middleCols(begin, end - begin);
+      return true;
+    });
     benchmark::DoNotOptimize(out.data());
   }
   const double flops = 2.0 * static_cast<double>(d * d * score_particles);
@@ -93,15 +116,13 @@ BENCHMARK_TEMPLATE(reference, mp50)
     ->Unit(benchmark::kSecond)
     ->UseRealTime();
 BENCHMARK(mixture_score)
-    ->ArgNames({"d", "K"})
-    ->ArgsProduct({{16, 64, 256}, {1, 8}})
+    ->ArgNames({"d", "K", "threads"})
+    ->ArgsProduct({{16, 64, 256}, {1, 8}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(eigen_gemm)
-    ->ArgName("d")
-    ->Arg(16)
-    ->Arg(64)
-    ->Arg(256)
+    ->ArgNames({"d", "threads"})
+    ->ArgsProduct({{16, 64, 256}, {1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

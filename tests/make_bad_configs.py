@@ -178,6 +178,7 @@ cases = [
     ("init_wrong_dim", edit(init={"points": [[0.1, 0.2, 0.3]]}), "init.points[0]"),
     ("init_points_and_count", edit(init={"points": [[0.1, 0.2]], "count": 3}), "init.count"),
     ("init_count_zero", edit(init={"count": 0}), "init.count = 0"),
+    ("timing_repeats_zero", edit(timing_repeats=0), "timing_repeats = 0: must be between 1 and 100"),
     ("init_count_too_large", edit(init={"count": 100000001}), "init.count = 100000001: must be between 1 and 100000000"),
     ("init_count_beyond_memory", edit(target={"type": "gaussian", "mean": [0.0] * 64, "cov": [[1.0 if i == j else 0.0 for j in range(64)] for i in range(64)]}, init={"count": 100000000}), "init.count = 100000000: needs at least 204.8 GB for its states"),
     ("init_not_numbers", edit(init={"points": [["a", 0.2]]}), "init.points[0][0]"),

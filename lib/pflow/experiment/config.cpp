@@ -287,6 +287,10 @@ void parse_nfe(const Fields& f, const std::vector<SolverInfo>& infos, Experiment
               "is below the minimum of " + info.label + " (" + std::to_string(info.evals_per_step) +
                   " evaluations per step)");
   }
+  c.timing_repeats = f.has("timing_repeats") ? f.integer("timing_repeats") : 1;
+  require(c.timing_repeats >= 1 && c.timing_repeats <= 100, "timing_repeats", c.timing_repeats,
+          "must be between 1 and 100 (each cell's solve is run this many times and its wall "
+          "time is the best of them)");
   c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
   require(c.fit_levels >= 2 && c.fit_levels <= 20, "fit_levels", c.fit_levels,
           "must be between 2 and 20");
@@ -322,9 +326,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
   ExperimentConfig c;
   // The common fields, then every kind's own (a field of another kind is refused by name in
   // parse_common).
-  std::vector<std::string> keys = {"name",      "kind", "sde",         "target",    "denoiser",
-                                   "time",      "init", "solvers",     "nfe",       "precision",
-                                   "reference", "seed", "description", "fit_levels"};
+  std::vector<std::string> keys = {"name",        "kind",       "sde",           "target",
+                                   "denoiser",    "time",       "init",          "solvers",
+                                   "nfe",         "precision",  "reference",     "seed",
+                                   "description", "fit_levels", "timing_repeats"};
   for_each_kind([&](const auto& kind) {
     for (const std::string& field : kind.own_fields())
       if (std::find(keys.begin(), keys.end(), field) == keys.end()) keys.push_back(field);
@@ -342,7 +347,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     }
     kind.validate(f, c, infos);
     c.normalized = normalised(f, c, kind.has_cells);
-    if (kind.has_cells) c.normalized["fit_levels"] = c.fit_levels;
+    if (kind.has_cells) {
+      c.normalized["fit_levels"] = c.fit_levels;
+      c.normalized["timing_repeats"] = c.timing_repeats;
+    }
     kind.normalise(c, c.normalized);
   });
   return c;

@@ -29,6 +29,7 @@ struct ExperimentConfig {
   std::string reference = "auto";    // auto | exact | float128 | mp50
   std::uint64_t seed = 0;
   int fit_levels = 4;         // the fitted order: least squares over this many trailing levels
+  int timing_repeats = 1;     // each cell's solve runs this often; wall_s is the best time
   int brownian_levels = 0;    // stochastic: the shared Brownian path has 2^levels intervals
   std::vector<double> times;  // kernel: the times to tabulate
   int projections = 0;        // sample: directions of the sliced Wasserstein distance

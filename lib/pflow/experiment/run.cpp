@@ -432,6 +432,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.problem.sde = sde.get();
   setup.problem.model = model.get();
   setup.problem.seed = c.seed;
+  setup.problem.timing_repeats = c.timing_repeats;
   setup.model50 = model50.get();
   setup.mlp = file;
   setup.data = data.mixture();
