@@ -2,7 +2,6 @@
 
 #include <H5Cpp.h>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,36 +82,39 @@ File::~File() {
 
 File File::create(const std::string& path, std::size_t expected_bytes) {
   H5::Exception::dontPrint();
-  // The core driver with a backing store: the file is built in memory and reaches the disk only
-  // in save(), when HDF5 writes its buffer out in one go, so no copy of the image is made (a
-  // result of 48 MB needs 48 MB, not 96). Errors of that write are caught there, from an
-  // explicit close, never inside HDF5's destructors (which can only print them).
-  try {
+  // The core driver without a backing store: the file is built in memory and reaches the disk
+  // only in save(), one checked write. A full disk or a read-only location then fails in plain
+  // file I/O that pflow checks, never inside HDF5's close (whose failures its C++ destructors
+  // can only print).
+  return guarded(Access::build, path, "(create)", [&] {
     H5::FileAccPropList access;
-    access.setCore(std::max<std::size_t>(1 << 20, expected_bytes + expected_bytes / 8), true);
+    access.setCore(std::max<std::size_t>(1 << 20, expected_bytes + expected_bytes / 8), false);
     return File(path,
                 new Impl{H5::H5File(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, access)});
-  } catch (const H5::Exception& e) {
-    throw IoError(path, "cannot be created (HDF5: " + std::string(e.getDetailMsg()) + ")");
-  }
+  });
 }
 
 void File::save() {
-  try {
+  std::vector<char> image;
+  guarded(Access::build, path_, "(file image)", [&] {
     impl_->file.flush(H5F_SCOPE_GLOBAL);
-    impl_->file.close();
-  } catch (const H5::Exception& e) {
-    std::remove(path_.c_str());
-    throw IoError(path_, "writing the file failed (disk full or read-only?): HDF5: " +
-                             std::string(e.getDetailMsg()));
-  }
-  const int fd = ::open(path_.c_str(), O_RDONLY);
-  const bool synced = fd >= 0 && fsync(fd) == 0;
+    const hid_t id = impl_->file.getId();
+    const ssize_t size = H5Fget_file_image(id, nullptr, 0);
+    if (size < 0) throw H5::FileIException("H5Fget_file_image", "cannot size the file image");
+    image.resize(static_cast<size_t>(size));
+    if (H5Fget_file_image(id, image.data(), image.size()) != size)
+      throw H5::FileIException("H5Fget_file_image", "cannot copy the file image");
+  });
+  std::FILE* out = std::fopen(path_.c_str(), "wb");
+  if (!out) throw IoError(path_, std::string("cannot be created: ") + std::strerror(errno));
+  const bool written = std::fwrite(image.data(), 1, image.size(), out) == image.size() &&
+                       std::fflush(out) == 0 && fsync(fileno(out)) == 0;
   const int error = errno;
-  if (fd >= 0) ::close(fd);
-  if (!synced) {
+  const bool closed = std::fclose(out) == 0;
+  if (!written || !closed) {
     std::remove(path_.c_str());
-    throw IoError(path_, std::string("syncing the file failed: ") + std::strerror(error));
+    throw IoError(path_, "writing " + std::to_string(image.size()) +
+                             " bytes failed: " + std::strerror(written ? errno : error));
   }
 }
 

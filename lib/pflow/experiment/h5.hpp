@@ -13,8 +13,8 @@ class File {
  public:
   // Creates a file for writing (in memory until save()), or opens an existing one read-only
   // (`role` names it in errors: "result file", "denoiser.path").
-  // expected_bytes: roughly the size the file will have, so that its buffer grows in one step
-  // (growing it 1 MiB at a time leaves the freed smaller buffers behind in the heap).
+  // expected_bytes: roughly the size the file will have, so that its in-memory buffer grows in
+  // one step (growing it 1 MiB at a time leaves the freed smaller buffers behind in the heap).
   static File create(const std::string& path, std::size_t expected_bytes = 0);
   static File open(const std::string& path, const std::string& role = "result file");
   File(File&&) noexcept;
@@ -31,8 +31,7 @@ class File {
   void attribute(const std::string& object, const std::string& name,
                  const std::vector<double>& value);
   // Writes a created file to its path in one checked write (flushed and fsynced); a failure
-  // (disk full, read-only location) is an IoError and leaves no file at the path. (The path
-  // exists from create() on: a File dropped unsaved leaves it to its caller to remove.)
+  // (disk full, read-only location) is an IoError and leaves no file at the path.
   void save();
 
   bool exists(const std::string& path) const;
