@@ -130,16 +130,20 @@ void filesystem_step(const std::string& path, const std::string& what, F&& f) {
   }
 }
 
-void write_text_atomically(const std::string& path, const std::string& text) {
+// Writes `size` bytes to a temporary name beside `path`, then renames it into place.
+void write_bytes_atomically(const std::string& path, const char* data, std::size_t size) {
   const std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out << text;
+    out.write(data, static_cast<std::streamsize>(size));
     out.flush();
     if (!out) throw IoError(temp, "writing the checkpoint failed (disk full or read-only?)");
   }
   filesystem_step(path, "renaming the checkpoint into place",
                   [&] { std::filesystem::rename(temp, path); });
+}
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_bytes_atomically(path, text.data(), text.size());
 }
 
 std::string cell_file(const std::string& dir, size_t k) {
@@ -150,16 +154,9 @@ std::string cell_states_file(size_t k) {
 }
 
 void write_cell_checkpoint(const std::string& dir, size_t k, const CellResult& cell) {
-  const std::string states = dir + "/" + cell_states_file(k), temp = states + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(cell.x.data()),
-              static_cast<std::streamsize>(cell.x.size() * sizeof(double)));
-    out.flush();
-    if (!out) throw IoError(temp, "writing the checkpoint failed (disk full or read-only?)");
-  }
-  filesystem_step(states, "renaming the checkpoint into place",
-                  [&] { std::filesystem::rename(temp, states); });
+  write_bytes_atomically(dir + "/" + cell_states_file(k),
+                         reinterpret_cast<const char*>(cell.x.data()),
+                         cell.x.size() * sizeof(double));
   nlohmann::json j = cell_to_json(cell);
   j["x"] = {{"file", cell_states_file(k)}, {"values", cell.x.size()}};
   write_text_atomically(cell_file(dir, k), j.dump());
