@@ -25,6 +25,11 @@ class File {
   // A dataset of the given shape from row-major data (numpy order).
   void dataset(const std::string& path, const std::vector<size_t>& shape,
                const std::vector<double>& data);
+  // The same from one contiguous row-major slab per index of the first axis (shape[0] of them,
+  // each of the product of the other extents), with no concatenated copy; nullptr is a slab of
+  // NaN.
+  void dataset_slabs(const std::string& path, const std::vector<size_t>& shape,
+                     const std::vector<const double*>& slabs);
   void dataset(const std::string& path, const std::vector<long>& data);
   void attribute(const std::string& object, const std::string& name, const std::string& value);
   void attribute(const std::string& object, const std::string& name, double value);
