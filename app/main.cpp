@@ -217,6 +217,9 @@ int with_exit_status(F&& subcommand) {
   } catch (const std::filesystem::filesystem_error& e) {
     std::cerr << "pflow: I/O error: " << e.what() << "\n";
     return 3;
+  } catch (const pflow::NumericalError& e) {
+    std::cerr << "pflow: numerical failure: " << e.what() << "\n";
+    return 4;
   } catch (const std::exception& e) {
     std::cerr << "pflow: internal error: " << e.what() << "\n";
     return 4;

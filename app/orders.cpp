@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "pflow/core/errors.hpp"
+#include "pflow/core/json_fields.hpp"
 #include "pflow/sampler/convergence.hpp"
 #include "pflow/sampler/registry.hpp"
 
@@ -129,7 +130,7 @@ int run(const OrdersOptions& o) {
           if (spec.is_object() && spec.contains("start")) spec["start"] = o.start;
     } else {
       for (const auto& s : o.solvers) {
-        const auto parsed = nlohmann::json::parse(s, nullptr, false);
+        const auto parsed = pflow::parse_json_text(s, "--solver", s);
         specs.push_back(parsed.is_discarded() ? nlohmann::json(s) : parsed);
       }
     }

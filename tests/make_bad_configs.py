@@ -309,7 +309,39 @@ cases = [
     ("denoiser_output_unknown", edit(denoiser={"type": "analytic", "output": "noise"}), "denoiser.output = noise"),
     ("denoiser_output_on_cld", lambda c: dict(c, sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, solvers=["gddim"], time=dict(c["time"], grid="time-uniform"), denoiser={"type": "analytic", "output": "eps"}), "denoiser.output = eps: needs a scalar SDE"),
     ("reference_float128_in_mp50_run", edit(precision="mp50", reference="float128"), "reference = float128: is no more precise than precision \"mp50\""),
+    # Free-form fields are type-checked: description is text.
+    ("description_object", edit(description={"a": 1}), "description = {\"a\":1}: must be a string"),
+    ("description_number", edit(description=3.5), "description = 3.5: must be a string"),
+    ("description_array", edit(description=["a", "b"]), "description = [\"a\",\"b\"]: must be a string"),
+    # Times the SDE cannot represent in the run's precision.
+    ("t_end_underflows", edit(time__t_end=1e-300), "time.t_end = 1e-300: sigma(t_end) / alpha(t_end) = 3.16227766016838e-151 underflows the run's precision (double"),
+    ("t_end_subnormal", edit(time__t_end=1e-320), "time.t_end = 1e-320: sigma(t_end) / alpha(t_end)"),
+    ("t_end_underflows_mp50", edit(precision="mp50", time__t_end=1e-120), "underflows the run's precision (mp50, epsilon 1e-49)"),
 ]
+
+# Nesting deeper than the parser's limit (64 levels), in every free-form and structured field:
+# written as text, since the values are built by repetition. The description nests 100,000 levels of arrays (20,000 of objects)
+# (the input that once crashed the serialiser); the others 70 levels of arrays or objects.
+NEST = "__NEST__"
+
+
+def nested(depth, objects=False):
+    return ('{"a":' * depth + "1" + "}" * depth) if objects else ("[" * depth + "1" + "]" * depth)
+
+
+nest_fields = [("description", 100000, False), ("description_objects", 20000, True),
+               ("name", 70, False), ("kind", 70, True), ("sde", 70, True), ("sde__type", 70, False),
+               ("target", 70, True), ("target__means", 70, False), ("target__covs", 70, False),
+               ("denoiser", 70, True), ("time", 70, True), ("time__t_end", 70, False),
+               ("init", 70, True), ("init__count", 70, False), ("solvers", 70, False),
+               ("solvers__0", 70, True), ("nfe", 70, False), ("precision", 70, False),
+               ("reference", 70, True), ("seed", 70, False), ("fit_levels", 70, False),
+               ("timing_repeats", 70, True)]
+raw_cases = []
+for field, depth, objects in nest_fields:
+    path = field.replace("_objects", "")
+    raw_cases.append((f"nesting_{field}", edit(**{path: NEST}), nested(depth, objects),
+                      "nests arrays and objects more than 64 levels deep"))
 
 for f in os.listdir(out):
     if f.endswith(".json") or f.endswith(".tsv"):
@@ -321,5 +353,11 @@ for i, (name, change, fragment) in enumerate(cases):
     with open(os.path.join(out, file), "w") as fh:
         json.dump(c, fh, indent=1)
     lines.append(f"{file}\t{fragment}")
+for j, (name, change, value, fragment) in enumerate(raw_cases):
+    c = change(copy.deepcopy(base))
+    file = f"{len(cases) + j:02d}_{name}.json"
+    with open(os.path.join(out, file), "w") as fh:
+        fh.write(json.dumps(c, indent=1).replace(json.dumps(NEST), value))
+    lines.append(f"{file}\t{fragment}")
 open(os.path.join(out, "expected.tsv"), "w").write("\n".join(lines) + "\n")
-print(f"{len(cases)} bad configs")
+print(f"{len(cases) + len(raw_cases)} bad configs")

@@ -3,6 +3,8 @@
 
 #include <fstream>
 
+#include "helpers.hpp"
+#include "pflow/core/json_fields.hpp"
 #include "pflow/experiment/config.hpp"
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
@@ -141,4 +143,49 @@ TEST_CASE("Integers beyond int and huge image shapes are rejected and long names
   config["nfe"] = {16, 4294967328};
   CHECK_THAT(error_of([&] { parse_experiment(config); }),
              Contains("nfe[1] = 4294967328") && Contains("out of range"));
+}
+
+TEST_CASE("JSON nesting is bounded at 64 levels before anything walks it", "[inputs]") {
+  const auto nest = [](int depth) {
+    return std::string(static_cast<size_t>(depth), '[') + "1" +
+           std::string(static_cast<size_t>(depth), ']');
+  };
+  CHECK(json_nesting_excess(nest(64), 64) == -1);
+  CHECK(json_nesting_excess(nest(65), 64) == 64);  // the byte of the 65th bracket
+  // Brackets inside strings (escaped quotes included) do not count.
+  CHECK(json_nesting_excess("[\"[[[\\\"[[[\", {\"k\": \"{{{\"}]", 2) == -1);
+  CHECK(parse_json_text(nest(64), "f", "v").is_array());
+  CHECK_THAT(error_of([&] { parse_json_text("\n" + nest(100000), "config file", "x.json"); }),
+             Contains("config file = x.json: nests arrays and objects more than 64 levels deep "
+                      "(line 2, byte 65)"));
+  CHECK(parse_json_text("{\"a\": [1,", "f", "v").is_discarded());  // invalid: the caller's call
+
+  // A value built in memory (no text): walked without recursion, refused past 64 levels.
+  json deep = 1;
+  for (int i = 0; i < 100000; ++i) deep = json::array({std::move(deep)});
+  CHECK_THAT(error_of([&] { require_bounded_depth(deep, "config"); }),
+             Contains("config = (a value 65 levels deep): nests arrays and objects more than 64"));
+  json config = pflow::testing::tiny_config();
+  config["target"]["means"] = std::move(deep);  // moved: a copy would recurse per level
+  CHECK_THAT(error_of([&] { parse_experiment(config); }), Contains("more than 64 levels deep"));
+}
+
+TEST_CASE("free-form fields are type-checked and long values are shortened in messages",
+          "[inputs]") {
+  json config = pflow::testing::tiny_config();
+  config["description"] = "a run for the paper, fig. 3";
+  CHECK(parse_experiment(config).normalized["description"] == "a run for the paper, fig. 3");
+  config["description"] = json::array({1, 2});
+  CHECK_THAT(error_of([&] { parse_experiment(config); }),
+             Contains("description = [1,2]: must be a string"));
+  config["description"] = std::string(100001, 'x');
+  CHECK_THAT(error_of([&] { parse_experiment(config); }),
+             Contains("description = (100001 characters): is longer than 100000 characters"));
+  config.erase("description");
+  // An unknown key of 100,000 characters: no "did you mean" table of its size, and the message
+  // prints its start and its length.
+  config[std::string(100000, 'k')] = 1;
+  const std::string message = error_of([&] { parse_experiment(config); });
+  CHECK_THAT(message, Contains("... (100007 characters) = 1: unknown key; valid keys:"));
+  CHECK(message.size() < 1000);
 }

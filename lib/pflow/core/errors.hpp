@@ -14,10 +14,7 @@ namespace pflow {
 class InputError : public std::runtime_error {
  public:
   InputError(std::string field, std::string value, const std::string& why)
-      : std::runtime_error(field + " = " + value + ": " + why),
-        field_(std::move(field)),
-        value_(std::move(value)),
-        why_(why) {}
+      : InputError(brief(std::move(field)), brief(std::move(value)), why, 0) {}
   const std::string& field() const { return field_; }
   const std::string& value() const { return value_; }
   const std::string& why() const { return why_; }
@@ -27,6 +24,17 @@ class InputError : public std::runtime_error {
   }
 
  private:
+  InputError(std::string field, std::string value, const std::string& why, int)
+      : std::runtime_error(field + " = " + value + ": " + why),
+        field_(std::move(field)),
+        value_(std::move(value)),
+        why_(why) {}
+  // A field or value is printed whole up to 200 characters, else its start and its length: a
+  // message stays readable (and small) when the offending value is a megabyte array.
+  static std::string brief(std::string value) {
+    if (value.size() <= 200) return value;
+    return value.substr(0, 160) + "... (" + std::to_string(value.size()) + " characters)";
+  }
   std::string field_;
   std::string value_;
   std::string why_;

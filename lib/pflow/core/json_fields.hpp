@@ -22,6 +22,24 @@ std::string closest_name(const std::string& word, const std::vector<std::string>
 
 using json = nlohmann::json;
 
+// JSON inputs (configs, model files, checkpoints, stored configs) may nest arrays and objects at
+// most this deep. Deeper text is refused before it is parsed, so no recursive walk of a value
+// (serialising, comparing, copying) meets an unbounded depth; pflow's own inputs need at most 5 (a
+// config's target.covs).
+inline constexpr int max_json_depth = 64;
+
+// The byte offset where `text` first nests deeper than `limit` (strings skipped), or -1.
+int json_nesting_excess(const std::string& text, int limit);
+
+// Parses JSON text of at most max_json_depth levels; deeper text is an InputError on `field`
+// (printed as `value`: a path or a name). Invalid JSON comes back discarded (is_discarded()), for
+// the caller's own message.
+json parse_json_text(const std::string& text, const std::string& field, const std::string& value);
+
+// The same bound on a value built in memory (a config given as an object, not as text): an
+// InputError on `field` when it nests deeper than max_json_depth. Walks without recursion.
+void require_bounded_depth(const json& value, const std::string& field);
+
 // Reads fields of one JSON object, checking types and rejecting unknown keys.
 class Fields {
  public:

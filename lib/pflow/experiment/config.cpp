@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +14,7 @@
 #include "pflow/experiment/kinds.hpp"
 #include "pflow/sampler/registry.hpp"
 #include "pflow/sde/factory.hpp"
+#include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/target/data_source.hpp"
 
 namespace pflow {
@@ -125,6 +128,13 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   require(!c.name.empty() && std::all_of(c.name.begin(), c.name.end(), name_char), "name", c.name,
           "must be letters, digits, '_', '-' or '.' (it names the result file)");
   c.kind = f.text("kind", "convergence", experiment_kinds());
+  // Free text for the reader of the result (stored in its config_json): a string, nothing else.
+  if (f.has("description")) {
+    const std::string description = f.text("description");
+    require(description.size() <= 100000, "description",
+            "(" + std::to_string(description.size()) + " characters)",
+            "is longer than 100000 characters");
+  }
   // Fields a kind owns (some are shared by two kinds): under another kind they are an error,
   // not silently ignored.
   std::map<std::string, std::vector<std::string>> owners;
@@ -169,6 +179,48 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   }
 }
 
+// The unit roundoff of a run's number type (the states' precision).
+double precision_epsilon(const std::string& precision) {
+  if (precision == "mp50") return 1e-49;
+  if (precision == "float128") return 1.93e-34;  // 2^-112
+  return 2.22e-16;                               // 2^-52
+}
+
+// A scalar SDE must represent the time range in the run's precision: alpha and sigma finite and
+// positive at both ends, and at t_end a noise-to-signal ratio sigma/alpha = e^{-lambda} of at
+// least the precision's epsilon. Below it the noise the flow still removes is under one rounding
+// of unit-scale states, so no solver (and no reference) can resolve the end of the flow: odeint's
+// step control gives up there (VP-linear in double fails beyond t_end ~ 1e-35). Matrix SDEs
+// (CLD, blurring) have no scalar lambda; their failures are reported by stage at run time.
+void require_representable_times(const LinearSde<double>& sde, const ExperimentConfig& c) {
+  const auto* scalar = dynamic_cast<const ScalarSde<double>*>(&sde);
+  if (scalar == nullptr) return;
+  for (const auto& [field, t] : {std::pair<const char*, double>{"time.t_start", c.t_start},
+                                 std::pair<const char*, double>{"time.t_end", c.t_end}}) {
+    const double a = scalar->alpha(t), s = scalar->sigma(t);
+    require(std::isfinite(a) && a > 0 && std::isfinite(s) && s > 0, field, t,
+            "the SDE " + sde.name() + " cannot represent this time in double: alpha(t) = " +
+                to_text(a) + ", sigma(t) = " + to_text(s) + " (both must be finite and positive)");
+  }
+  const double eps = precision_epsilon(c.precision);
+  const double ratio = scalar->sigma(c.t_end) / scalar->alpha(c.t_end);
+  if (!(ratio >= eps)) {
+    // The bound rounded up to three significant digits (so that it passes as printed).
+    const double exact_min = scalar->t_of_lambda(-std::log(eps));
+    const double unit = std::pow(10.0, std::floor(std::log10(exact_min)) - 2);
+    char t_min[32];
+    std::snprintf(t_min, sizeof t_min, "%.3g", std::ceil(exact_min / unit) * unit);
+    throw InputError("time.t_end", to_text(c.t_end),
+                     "sigma(t_end) / alpha(t_end) = " + to_text(ratio) +
+                         " underflows the run's precision (" + c.precision + ", epsilon " +
+                         to_text(eps) +
+                         "): the noise left at t_end is below one rounding of the states, so "
+                         "the end of the flow cannot be resolved; use time.t_end >= " +
+                         std::string(t_min) + " (where sigma / alpha = epsilon)" +
+                         (c.precision == "mp50" ? "" : ", or precision \"mp50\""));
+  }
+}
+
 void parse_time(const Fields& f, const LinearSde<double>& sde, ExperimentConfig& c) {
   require(f.has("time"), "time", "(missing)", "is required");
   const Fields t(f.raw("time"), "time", {"t_start", "t_end", "grid", "rho", "times"});
@@ -184,6 +236,7 @@ void parse_time(const Fields& f, const LinearSde<double>& sde, ExperimentConfig&
   }
   // The grid builder checks t_end > 0, t_start > t_end, t_start <= T and the grid's needs.
   make_time_grid<double>(sde, c.grid, c.t_start, c.t_end, 2);
+  require_representable_times(sde, c);
 }
 
 void parse_init(const Fields& f, const LinearSde<double>& sde, ExperimentConfig& c) {
@@ -305,7 +358,7 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
       {"name", c.name},           {"kind", c.kind},         {"sde", c.sde},
       {"target", c.target},       {"denoiser", c.denoiser}, {"precision", c.precision},
       {"reference", c.reference}, {"seed", c.seed}};
-  if (f.has("description")) n["description"] = f.raw("description");
+  if (f.has("description")) n["description"] = f.text("description");
   if (!has_cells) return n;
   n["time"] = {{"t_start", c.t_start}, {"t_end", c.t_end}, {"grid", c.grid.kind}};
   if (c.grid.kind == "edm") n["time"]["rho"] = c.grid.rho;
@@ -323,6 +376,7 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 }  // namespace
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
+  require_bounded_depth(j, "config");
   ExperimentConfig c;
   // The common fields, then every kind's own (a field of another kind is refused by name in
   // parse_common).
@@ -356,14 +410,18 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
   return c;
 }
 
+ExperimentConfig parse_experiment_text(const std::string& text, const std::string& source) {
+  const nlohmann::json j = parse_json_text(text, "config file", source);
+  require(!j.is_discarded(), "config file", source, "is not valid JSON");
+  return parse_experiment(j);
+}
+
 ExperimentConfig load_experiment(const std::string& path) {
   std::ifstream in(path);
   require(static_cast<bool>(in), "config file", path, "cannot be read");
   std::stringstream text;
   text << in.rdbuf();
-  const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
-  require(!j.is_discarded(), "config file", path, "is not valid JSON");
-  ExperimentConfig c = parse_experiment(j);
+  ExperimentConfig c = parse_experiment_text(text.str(), path);
   c.directory = std::filesystem::path(path).parent_path().string();
   return c;
 }

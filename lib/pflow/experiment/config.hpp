@@ -61,6 +61,8 @@ class Fields;
 // A class label of a labelled gmm target (its "labels"), from the field `key` of `fields`:
 // errors name that field.
 int parse_class_label(const Fields& fields, const std::string& key, const nlohmann::json& target);
+// Parses config text (JSON nested at most max_json_depth levels); `source` names it in errors.
+ExperimentConfig parse_experiment_text(const std::string& text, const std::string& source);
 // Reads and parses a file; a missing file or invalid JSON is an InputError naming it.
 ExperimentConfig load_experiment(const std::string& path);
 

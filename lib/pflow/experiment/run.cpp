@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 
+#include "pflow/core/json_fields.hpp"
 #include "pflow/core/threads.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
@@ -190,7 +191,7 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
     std::ifstream in(config_file);
     std::stringstream text;
     text << in.rdbuf();
-    const nlohmann::json saved = nlohmann::json::parse(text.str(), nullptr, false);
+    const nlohmann::json saved = parse_json_text(text.str(), "--resume", config_file);
     require(!saved.is_discarded() && saved == expected, "--resume", dir,
             "holds the checkpoint of a different config (or model file); pass --force instead "
             "to start over");
@@ -265,6 +266,7 @@ std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& o
     std::ifstream in(file);
     std::stringstream text;
     text << in.rdbuf();
+    if (json_nesting_excess(text.str(), max_json_depth) >= 0) continue;  // not ours: run it again
     const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
     if (j.is_discarded()) continue;  // (cannot happen: cell files are renamed into place)
     CellResult cell = cell_from_json(j);
@@ -447,12 +449,14 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   kind.configure(setup);
   result.particles = static_cast<int>(setup.x0.cols());
 
-  const Mat<Scalar> reference = kind.reference(setup, result);
+  const Mat<Scalar> reference = with_stage_context(
+      "reference", c, [&] { return kind.reference(setup, result); }, &result.reference_method);
   result.reference = row_major(reference);
   Mat<Scalar> analytic;
   // The error split needs the data's analytic flow: a mixture target.
   if (!analytic_model && Kind::splits_model_error && data50.mixture() && model->approximates_data())
-    analytic = split_model_error(setup, reference, result);
+    analytic = with_stage_context("analytic flow of the data (the model error's split)", c,
+                                  [&] { return split_model_error(setup, reference, result); });
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
   std::vector<char> done = load_checkpoint(c, options, plan, result);
   // --threads: when every cell's particles split into chunks (solve_chunks: many particles,
@@ -557,6 +561,31 @@ void write_atomically(const std::string& path, std::size_t expected_bytes, Fill&
     std::error_code ignored;
     fs::remove(temp, ignored);
     throw;
+  }
+}
+
+// Runs one stage of a run (the reference, the analytic flow). A failure that is not about input or
+// I/O (a library's step control giving up, a factorisation failing) comes back as a
+// NumericalError naming the stage, its method (`method`, once known), the time span the config
+// sets and what to change, so that no raw library message reaches the user alone.
+template <class F>
+auto with_stage_context(const std::string& stage, const ExperimentConfig& c, F&& work,
+                        const std::string* method = nullptr) {
+  try {
+    return work();
+  } catch (const InputError&) {
+    throw;
+  } catch (const IoError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string where = stage, why = e.what();
+    if (method != nullptr && !method->empty()) where += " (" + *method + ")";
+    while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
+    throw NumericalError(
+        where + " failed between time.t_start = " + to_text(c.t_start) +
+        " and time.t_end = " + to_text(c.t_end) + ": " + why +
+        ". The end of the span is where the flow is stiffest (its rate grows like "
+        "1/sigma(t)^2): raise time.t_end, or for Gaussian data use \"reference\": \"exact\"");
   }
 }
 

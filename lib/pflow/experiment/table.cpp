@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pflow/core/errors.hpp"
+#include "pflow/core/json_fields.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
 
@@ -72,7 +73,7 @@ TableModel model_from_file(const std::string& path) {
   require(f.exists("/solvers"), path, "/solvers",
           "is missing: not a pflow convergence result (kernel results have no table)");
   const nlohmann::json config =
-      nlohmann::json::parse(f.read_string("/", "config_json"), nullptr, false);
+      parse_json_text(f.read_string("/", "config_json"), path, "config_json");
   require(!config.is_discarded() && config.contains("nfe"), path, "config_json",
           "is not a pflow experiment config");
   TableModel m;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "pflow/core/json_fields.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/sde/factory.hpp"
 
@@ -51,7 +52,11 @@ class ModelReader {
     return static_cast<size_t>(at - names.begin());
   }
   nlohmann::json json(const std::string& name) const {
-    const nlohmann::json j = nlohmann::json::parse(text(name), nullptr, false);
+    const std::string t = text(name);
+    check(json_nesting_excess(t, max_json_depth) < 0,
+          "attribute '" + name + "' nests arrays and objects more than " +
+              std::to_string(max_json_depth) + " levels deep");
+    const nlohmann::json j = nlohmann::json::parse(t, nullptr, false);
     check(!j.is_discarded(), "attribute '" + name + "' is not valid JSON");
     return j;
   }

@@ -38,30 +38,6 @@ const std::vector<SdeInfo>& sde_catalogue() {
   return catalogue;
 }
 
-std::string closest_name(const std::string& word, const std::vector<std::string>& options) {
-  auto distance = [](const std::string& a, const std::string& b) {
-    // Optimal string alignment distance: edits and adjacent transpositions ("cdl" -> "cld").
-    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
-    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-    for (size_t i = 1; i <= a.size(); ++i)
-      for (size_t j = 1; j <= b.size(); ++j) {
-        d[i][j] =
-            std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
-        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-          d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    return d[a.size()][b.size()];
-  };
-  std::string best;
-  size_t best_d = std::max<size_t>(3, word.size() / 2) + 1;
-  for (const auto& o : options) {
-    const size_t d = distance(word, o);
-    if (d < best_d) best_d = d, best = o;
-  }
-  return best;
-}
-
 namespace {
 
 std::string type_of(const json& config, const std::string& path,
