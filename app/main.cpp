@@ -88,7 +88,7 @@ int run_verify(const std::string& precision, const std::vector<std::string>& sde
 
 struct RunArgs {
   std::string config, out;
-  bool force = false, quiet = false, resume = false;
+  bool force = false, quiet = false, resume = false, plan = false;
   int threads = 1;
 };
 
@@ -125,6 +125,12 @@ int run_experiment(const RunArgs& a) {
   // Everything is validated before any work, and an existing result is never overwritten
   // without --force (or --resume of a run that was writing it).
   const pflow::ExperimentConfig config = pflow::load_experiment(a.config);
+  pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
+                 "must be between 1 and 256");
+  if (a.plan) {  // what the run would do and need; nothing is written
+    std::cout << pflow::format_plan(config, pflow::plan_run(config, a.threads, true), a.threads);
+    return 0;
+  }
   const std::string out =
       a.out.empty() ? "results/" + config.name + "/" + config.name + ".h5" : a.out;
   const std::string checkpoint = out + ".checkpoint";
@@ -135,8 +141,6 @@ int run_experiment(const RunArgs& a) {
                                 "): pass --resume to continue it, or --force to start over");
   if (fs::exists(out) && !a.force && !(a.resume && has_checkpoint))
     throw pflow::InputError("--out", out, "exists; pass --force to overwrite it");
-  pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
-                 "must be between 1 and 256");
   const auto start = std::chrono::steady_clock::now();
   if (has_checkpoint && !a.resume) fs::remove_all(checkpoint);  // --force: start over
   pflow::RunOptions options;
@@ -262,6 +266,9 @@ int main(int argc, char** argv) {
   run->add_flag("--quiet", run_args.quiet, "no progress on stderr");
   run->add_flag("--resume", run_args.resume,
                 "continue an interrupted run from its checkpoint (<out>.checkpoint)");
+  run->add_flag("--plan", run_args.plan,
+                "print the cells, total NFE, estimated peak memory and time (from a short "
+                "calibration on 1 and 2 particles) and exit; nothing is written");
 
   auto* table = app.add_subcommand("table", "print a result file as a table");
   std::string table_file, table_format = "markdown", table_metric;

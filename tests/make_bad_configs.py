@@ -180,7 +180,7 @@ cases = [
     ("init_count_zero", edit(init={"count": 0}), "init.count = 0"),
     ("timing_repeats_zero", edit(timing_repeats=0), "timing_repeats = 0: must be between 1 and 100"),
     ("init_count_too_large", edit(init={"count": 100000001}), "init.count = 100000001: must be between 1 and 100000000"),
-    ("init_count_beyond_memory", edit(target={"type": "gaussian", "mean": [0.0] * 64, "cov": [[1.0 if i == j else 0.0 for j in range(64)] for i in range(64)]}, init={"count": 100000000}), "init.count = 100000000: needs at least 204.8 GB for its states"),
+    ("init_count_beyond_memory", edit(target={"type": "gaussian", "mean": [0.0] * 64, "cov": [[1.0 if i == j else 0.0 for j in range(64)] for i in range(64)]}, init={"count": 100000000}), "init.count = 100000000: the run needs an estimated"),
     ("init_not_numbers", edit(init={"points": [["a", 0.2]]}), "init.points[0][0]"),
     ("missing_solvers", edit(solvers=DELETE), "solvers = (missing): is required"),
     ("empty_solvers", edit(solvers=[]), "solvers = []: must be a non-empty array"),

@@ -314,3 +314,35 @@ TEST_CASE("trajectory runs store every grid state beside the reference", "[exper
   CHECK(worst < 10 * r.solvers[1].cells[1].err_max + 1e-3);
   std::filesystem::remove(path);
 }
+
+TEST_CASE("the run plan: cells, NFE, the memory model and a calibrated time", "[experiments]") {
+  const ExperimentConfig config = parse_experiment(tiny_config());
+  const RunPlan plan = plan_run(config, 2, true);
+  REQUIRE(plan.cells.size() == 12);  // 3 solvers x 4 NFE levels
+  CHECK(plan.cells[4].solver == "dpm-solver-2");
+  CHECK(plan.cells[4].nfe == 16);
+  CHECK(plan.nfe_per_particle == 3 * (16 + 32 + 64 + 128));
+  CHECK(plan.particles == 3);
+  // Stored: initial states, reference and 12 cells' final states, 3 x 2 doubles each; the file
+  // buffer 1/8 more; two cells running with 6 arrays each; one 2 x 2 covariance.
+  CHECK(plan.memory_states == 14.0 * 3 * 2 * 8);
+  CHECK(plan.memory_file == Approx(1.125 * plan.memory_states));
+  CHECK(plan.memory_work == 2.0 * 6 * 3 * 2 * 8);
+  CHECK(plan.memory == Approx(25e6 + plan.memory_data + plan.memory_states +
+                              std::max(plan.memory_file, plan.memory_work)));
+  CHECK(std::isfinite(plan.seconds_one_thread));
+  CHECK(plan.seconds_one_thread > 0);
+  CHECK_THAT(format_plan(config, plan, 2), Catch::Contains("cells: 12"));
+
+  // The same estimate refuses a run that cannot fit: 1e8 particles in 64 dimensions.
+  json big = tiny_config();
+  big.erase("init");
+  big["init"] = {{"count", 100000000}};
+  big["target"] = {{"type", "gaussian"}, {"mean", std::vector<double>(64, 0.0)}};
+  std::vector<std::vector<double>> identity(64, std::vector<double>(64, 0.0));
+  for (int i = 0; i < 64; ++i) identity[i][i] = 1;
+  big["target"]["cov"] = identity;
+  const ExperimentConfig huge = parse_experiment(big);
+  CHECK_THROWS_WITH(require_memory_fits(huge, 1),
+                    Catch::Contains("init.count = 100000000: the run needs an estimated"));
+}

@@ -260,15 +260,8 @@ void parse_init(const Fields& f, const LinearSde<double>& sde, ExperimentConfig&
   c.init_count = in.integer("count");
   require(c.init_count >= 1 && c.init_count <= 100000000, "init.count", c.init_count,
           "must be between 1 and 100000000");
-  // A run holds at least four arrays of states (initial, reference, a cell's final states, the
-  // result file's buffer): refused when they alone would not fit this machine's memory.
-  const double needed = 4.0 * static_cast<double>(c.init_count) * c.state_dim * sizeof(double);
-  const double memory =
-      static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-  require(memory <= 0 || needed <= memory, "init.count", c.init_count,
-          "needs at least " + to_text(needed / 1e9) + " GB for its states (4 arrays of " +
-              std::to_string(c.state_dim) + " doubles per particle), more than this machine's " +
-              to_text(memory / 1e9) + " GB");
+  // Whether the run fits this machine's memory is decided by its estimate before it runs
+  // (require_memory_fits, run.cpp), not by a fixed cap; this bound only keeps counts in range.
   const double s = to_double(in.number<double>("seed", static_cast<double>(c.seed)));
   // Bounded like "seed": casting a larger double to uint64_t is UB (found by tests/fuzz).
   require(s >= 0 && s == std::floor(s) && s < 9e15, "init.seed", s,

@@ -507,6 +507,7 @@ Provenance current_provenance() {
 }
 
 ExperimentResult run_experiment(const ExperimentConfig& config, const RunOptions& options) {
+  require_memory_fits(config, options.threads);
   ExperimentResult result;
   result.config = config;
   with_kind(config.kind, [&](const auto& kind) {
@@ -707,6 +708,237 @@ std::string run_summary(const ExperimentResult& r, double seconds) {
     }
   });
   return out;
+}
+
+namespace {
+
+double physical_memory() {
+  return static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+}
+
+// The config with `n` particles (the first n initial points, or init.count = n).
+ExperimentConfig with_particles(ExperimentConfig c, long long n) {
+  if (c.init_count > 0) {
+    c.init_count = static_cast<int>(n);
+    c.normalized["init"]["count"] = n;
+  } else if (static_cast<long long>(c.init_points.size()) > n) {
+    c.init_points.resize(static_cast<size_t>(n));
+    c.normalized["init"]["points"] = c.init_points;
+  }
+  return c;
+}
+
+// One calibration run (one thread, no checkpoint, no progress): its wall time and result.
+double timed_run(const ExperimentConfig& c, ExperimentResult* result = nullptr) {
+  const auto start = std::chrono::steady_clock::now();
+  ExperimentResult r = run_experiment(c, RunOptions{});
+  if (result) *result = std::move(r);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// The calibration's view of a run on n particles: the time outside the cells (set-up and the
+// reference) and, per solver, the seconds per NFE of its cells (fixed-step: the first two NFE
+// levels; adaptive: the loosest tolerance, per NFE it took).
+struct CalibrationPoint {
+  long long n = 0;
+  double total = 0, outside = 0;
+  std::vector<double> per_nfe;
+  // Adaptive solvers: the NFE of their cells at the two loosest tolerances.
+  std::vector<std::pair<double, double>> adaptive_nfe;
+};
+
+CalibrationPoint calibrate_at(const ExperimentConfig& c, long long n) {
+  ExperimentConfig small = with_particles(c, n);
+  if (small.nfe.size() > 2) small.nfe.resize(2);
+  if (small.tolerances.size() > 2) small.tolerances.resize(2);
+  small.fit_levels = 2;
+  ExperimentResult r;
+  CalibrationPoint p;
+  p.n = n;
+  const double total = p.total = timed_run(small, &r);
+  double cells = 0;
+  for (const SolverRun& run : r.solvers) {
+    double seconds = 0, nfe = 0;
+    for (const CellResult& cell : run.cells) {
+      seconds += cell.wall_s;
+      nfe += static_cast<double>(run.adaptive ? std::max(1L, cell.nfe) : cell.nfe_target);
+    }
+    cells += seconds;
+    p.per_nfe.push_back(seconds / std::max(1.0, nfe));
+    p.adaptive_nfe.emplace_back(run.cells.empty() ? 0.0 : double(run.cells.front().nfe),
+                                run.cells.empty() ? 0.0 : double(run.cells.back().nfe));
+  }
+  p.outside = std::max(0.0, total - cells);
+  return p;
+}
+
+std::string megabytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, bytes < 1e8 ? "%.3g MB" : "%.0f MB", bytes / 1e6);
+  return text;
+}
+
+std::string seconds_text(double s) {
+  char text[32];
+  std::snprintf(text, sizeof text, s < 10 ? "%.3g s" : "%.0f s", s);
+  return text;
+}
+
+}  // namespace
+
+RunPlan plan_run(const ExperimentConfig& c, int threads, bool calibrate) {
+  RunPlan plan;
+  plan.state_dim = c.state_dim;
+  plan.particles = c.init_count > 0 ? c.init_count : static_cast<long long>(c.init_points.size());
+  bool trajectory = false, has_cells = true;
+  with_kind(c.kind, [&](const auto& kind) {
+    has_cells = std::decay_t<decltype(kind)>::has_cells;
+    trajectory = std::string(kind.name) == "trajectory";
+  });
+  double stored_arrays = 2;  // the initial states and the reference
+  if (c.denoiser.value("type", "analytic") != "analytic") stored_arrays += 1;  // the data's flow
+  for (const auto& spec : c.solvers) {
+    const SolverInfo info = make_solver<double>(spec)->info();
+    if (info.adaptive) {
+      for (double tol : c.tolerances) plan.cells.push_back({info.label, 0, tol});
+    } else {
+      for (int nfe : c.nfe) {
+        plan.cells.push_back({info.label, nfe, NAN});
+        plan.nfe_per_particle += nfe;
+        // kind trajectory keeps the solver's and the reference's state at every grid time
+        if (trajectory) stored_arrays += 2.0 * (nfe / std::max(1, info.evals_per_step) + 1);
+      }
+    }
+    stored_arrays += static_cast<double>(info.adaptive ? c.tolerances.size() : c.nfe.size());
+  }
+  // The memory model (README "Reliability"): the program itself; the states the result keeps
+  // (doubles) and the in-memory HDF5 file built from them (the same bytes, 1/8 slack); while the
+  // cells run, each running cell's work arrays (~6 arrays of states in the run's number type:
+  // the state, model outputs, a multistep history); the data's covariances in double and mp50.
+  const double states = static_cast<double>(plan.particles) * c.state_dim;
+  const double scalar_bytes = c.precision == "mp50"       ? sizeof(mp50)
+                              : c.precision == "float128" ? sizeof(f128)
+                                                          : sizeof(double);
+  const double components =
+      c.target.contains("weights") ? static_cast<double>(c.target["weights"].size()) : 1.0;
+  const double running = std::min<double>(threads, std::max<size_t>(1, plan.cells.size()));
+  plan.memory_program = 25e6;
+  plan.memory_states = has_cells ? stored_arrays * states * sizeof(double) : 0;
+  plan.memory_file = 1.125 * plan.memory_states;
+  plan.memory_work = has_cells ? running * 6 * states * scalar_bytes : 0;
+  plan.memory_data = components * c.data_dim * c.data_dim * (4 * sizeof(double) + 2 * sizeof(mp50));
+  plan.memory = plan.memory_program + plan.memory_data + plan.memory_states +
+                std::max(plan.memory_file, plan.memory_work);
+  if (!calibrate) return plan;
+  try {
+    if (!has_cells) {
+      plan.seconds_one_thread = timed_run(c);
+      plan.calibration_note = "the whole run, timed on one thread";
+    } else {
+      // The run cut to its first two NFE levels (or loosest tolerance) on 1 and 2 particles;
+      // each part (outside the cells; each solver's seconds per NFE) is fitted as fixed + per
+      // particle x N and scaled to the config's NFE levels.
+      // (Kinds that need two initial points, interpolation, calibrate on 2 and 4.)
+      long long n1 = 1, n2 = std::min<long long>(plan.particles, 2);
+      CalibrationPoint p1;
+      try {
+        p1 = calibrate_at(c, n1);
+      } catch (const InputError&) {
+        n1 = n2, n2 = std::min<long long>(plan.particles, 4);
+        p1 = calibrate_at(c, n1);
+      }
+      CalibrationPoint p2 = n2 > n1 ? calibrate_at(c, n2) : p1;
+      // Cheap runs: more particles (x8) until a calibration run takes 0.2 s, so that the
+      // per-particle cost stands out of the fixed one.
+      while (p2.total < 0.2 && p2.n < plan.particles) {
+        p1 = p2;
+        p2 = calibrate_at(c, std::min<long long>(plan.particles, 8 * p2.n));
+      }
+      const auto at_n = [&](double y1, double y2) {
+        if (p2.n == p1.n) return y1 * static_cast<double>(plan.particles) / double(p1.n);
+        const double slope = std::max(0.0, (y2 - y1) / double(p2.n - p1.n));
+        return std::max(0.0, y1 - slope * double(p1.n)) +
+               slope * static_cast<double>(plan.particles);
+      };
+      double total = at_n(p1.outside, p2.outside);
+      for (size_t si = 0; si < c.solvers.size(); ++si) {
+        const double per_nfe = at_n(p1.per_nfe[si], p2.per_nfe[si]);
+        const SolverInfo info = make_solver<double>(c.solvers[si])->info();
+        if (info.adaptive) {
+          // NFE ~ tolerance^(-q), q from the two loosest tolerances' NFE
+          const auto [nfe0, nfe1] = p1.adaptive_nfe[si];
+          const double q = c.tolerances.size() > 1 && nfe0 > 0 && nfe1 > nfe0
+                               ? std::log(nfe1 / nfe0) / std::log(c.tolerances[0] / c.tolerances[1])
+                               : 0.0;
+          for (double tol : c.tolerances)
+            total += per_nfe * nfe0 * std::pow(c.tolerances.front() / tol, q);
+        } else {
+          for (int nfe : c.nfe) total += per_nfe * nfe;
+        }
+      }
+      plan.seconds_one_thread = total;
+      plan.fitted = true;
+      plan.calibration_note =
+          "the first two NFE levels on " + std::to_string(p1.n) + " and " + std::to_string(p2.n) +
+          " particles, timed on one thread (outside the cells " + seconds_text(p1.outside) + ", " +
+          seconds_text(p2.outside) + "), scaled to every cell's NFE and to N";
+    }
+  } catch (const std::exception& e) {
+    plan.calibration_note = std::string("not estimated: the calibration failed: ") + e.what();
+  }
+  return plan;
+}
+
+std::string format_plan(const ExperimentConfig& c, const RunPlan& plan, int threads) {
+  std::ostringstream out;
+  out << "plan of " << c.name << ": kind " << c.kind << ", " << plan.particles << " particles in "
+      << plan.state_dim << " dimensions, precision " << c.precision << "\n";
+  if (plan.cells.empty()) {
+    out << "cells: none (a kind of tables)\n";
+  } else {
+    out << "cells: " << plan.cells.size() << "\n";
+    std::string solver;
+    for (const auto& cell : plan.cells) {
+      if (cell.solver != solver) out << (solver.empty() ? "" : "\n") << "  " << cell.solver << ":";
+      solver = cell.solver;
+      if (std::isnan(cell.tolerance)) {
+        out << " " << cell.nfe;
+      } else {
+        out << " tol " << to_text(cell.tolerance);
+      }
+    }
+    out << "\ntotal NFE: " << plan.nfe_per_particle << " per particle, "
+        << static_cast<double>(plan.nfe_per_particle) * static_cast<double>(plan.particles)
+        << " model evaluations of one state (fixed-step cells; adaptive ones as their "
+           "tolerance needs)\n";
+  }
+  out << "memory: ~" << megabytes(plan.memory) << " peak (program "
+      << megabytes(plan.memory_program) << ", data " << megabytes(plan.memory_data)
+      << ", stored states " << megabytes(plan.memory_states)
+      << ", then the larger of the result file's buffer " << megabytes(plan.memory_file)
+      << " and the running cells' work arrays " << megabytes(plan.memory_work)
+      << "); this machine has " << megabytes(physical_memory()) << "\n";
+  if (std::isnan(plan.seconds_one_thread)) {
+    out << "time: " << plan.calibration_note << "\n";
+  } else {
+    out << "time: ~" << seconds_text(plan.seconds_one_thread) << " on one thread";
+    if (threads > 1)
+      out << ", ~" << seconds_text(plan.seconds_one_thread / threads) << " on " << threads
+          << " threads if the work splits evenly";
+    out << " (calibration: " << plan.calibration_note << ")\n";
+  }
+  return out.str();
+}
+
+void require_memory_fits(const ExperimentConfig& c, int threads) {
+  const RunPlan plan = plan_run(c, threads, false);
+  const double memory = physical_memory();
+  require(memory <= 0 || plan.memory <= memory, "init.count", plan.particles,
+          "the run needs an estimated " + megabytes(plan.memory) + " (stored states " +
+              megabytes(plan.memory_states) + ", result file " + megabytes(plan.memory_file) +
+              ", work arrays " + megabytes(plan.memory_work) + ", data " +
+              megabytes(plan.memory_data) + "), more than this machine's " + megabytes(memory) +
+              "; `pflow run --plan` prints the estimate");
 }
 
 }  // namespace pflow

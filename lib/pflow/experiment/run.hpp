@@ -41,6 +41,35 @@ void write_result(const ExperimentResult& result, const std::string& path);
 // memory), and what the errors are; a kind without cells says what it wrote.
 std::string run_summary(const ExperimentResult& result, double seconds);
 
+// What a run will do and need, before it runs (`pflow run --plan`): its cells, the evaluations
+// per particle, an estimate of its peak memory and, from a short calibration, of its time.
+struct RunPlan {
+  struct Cell {
+    std::string solver;
+    int nfe = 0;             // fixed-step cells
+    double tolerance = NAN;  // adaptive cells (their NFE follows from the tolerance)
+  };
+  std::vector<Cell> cells;
+  long long particles = 0;
+  int state_dim = 0;
+  long long nfe_per_particle = 0;  // the fixed-step cells' NFE, summed
+  // The estimated peak resident memory and its parts (bytes).
+  double memory = 0, memory_program = 0, memory_states = 0, memory_file = 0, memory_work = 0,
+         memory_data = 0;
+  // The calibration: the run on few particles, timed on one thread: seconds = fixed + per
+  // particle * N from the last two runs (`fitted` false: the calibration was the whole run).
+  double seconds_one_thread = NAN, seconds_fixed = NAN, seconds_per_particle = NAN;
+  bool fitted = false;
+  std::string calibration_note;
+};
+// `calibrate`: also run the calibration (the run cut to its first two NFE levels on 1 and 2
+// particles; kinds without cells are run whole).
+RunPlan plan_run(const ExperimentConfig& config, int threads, bool calibrate);
+std::string format_plan(const ExperimentConfig& config, const RunPlan& plan, int threads);
+// Refuses (InputError on init.count, with the numbers) a run whose estimated peak memory
+// exceeds this machine's physical memory.
+void require_memory_fits(const ExperimentConfig& config, int threads);
+
 // Provenance attributes of every result file.
 struct Provenance {
   std::string git_commit, git_dirty, pflow_version, created_utc, host, compiler, libraries;
