@@ -32,6 +32,16 @@ std::string closest_name(const std::string& word, const std::vector<std::string>
   return best;
 }
 
+namespace {
+
+// The message of an input nested deeper than max_json_depth; `where` locates the excess.
+std::string too_deep(const std::string& where) {
+  return "nests arrays and objects more than " + std::to_string(max_json_depth) + " levels deep" +
+         where + "; pflow's own inputs need at most 5";
+}
+
+}  // namespace
+
 int json_nesting_excess(const std::string& text, int limit) {
   int depth = 0;
   bool in_string = false, escaped = false;
@@ -60,10 +70,9 @@ json parse_json_text(const std::string& text, const std::string& field, const st
   const int at = json_nesting_excess(text, max_json_depth);
   if (at >= 0) {
     const auto line = 1 + std::count(text.begin(), text.begin() + at, '\n');
-    throw InputError(field, value,
-                     "nests arrays and objects more than " + std::to_string(max_json_depth) +
-                         " levels deep (line " + std::to_string(line) + ", byte " +
-                         std::to_string(at) + "); pflow's own inputs need at most 5");
+    throw InputError(
+        field, value,
+        too_deep(" (line " + std::to_string(line) + ", byte " + std::to_string(at) + ")"));
   }
   return json::parse(text, nullptr, false);
 }
@@ -76,8 +85,7 @@ void require_bounded_depth(const json& value, const std::string& field) {
     if (!v->is_structured()) continue;
     if (depth + 1 > max_json_depth)
       throw InputError(field, "(a value " + std::to_string(depth + 1) + " levels deep)",
-                       "nests arrays and objects more than " + std::to_string(max_json_depth) +
-                           " levels deep; pflow's own inputs need at most 5");
+                       too_deep(""));
     for (const json& child : *v) stack.emplace_back(&child, depth + 1);
   }
 }

@@ -879,7 +879,6 @@ RunPlan plan_run(const ExperimentConfig& c, int threads, bool calibrate) {
         }
       }
       plan.seconds_one_thread = total;
-      plan.fitted = true;
       plan.calibration_note =
           "the first two NFE levels on " +
           (p1.n == p2.n ? std::to_string(p1.n) +

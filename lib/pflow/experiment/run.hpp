@@ -56,10 +56,9 @@ struct RunPlan {
   // The estimated peak resident memory and its parts (bytes).
   double memory = 0, memory_program = 0, memory_states = 0, memory_file = 0, memory_work = 0,
          memory_data = 0;
-  // The calibration: the run on few particles, timed on one thread: seconds = fixed + per
-  // particle * N from the last two runs (`fitted` false: the calibration was the whole run).
-  double seconds_one_thread = NAN, seconds_fixed = NAN, seconds_per_particle = NAN;
-  bool fitted = false;
+  // The calibration's estimate of the wall time on one thread (NaN: not estimated; the note
+  // says why) and how it was made.
+  double seconds_one_thread = NAN;
   std::string calibration_note;
 };
 // `calibrate`: also run the calibration (the run cut to its first two NFE levels on 1 and 2
