@@ -346,3 +346,58 @@ TEST_CASE("the run plan: cells, NFE, the memory model and a calibrated time", "[
   CHECK_THROWS_WITH(require_memory_fits(huge, 1),
                     Catch::Contains("init.count = 100000000: the run needs an estimated"));
 }
+
+// The image-sized Gaussian path at d = 64: the exact map evaluated in double from the cached
+// LAPACK eigendecomposition (reference "exact-double") against the same closed form in 50 digits
+// with Eigen's eigensolver (reference "exact"): an independent computation of the reference.
+TEST_CASE("exact-double reference agrees with the 50-digit exact map at d = 64", "[experiments]") {
+  json c = {
+      {"name", "gaussian64"},
+      {"sde", {{"type", "vp-linear"}, {"beta_min", 0.1}, {"beta_max", 20.0}}},
+      {"target",
+       {{"type", "gaussian"},
+        {"generated",
+         {{"dim", 64}, {"largest", 200.0}, {"exponent", 1.5}, {"mean_std", 0.5}, {"seed", 1}}}}},
+      {"time", {{"t_start", 1.0}, {"t_end", 1e-3}, {"grid", "logsnr"}}},
+      {"init", {{"count", 8}, {"seed", 2}}},
+      {"solvers", {"ddim", "dpm-solver++-2m"}},
+      {"nfe", {6, 12, 24, 48}},
+      {"reference", "exact-double"}};
+  const ExperimentResult fast = run_experiment(parse_experiment(c), {});
+  // Bit-identical on two threads: the cells run side by side, each calling OpenBLAS (one thread
+  // inside) for the score's products.
+  RunOptions two;
+  two.threads = 2;
+  const ExperimentResult fast2 = run_experiment(parse_experiment(c), two);
+  CHECK(fast2.reference == fast.reference);
+  for (size_t s = 0; s < fast.solvers.size(); ++s)
+    for (size_t k = 0; k < fast.solvers[s].cells.size(); ++k)
+      CHECK(fast2.solvers[s].cells[k].x == fast.solvers[s].cells[k].x);
+  c["reference"] = "exact";
+  const ExperimentResult slow = run_experiment(parse_experiment(c), {});
+  CHECK_THAT(fast.reference_method, Catch::Contains("double, per-mode closed form"));
+  CHECK(slow.reference_method == "exact flow map (50 digits)");
+  REQUIRE(fast.reference.size() == 8 * 64);
+  double scale = 0, diff = 0;
+  for (size_t i = 0; i < fast.reference.size(); ++i) {
+    scale = std::max(scale, std::abs(slow.reference[i]));
+    diff = std::max(diff, std::abs(fast.reference[i] - slow.reference[i]));
+  }
+  INFO("max |exact-double - exact| = " << diff << " of max |x| = " << scale);
+  CHECK(diff < 1e-12 * scale);
+  CHECK(diff > 0);  // two computations, not one
+  // The cells are the same solves: their errors agree to the references' difference.
+  for (size_t s = 0; s < fast.solvers.size(); ++s)
+    for (size_t k = 0; k < fast.solvers[s].cells.size(); ++k) {
+      CHECK(fast.solvers[s].cells[k].x == slow.solvers[s].cells[k].x);
+      CHECK(std::abs(fast.solvers[s].cells[k].err_max - slow.solvers[s].cells[k].err_max) <=
+            2 * diff);
+    }
+  // "exact-double" is a double-precision, end-point reference.
+  c["reference"] = "exact-double";
+  c["precision"] = "mp50";
+  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("needs precision \"double\""));
+  c["precision"] = "double";
+  c["kind"] = "trajectory";
+  CHECK_THROWS_WITH(parse_experiment(c), Catch::Contains("applies to kinds"));
+}

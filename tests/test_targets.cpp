@@ -3,8 +3,10 @@
 #include "pflow/flow/exact_flow.hpp"
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/factory.hpp"
+#include "pflow/target/data_source.hpp"
 
 using namespace pflow;
+using json = nlohmann::json;
 using pflow::testing::max_diff;
 using pflow::testing::tol;
 
@@ -153,4 +155,70 @@ TEMPLATE_TEST_CASE("Blurring: exact flow (R-ODE) matches the 50-digit reference"
   const Mat<S> exact = exact_flow_map<S>(*sde, data, x, S(1), ratio<S>(1, 10));
   const Mat<S> ode = reference_flow<S>(*sde, data, x, S(1), ratio<S>(1, 10));
   CHECK(max_diff(exact, ode) < tol<S>(1e-12, 1e-26));
+}
+
+TEST_CASE("generated Gaussian: a dense covariance with the power-law spectrum, fixed by the seed",
+          "[targets]") {
+  const json spec_json = {
+      {"dim", 80}, {"largest", 50.0}, {"exponent", 1.5}, {"mean_std", 0.5}, {"seed", 3}};
+  const GeneratedGaussianSpec spec = generated_gaussian_spec(spec_json, "target.generated");
+  const auto [mean, cov] = generate_gaussian(spec);
+  const auto [mean2, cov2] = generate_gaussian(spec);
+  CHECK(mean == mean2);  // deterministic
+  CHECK(cov == cov2);
+  CHECK(cov == cov.transpose());  // exactly symmetric
+  // Dense and unstructured: the mixture keeps it as one dense block (no diagonal, no sharing).
+  const auto data = make_target<double>({{"type", "gaussian"}, {"generated", spec_json}});
+  CHECK(data.cov(0).groups() == 1);
+  CHECK(data.cov(0).block_size() == 80);
+  CHECK(cov.cwiseAbs().minCoeff() > 0);
+  // Its spectrum is l_k = 50 k^-1.5 (Eigen's solver, independent of the LAPACK one), and the
+  // LAPACK eigendecomposition the mixture caches (d >= 64) gives the same values and rebuilds S.
+  const Vec<double> wanted = spec.eigenvalues().reverse();  // ascending
+  const Eigen::SelfAdjointEigenSolver<Mat<double>> eig(cov);
+  CHECK((eig.eigenvalues() - wanted).cwiseAbs().maxCoeff() < 1e-12 * 50);
+  CHECK(wanted(0) == Approx(50 * std::pow(80.0, -1.5)).epsilon(1e-15));
+  const auto* spectrum = data.spectrum(0);
+  REQUIRE(spectrum != nullptr);
+  CHECK((spectrum->values - wanted).cwiseAbs().maxCoeff() < 1e-12 * 50);
+  const Mat<double> rebuilt =
+      spectrum->vectors * spectrum->values.asDiagonal() * spectrum->vectors.transpose();
+  CHECK((rebuilt - cov).cwiseAbs().maxCoeff() < 1e-12 * 50);
+  CHECK((spectrum->vectors.transpose() * spectrum->vectors - Mat<double>::Identity(80, 80))
+            .cwiseAbs()
+            .maxCoeff() < 1e-13);
+  // Another seed, another eigenbasis; the mean has the requested scale (80 draws of N(0, 0.25)).
+  const json other = {{"dim", 80}, {"largest", 50.0}, {"exponent", 1.5}, {"seed", 4}};
+  CHECK(generate_gaussian(generated_gaussian_spec(other, "g")).second != cov);
+  CHECK(std::sqrt(mean.squaredNorm() / 80) == Approx(0.5).epsilon(0.25));
+  // The spec alone gives the dimension, without generating.
+  CHECK(DataSource<double>::dim_of_config({{"type", "gaussian"}, {"generated", spec_json}},
+                                          "target") == 80);
+}
+
+TEST_CASE("generated Gaussian: bad specs name the field", "[targets]") {
+  const auto message = [](const json& generated) {
+    try {
+      make_target<double>({{"type", "gaussian"}, {"generated", generated}});
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK_THAT(message({{"dim", 0}}), Catch::Contains("target.generated.dim = 0"));
+  CHECK_THAT(message({{"dim", 8}, {"largest", -1}}),
+             Catch::Contains("target.generated.largest = -1"));
+  CHECK_THAT(message({{"dim", 3072}, {"exponent", 5}}),
+             Catch::Contains("below 1e-12 of the largest"));
+  CHECK_THAT(message({{"dim", 8}, {"spectrum", "flat"}}),
+             Catch::Contains("target.generated.spectrum = flat"));
+  CHECK_THAT(message({{"dim", 8}, {"seed", 1.5}}), Catch::Contains("target.generated.seed = 1.5"));
+  CHECK_THAT(message({{"dims", 8}}), Catch::Contains("dim"));
+  CHECK_THAT(message(json::array({8})), Catch::Contains("must be an object"));
+  try {
+    make_target<double>({{"type", "gaussian"}, {"mean", {0.0}}, {"generated", {{"dim", 1}}}});
+    FAIL("mean beside generated was accepted");
+  } catch (const InputError& e) {
+    CHECK_THAT(std::string(e.what()), Catch::Contains("replaces 'mean' and 'cov'"));
+  }
 }

@@ -169,6 +169,13 @@ class BlockMatrix {
   }
 
   friend BlockMatrix operator*(const BlockMatrix& a, const BlockMatrix& b) {
+    // A diagonal (1x1 blocks: a scalar SDE's Psi) times one dense block is a row or column
+    // scaling, O(d^2): densifying the diagonal made it a d^3 product (60 GFLOP at d = 3072).
+    // The same values: each entry's sum has one nonzero term.
+    if (a.dim() == b.dim() && a.block_ == 1 && b.groups_ == 1 && b.block_ > 1)
+      return dense(a.diagonal_values().asDiagonal() * b.blocks_[0]);
+    if (a.dim() == b.dim() && b.block_ == 1 && a.groups_ == 1 && a.block_ > 1)
+      return dense(a.blocks_[0] * b.diagonal_values().asDiagonal());
     return combine(a, b, [](const M& x, const M& y) { return M(x * y); });
   }
   friend BlockMatrix operator+(const BlockMatrix& a, const BlockMatrix& b) {
@@ -188,6 +195,12 @@ class BlockMatrix {
   }
 
  private:
+  // The diagonal of a matrix of 1x1 blocks.
+  Vec<Scalar> diagonal_values() const {
+    Vec<Scalar> v(groups_);
+    for (int i = 0; i < groups_; ++i) v(i) = block(i)(0, 0);
+    return v;
+  }
   BlockMatrix(int groups, int block, std::vector<M> blocks)
       : groups_(groups), block_(block), blocks_(std::move(blocks)) {}
 

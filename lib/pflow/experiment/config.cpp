@@ -148,7 +148,14 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
       throw InputError(field, f.raw(field).dump(), "applies to kind " + names + " only");
     }
   c.precision = f.text("precision", "double", {"double", "float128", "mp50"});
-  c.reference = f.text("reference", "auto", {"auto", "exact", "float128", "mp50"});
+  c.reference = f.text("reference", "auto", {"auto", "exact", "exact-double", "float128", "mp50"});
+  require(c.reference != "exact-double" || c.precision == "double", "reference", "exact-double",
+          "evaluates the exact map in double: it needs precision \"double\" (\"exact\" is the "
+          "same map in 50 digits)");
+  require(c.reference != "exact-double" || c.kind == "convergence" || c.kind == "work-precision",
+          "reference", "exact-double",
+          "applies to kinds \"convergence\" and \"work-precision\" only (whose reference is the "
+          "flow's end point); use \"exact\"");
   require(c.reference != "float128" || c.precision == "double", "reference", "float128",
           "is no more precise than precision \"" + c.precision +
               "\": its references are solved in mp50 (\"auto\" or \"mp50\")");
@@ -162,7 +169,7 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   require(f.has("sde"), "sde", "(missing)", "is required");
   c.target = f.raw("target");
   c.sde = f.raw("sde");
-  c.data_dim = DataSource<double>::from_config(c.target, "target").dim();
+  c.data_dim = DataSource<double>::dim_of_config(c.target, "target");
   c.state_dim = make_sde<double>(c.sde, c.data_dim, "sde")->state_dim();
   parse_denoiser(f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}}, c);
   // A sample-only data set has no score and no density: a learned model samples it, and the
@@ -337,6 +344,7 @@ void parse_nfe(const Fields& f, const std::vector<SolverInfo>& infos, Experiment
   require(c.timing_repeats >= 1 && c.timing_repeats <= 100, "timing_repeats", c.timing_repeats,
           "must be between 1 and 100 (each cell's solve is run this many times and its wall "
           "time is the best of them)");
+  c.store_states = f.boolean("store_states", true);
   c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
   require(c.fit_levels >= 2 && c.fit_levels <= 20, "fit_levels", c.fit_levels,
           "must be between 2 and 20");
@@ -368,15 +376,23 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 
 }  // namespace
 
+bool exact_reference_in_run_precision(const ExperimentConfig& c) {
+  if (c.reference == "exact-double") return true;
+  return c.reference == "auto" && c.precision == "double" &&
+         (c.kind == "convergence" || c.kind == "work-precision") &&
+         c.data_dim >= exact_in_double_min_dim;
+}
+
 ExperimentConfig parse_experiment(const nlohmann::json& j) {
   require_bounded_depth(j, "config");
   ExperimentConfig c;
   // The common fields, then every kind's own (a field of another kind is refused by name in
   // parse_common).
-  std::vector<std::string> keys = {"name",        "kind",       "sde",           "target",
-                                   "denoiser",    "time",       "init",          "solvers",
-                                   "nfe",         "precision",  "reference",     "seed",
-                                   "description", "fit_levels", "timing_repeats"};
+  std::vector<std::string> keys = {
+      "name",        "kind", "sde",         "target",     "denoiser",
+      "time",        "init", "solvers",     "nfe",        "precision",
+      "reference",   "seed", "description", "fit_levels", "timing_repeats",
+      "store_states"};
   for_each_kind([&](const auto& kind) {
     for (const std::string& field : kind.own_fields())
       if (std::find(keys.begin(), keys.end(), field) == keys.end()) keys.push_back(field);
@@ -397,6 +413,8 @@ ExperimentConfig parse_experiment(const nlohmann::json& j) {
     if (kind.has_cells) {
       c.normalized["fit_levels"] = c.fit_levels;
       c.normalized["timing_repeats"] = c.timing_repeats;
+      // Written only when off, so that the stored configs of earlier results stay as they were.
+      if (!c.store_states) c.normalized["store_states"] = false;
     }
     kind.normalise(c, c.normalized);
   });

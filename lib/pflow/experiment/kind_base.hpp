@@ -50,6 +50,9 @@ struct RunSetup {
   Scalar t_start, t_end;
   bool exact_available = false;  // the data has one component: an exact flow map
   bool exact_reference = false;  // and it serves as the reference
+  // The exact map is evaluated in the run's precision (double) from one eigendecomposition
+  // (reference "exact-double", or "auto" above exact_in_double_min_dim): no 50-digit copies.
+  bool exact_in_run_precision = false;
   const ProgressCallback* progress = nullptr;
   int threads = 1;  // for the particles of the references (bit-identical for any count)
   // Encoding kinds (inversion) flow from t_end to t_start: the references run that way too.
@@ -167,33 +170,48 @@ Mat<Scalar> bulirsch_stoer_reference(const RunSetup<Scalar>& s, bool learned, Pr
 // Bulirsch-Stoer solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
 template <class Scalar>
 Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
-  require(s.data50 != nullptr, "target", s.config.target.dump(),
+  require(s.data != nullptr, "target", s.config.target.dump(),
           "is a sample-only data set: it has no analytic flow");
-  require(s.config.reference != "exact" || s.exact_available, "reference", "exact",
-          "needs Gaussian or Dirac data (one component); use \"auto\", \"float128\" or "
-          "\"mp50\"");
+  require(
+      (s.config.reference != "exact" && s.config.reference != "exact-double") || s.exact_available,
+      "reference", s.config.reference,
+      "needs Gaussian or Dirac data (one component); use \"auto\", \"float128\" or "
+      "\"mp50\"");
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, s.model50 ? "analytic flow" : "reference",
                       static_cast<size_t>(s.x0.cols()));
   const bool exact =
-      s.exact_available && (s.config.reference == "auto" || s.config.reference == "exact");
+      s.exact_available && (s.config.reference == "auto" || s.config.reference == "exact" ||
+                            s.config.reference == "exact-double");
   if (!exact) return bulirsch_stoer_reference(s, false, stage, method, tolerance);
   // In chunks of particles on the run's threads: a 50-digit number takes 64 bytes, so the whole
   // state in 50 digits would take 8 times the run's own states (N = 1e6, d = 2: 128 MB per
   // copy). Each particle's map is independent, so the result is the same for any chunking.
   const Eigen::Index n = s.x0.cols(), chunk = 4096;
-  const mp50 from = from_double<mp50>(s.flow_from()), to = from_double<mp50>(s.flow_to());
   Mat<Scalar> ref(s.x0.rows(), n);
-  parallel_for_indices(static_cast<size_t>((n + chunk - 1) / chunk), s.threads, [&](size_t k) {
-    const Eigen::Index first = static_cast<Eigen::Index>(k) * chunk;
-    const Eigen::Index cols = std::min(chunk, n - first);
-    const Mat<mp50> x50 = s.x0.middleCols(first, cols).template cast<mp50>();
-    ref.middleCols(first, cols) =
-        exact_flow_map(s.sde50, *s.data50, x50, from, to).template cast<Scalar>();
-    return true;
-  });
-  stage.done("exact flow map", static_cast<size_t>(n));
-  method = "exact flow map (50 digits)";
+  auto chunked = [&](const auto& sde, const auto& data, auto from, auto to) {
+    using R = decltype(from);
+    parallel_for_indices(static_cast<size_t>((n + chunk - 1) / chunk), s.threads, [&](size_t k) {
+      const Eigen::Index first = static_cast<Eigen::Index>(k) * chunk;
+      const Eigen::Index cols = std::min(chunk, n - first);
+      const Mat<R> x = s.x0.middleCols(first, cols).template cast<R>();
+      ref.middleCols(first, cols) = exact_flow_map(sde, data, x, from, to).template cast<Scalar>();
+      return true;
+    });
+  };
+  if (s.exact_in_run_precision) {
+    // The per-mode closed form from the spectrum of the covariance (docs/NOTES.md sec. 2),
+    // computed once (LAPACK from d = 64): its error is that of a backward-stable
+    // eigendecomposition, ~1e-13 relative at d = 64 against the 50-digit map (tests).
+    chunked(s.sde, *s.data, from_double<Scalar>(s.flow_from()), from_double<Scalar>(s.flow_to()));
+    stage.done("exact flow map", static_cast<size_t>(n));
+    method = "exact flow map (" + std::string(scalar_name<Scalar>()) +
+             ", per-mode closed form from one eigendecomposition)";
+  } else {
+    chunked(s.sde50, *s.data50, from_double<mp50>(s.flow_from()), from_double<mp50>(s.flow_to()));
+    stage.done("exact flow map", static_cast<size_t>(n));
+    method = "exact flow map (50 digits)";
+  }
   tolerance = 0;
   return ref;
 }

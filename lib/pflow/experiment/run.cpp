@@ -422,12 +422,18 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
                     ExperimentResult& result) {
   const auto data = DataSource<Scalar>::from_config(c.target, "target");
   const auto sde = make_sde<Scalar>(c.sde, c.data_dim, "sde");
-  const auto data50 = DataSource<mp50>::from_config(c.target, "target");
-  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
   const std::optional<MlpModel> mlp = load_run_model(c, result);
   const MlpModel* file = mlp ? &*mlp : nullptr;
   const auto model = make_denoiser<Scalar>(c.denoiser, *sde, data.mixture(), file);
   const bool analytic_model = model->is_exact();
+  const bool exact_available = data.mixture() && data.mixture()->components() == 1;
+  const bool exact_in_run_precision = exact_available && exact_reference_in_run_precision(c);
+  // The data in 50 digits only where a reference uses it: a d = 3072 covariance takes 600 MB
+  // in 50 digits, and its Cholesky check minutes.
+  const auto data50 = exact_in_run_precision && analytic_model
+                          ? DataSource<mp50>()
+                          : DataSource<mp50>::from_config(c.target, "target");
+  const auto sde50 = make_sde<mp50>(c.sde, c.data_dim, "sde");
   const auto model50 =
       analytic_model ? nullptr : make_denoiser<mp50>(c.denoiser, *sde50, data50.mixture(), file);
   RunSetup<Scalar> setup(c, *sde, *sde50, data50.mixture());
@@ -441,9 +447,11 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.x0 = initial_states(c, *sde, data, Kind::init_at_t_end ? c.t_end : c.t_start);
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
-  setup.exact_available = data50.mixture() && data50.mixture()->components() == 1;
+  setup.exact_available = exact_available;
   setup.exact_reference =
-      setup.exact_available && analytic_model && (c.reference == "auto" || c.reference == "exact");
+      setup.exact_available && analytic_model &&
+      (c.reference == "auto" || c.reference == "exact" || c.reference == "exact-double");
+  setup.exact_in_run_precision = exact_in_run_precision;
   setup.progress = &options.progress;
   setup.threads = options.threads;
   kind.configure(setup);
@@ -454,7 +462,7 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   result.reference = row_major(reference);
   Mat<Scalar> analytic;
   // The error split needs the data's analytic flow: a mixture target.
-  if (!analytic_model && Kind::splits_model_error && data50.mixture() && model->approximates_data())
+  if (!analytic_model && Kind::splits_model_error && data.mixture() && model->approximates_data())
     analytic = with_stage_context("analytic flow of the data (the model error's split)", c,
                                   [&] { return split_model_error(setup, reference, result); });
   const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
@@ -625,7 +633,7 @@ void write_solver(h5::File& f, const Kind& kind, const ExperimentResult& r, size
   f.dataset(g + "/err_rms", {m}, err_rms);
   f.dataset(g + "/wall_s", {m}, wall);
   f.dataset(g + "/tolerance", {m}, tolerance);  // NaN for fixed-step solvers
-  f.dataset_slabs(g + "/x", {m, n, d}, x);
+  if (r.config.store_states) f.dataset_slabs(g + "/x", {m, n, d}, x);
   if (!r.analytic_flow.empty()) {  // a learned or perturbed model: the error split
     std::vector<double> total_max, total_rms;
     for (const auto& cell : s.cells) {
@@ -826,7 +834,14 @@ RunPlan plan_run(const ExperimentConfig& c, int threads, bool calibrate) {
   plan.memory_states = has_cells ? stored_arrays * states * sizeof(double) : 0;
   plan.memory_file = 1.125 * plan.memory_states;
   plan.memory_work = has_cells ? running * 6 * states * scalar_bytes : 0;
-  plan.memory_data = components * c.data_dim * c.data_dim * (4 * sizeof(double) + 2 * sizeof(mp50));
+  // An exact map in double keeps no 50-digit copies; its eigendecomposition (and a generated
+  // covariance's orthogonal factor) takes ~4 more d x d arrays while it runs, and each running
+  // cell's Gaussian score a whitening matrix and its product temporaries (2 per cell).
+  const bool data_in_double = exact_reference_in_run_precision(c) &&
+                              c.denoiser.value("type", std::string("analytic")) == "analytic";
+  const double square = components * c.data_dim * c.data_dim;
+  plan.memory_data = data_in_double ? square * sizeof(double) * (6 + 2 * running)
+                                    : square * (4 * sizeof(double) + 2 * sizeof(mp50));
   plan.memory = plan.memory_program + plan.memory_data + plan.memory_states +
                 std::max(plan.memory_file, plan.memory_work);
   if (!calibrate) return plan;

@@ -35,24 +35,41 @@ std::pair<Mat<Scalar>, BlockMatrix<Scalar>> gaussian_marginal(const LinearSde<Sc
   return {mean, sde.marginal_covariance(data.cov(0), psi, sde.covariance(t))};
 }
 
-// Closed form for scalar SDEs.
+// Closed form for scalar SDEs, mode by mode: in the eigenbasis of S0 each coordinate is scaled
+// by sqrt((alpha_t^2 s_i + sigma_t^2) / (alpha_s^2 s_i + sigma_s^2)). A dense S0 uses the data's
+// cached spectrum (one eigendecomposition per run, O(d^2) per particle); a diagonal or scaled
+// identity one needs none (O(d) per particle).
 template <class Scalar>
 Mat<Scalar> exact_flow_scalar(const ScalarSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
                               const Mat<Scalar>& xs, const Scalar& s, const Scalar& t) {
   using std::sqrt;
   require_single_gaussian(data);
-  const Mat<Scalar> s0 = data.cov(0).to_dense();
-  Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(s0);
-  const Mat<Scalar>& u = eig.eigenvectors();
   const Scalar at = sde.alpha(t), as = sde.alpha(s), st = sde.sigma(t), ss = sde.sigma(s);
-  Vec<Scalar> gain(s0.rows());
-  for (Eigen::Index i = 0; i < gain.size(); ++i) {
-    const Scalar ev = std::max<Scalar>(eig.eigenvalues()(i), Scalar(0));
-    gain(i) = sqrt((at * at * ev + st * st) / (as * as * ev + ss * ss));
+  const auto gains = [&](const Vec<Scalar>& values) {
+    Vec<Scalar> gain(values.size());
+    for (Eigen::Index i = 0; i < gain.size(); ++i) {
+      const Scalar ev = std::max<Scalar>(values(i), Scalar(0));
+      gain(i) = sqrt((at * at * ev + st * st) / (as * as * ev + ss * ss));
+    }
+    return gain;
+  };
+  const Vec<Scalar> mu = data.means().col(0);
+  const Mat<Scalar> centred = xs.colwise() - as * mu;
+  const BlockMatrix<Scalar>& cov = data.cov(0);
+  Mat<Scalar> out;
+  if (const auto* spectrum = data.spectrum(0)) {
+    const Mat<Scalar>& u = spectrum->vectors;
+    out = u * (gains(spectrum->values).asDiagonal() * (u.transpose() * centred));
+  } else if (cov.block_size() == 1) {
+    Vec<Scalar> values(cov.dim());
+    for (int i = 0; i < cov.dim(); ++i) values(i) = cov.block(i)(0, 0);
+    out = gains(values).asDiagonal() * centred;
+  } else {
+    const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov.to_dense());
+    const Mat<Scalar>& u = eig.eigenvectors();
+    out = u * (gains(eig.eigenvalues()).asDiagonal() * (u.transpose() * centred));
   }
-  const Mat<Scalar> mu = data.means();
-  const Mat<Scalar> centred = xs.colwise() - (as * mu).col(0);
-  return (u * gain.asDiagonal() * u.transpose() * centred).colwise() + (at * mu).col(0);
+  return out.colwise() + at * mu;
 }
 
 namespace detail {

@@ -3,9 +3,11 @@
 #include "pflow/core/json_fields.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <map>
 
+#include "pflow/core/lapack.hpp"
 #include "pflow/sde/blurring.hpp"
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/linear_sde.hpp"
@@ -213,7 +215,17 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
     return at_path(path, [&] { return GaussianMixture<Scalar>::dirac(point); });
   }
   if (type == "gaussian") {
-    Fields f(config, path, {"type", "mean", "cov"});
+    Fields f(config, path, {"type", "mean", "cov", "generated"});
+    if (f.has("generated")) {
+      require(!f.has("mean") && !f.has("cov"), f.at("generated"), "(given)",
+              "replaces 'mean' and 'cov': give either the generator or both of them");
+      const auto generated =
+          generate_gaussian(generated_gaussian_spec(f.raw("generated"), f.at("generated")));
+      return at_path(path, [&] {
+        return GaussianMixture<Scalar>::gaussian(generated.first.template cast<Scalar>(),
+                                                 generated.second.template cast<Scalar>());
+      });
+    }
     const Vec<Scalar> mean = f.vector<Scalar>("mean");
     const Mat<Scalar> cov = f.matrix<Scalar>("cov");
     return at_path(path, [&] { return GaussianMixture<Scalar>::gaussian(mean, cov); });
@@ -237,6 +249,61 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
     });
   }
   return mixture;
+}
+
+GeneratedGaussianSpec generated_gaussian_spec(const json& generated, const std::string& path) {
+  require(generated.is_object(), path, generated.dump(),
+          "must be an object: {\"spectrum\": \"power-law\", \"dim\": ..., \"largest\": ..., "
+          "\"exponent\": ..., \"mean_std\": ..., \"seed\": ...}");
+  Fields f(generated, path, {"spectrum", "dim", "largest", "exponent", "mean_std", "seed"});
+  f.text("spectrum", "power-law", {"power-law"});
+  GeneratedGaussianSpec spec;
+  spec.dim = f.integer("dim");
+  // LAPACK's 32-bit indices hold dim^2 up to 46340^2; memory is checked by the run's plan.
+  require(spec.dim >= 1 && spec.dim <= 46340, f.at("dim"), spec.dim, "must be from 1 to 46340");
+  spec.largest = to_double(f.number<double>("largest", 1.0));
+  require(std::isfinite(spec.largest) && spec.largest > 0, f.at("largest"), spec.largest,
+          "must be a positive finite eigenvalue");
+  spec.exponent = to_double(f.number<double>("exponent", 1.0));
+  require(std::isfinite(spec.exponent) && spec.exponent >= 0 && spec.exponent <= 20,
+          f.at("exponent"), spec.exponent, "must be from 0 to 20 (l_k = largest * k^-exponent)");
+  const double smallest = spec.largest * std::pow(static_cast<double>(spec.dim), -spec.exponent);
+  require(smallest >= 1e-12 * spec.largest && smallest > 1e-300, f.at("exponent"), spec.exponent,
+          "makes the smallest eigenvalue " + to_text(smallest) + ", below 1e-12 of the largest: " +
+              "the covariance would not be numerically positive definite in double");
+  spec.mean_std = to_double(f.number<double>("mean_std", 0.0));
+  require(std::isfinite(spec.mean_std) && spec.mean_std >= 0, f.at("mean_std"), spec.mean_std,
+          "must be non-negative and finite");
+  const double seed = f.has("seed") ? to_double(f.number<double>("seed")) : 0.0;
+  require(seed >= 0 && seed == std::floor(seed) && seed < 9e15, f.at("seed"), seed,
+          "must be a non-negative integer");
+  spec.seed = static_cast<std::uint64_t>(seed);
+  return spec;
+}
+
+Vec<double> GeneratedGaussianSpec::eigenvalues() const {
+  Vec<double> l(dim);
+  for (int k = 0; k < dim; ++k) l(k) = largest * std::pow(static_cast<double>(k + 1), -exponent);
+  return l;
+}
+
+std::pair<Vec<double>, Mat<double>> generate_gaussian(const GeneratedGaussianSpec& spec) {
+  Rng rng(spec.seed);
+  Mat<double> q = lapack_orthogonal_factor(rng.normal_matrix<double>(spec.dim, spec.dim));
+  const Vec<double> mean = spec.mean_std * rng.normal_matrix<double>(spec.dim, 1).col(0);
+  // S = (Q diag(sqrt l)) (Q diag(sqrt l))^T, exactly symmetric.
+  q = q * spec.eigenvalues().cwiseSqrt().asDiagonal();
+  return {mean, lapack_gram(q)};
+}
+
+int generated_target_dim(const json& config, const std::string& path) {
+  if (!(config.is_object() && config.contains("generated") && config.contains("type") &&
+        config["type"] == "gaussian"))
+    return 0;
+  const Fields check(config, path, {"type", "mean", "cov", "generated"});
+  require(!check.has("mean") && !check.has("cov"), check.at("generated"), "(given)",
+          "replaces 'mean' and 'cov': give either the generator or both of them");
+  return generated_gaussian_spec(check.raw("generated"), check.at("generated")).dim;
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);

@@ -8,8 +8,10 @@
 // keys get the closest valid name suggested.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,6 +40,25 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const nlohmann::json& config, int da
 template <class Scalar>
 GaussianMixture<Scalar> make_target(const nlohmann::json& config,
                                     const std::string& path = "target");
+
+// A Gaussian with a dense covariance of prescribed spectrum, for image-sized test beds
+// (target {"type": "gaussian", "generated": {...}}): S = Q diag(l) Q^T with the power law
+// l_k = largest * k^-exponent (k = 1..dim) and Q Haar-random (the QR factor of a standard normal
+// matrix, signs fixed), so S is dense and has no structure to detect; the mean has independent
+// N(0, mean_std^2) entries. Deterministic in the seed (mt19937_64, one thread in LAPACK).
+struct GeneratedGaussianSpec {
+  int dim = 0;
+  double largest = 0, exponent = 0, mean_std = 0;
+  std::uint64_t seed = 0;
+  Vec<double> eigenvalues() const;  // l_k, descending
+};
+GeneratedGaussianSpec generated_gaussian_spec(const nlohmann::json& generated,
+                                              const std::string& path);
+// Mean (dim) and covariance (dim x dim) of the spec.
+std::pair<Vec<double>, Mat<double>> generate_gaussian(const GeneratedGaussianSpec& spec);
+// A generated Gaussian's dimension from its validated spec, without generating it (0 for any
+// other target block).
+int generated_target_dim(const nlohmann::json& config, const std::string& path = "target");
 
 extern template std::unique_ptr<LinearSde<double>> make_sde<double>(const nlohmann::json&, int,
                                                                     const std::string&);

@@ -27,6 +27,13 @@ class DataSource {
     return d;
   }
 
+  // The data dimension of a target block, validated; a generated Gaussian's comes from its spec
+  // (generating a d = 3072 covariance takes seconds).
+  static int dim_of_config(const nlohmann::json& target, const std::string& path) {
+    if (const int d = generated_target_dim(target, path)) return d;
+    return from_config(target, path).dim();
+  }
+
   // The mixture, or null for a sample-only data set.
   const GaussianMixture<Scalar>* mixture() const { return mixture_ ? &*mixture_ : nullptr; }
   int dim() const { return mixture_ ? mixture_->dim() : Dataset::dim; }

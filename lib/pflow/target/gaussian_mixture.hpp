@@ -20,6 +20,7 @@
 #include <Eigen/Eigenvalues>
 
 #include "pflow/core/block_matrix.hpp"
+#include "pflow/core/lapack.hpp"
 #include "pflow/target/random.hpp"
 
 namespace pflow {
@@ -130,7 +131,16 @@ class GaussianMixture {
     spectra_->of.resize(covs_.size());
     auto& slot = spectra_->of[static_cast<size_t>(k)];
     if (!slot) {
-      const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(covs_[k].stored_block(0));
+      const Mat<Scalar>& cov = covs_[k].stored_block(0);
+      if constexpr (std::is_same_v<Scalar, double>) {
+        if (cov.rows() >= lapack_eigen_min_dim) {
+          SymmetricEigen eig = lapack_symmetric_eigen(cov);
+          slot =
+              std::make_unique<Spectrum>(Spectrum{std::move(eig.values), std::move(eig.vectors)});
+          return slot.get();
+        }
+      }
+      const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov);
       require(eig.info() == Eigen::Success, "covs[" + to_text(k) + "]", "(dense)",
               "its eigendecomposition did not converge");
       slot = std::make_unique<Spectrum>(Spectrum{eig.eigenvalues(), eig.eigenvectors()});

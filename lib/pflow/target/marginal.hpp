@@ -46,9 +46,14 @@ class Marginal {
         const Scalar a = scalar->alpha(t), s = scalar->sigma(t);
         const Vec<Scalar> v = (a * a * spectrum->values.array() + s * s).matrix();
         if (!(v.minCoeff() > 0)) throw singular();
-        const Vec<Scalar> root = v.cwiseSqrt();
-        c.chol_inv = BlockMatrix<Scalar>::dense(root.cwiseInverse().asDiagonal() *
-                                                spectrum->vectors.transpose());
+        c.inv_root = v.cwiseSqrt().cwiseInverse();
+        // From d = 5 (no fixed-size products) A is applied as diag(inv_root) U^T, two products
+        // with U, and never formed: at d = 3072 forming it took as long as the products.
+        if (v.size() > 4)
+          c.vectors = &spectrum->vectors;
+        else
+          c.chol_inv =
+              BlockMatrix<Scalar>::dense(c.inv_root.asDiagonal() * spectrum->vectors.transpose());
         c.log_det = log_of_product(v);
       } else {
         const BlockMatrix<Scalar> cov = sde.marginal_covariance(data.cov(k), psi_, sigma_);
@@ -63,7 +68,7 @@ class Marginal {
       comps_.push_back(std::move(c));
     }
     dense_ = std::all_of(comps_.begin(), comps_.end(),
-                         [](const Component& c) { return c.chol_inv.groups() == 1; });
+                         [](const Component& c) { return c.vectors || c.chol_inv.groups() == 1; });
     // K with K K^T = Sigma(t), once per t. Sigma(0) = 0 has none: eps is then undefined, while
     // the score of non-degenerate data still is.
     try {
@@ -116,7 +121,7 @@ class Marginal {
     }
     Mat<Scalar> out = Mat<Scalar>::Zero(x.rows(), x.cols());
     for (int k = 0; k < kk; ++k)  // s_k = -L^{-T} L^{-1} (z - m_k)
-      out -= comps_[k].chol_inv.transpose().apply(whitened[k]) * weight.row(k).asDiagonal();
+      out -= whiten_transpose(comps_[k], whitened[k]) * weight.row(k).asDiagonal();
     return sde_->from_spectral(out);
   }
   // log p_t(x) for each column of x (D x n).
@@ -140,9 +145,9 @@ class Marginal {
     Vec<Scalar> out = -(ws.cwiseProduct(e.score)).colwise().sum().transpose();
     for (size_t k = 0; k < comps_.size(); ++k) {
       const Component& c = comps_[k];
-      const Mat<Scalar> sk =
-          -c.chol_inv.transpose().apply(c.chol_inv.apply(z.colwise() - c.mean.col(0)));
-      const Scalar trace = (w * c.chol_inv.transpose() * c.chol_inv).trace();
+      const Mat<Scalar> sk = -whiten_transpose(c, whiten(c, z.colwise() - c.mean.col(0)));
+      const BlockMatrix<Scalar> a = whitening_matrix(c);
+      const Scalar trace = (w * a.transpose() * a).trace();
       const Vec<Scalar> quadratic = (w.apply(sk).cwiseProduct(sk)).colwise().sum().transpose();
       for (Eigen::Index j = 0; j < n; ++j)
         out(j) += e.responsibilities(static_cast<Eigen::Index>(k), j) * (quadratic(j) - trace);
@@ -160,7 +165,8 @@ class Marginal {
     Mat<Scalar> out = -e.score * (e.score.cwiseProduct(vz)).colwise().sum().asDiagonal();
     for (size_t k = 0; k < comps_.size(); ++k) {
       const Component& c = comps_[k];
-      const BlockMatrix<Scalar> precision = c.chol_inv.transpose() * c.chol_inv;
+      const BlockMatrix<Scalar> a = whitening_matrix(c);
+      const BlockMatrix<Scalar> precision = a.transpose() * a;
       const Mat<Scalar> sk = -precision.apply(z.colwise() - c.mean.col(0));
       const Mat<Scalar> term =
           sk * (sk.cwiseProduct(vz)).colwise().sum().asDiagonal() - precision.apply(vz);
@@ -220,8 +226,27 @@ class Marginal {
     Mat<Scalar> mean;                         // D x 1, spectral
     std::optional<BlockMatrix<Scalar>> chol;  // L L^T = C_k (not made on the spectral path)
     BlockMatrix<Scalar> chol_inv;             // A with A^T A = C_k^{-1}: L^{-1}, or spectral
+    // Or, for a dense S_k under a scalar SDE from d = 5, A = diag(inv_root) U^T with U the
+    // data's cached eigenvectors (chol_inv is then empty).
+    const Mat<Scalar>* vectors = nullptr;
+    Vec<Scalar> inv_root;
     Scalar log_det;
   };
+  // A (z - m_k) and A^T y for a component, whichever form its A has.
+  static Mat<Scalar> whiten(const Component& c, const Mat<Scalar>& centred) {
+    if (c.vectors) return c.inv_root.asDiagonal() * (c.vectors->transpose() * centred);
+    return c.chol_inv.apply(centred);
+  }
+  static Mat<Scalar> whiten_transpose(const Component& c, const Mat<Scalar>& y) {
+    if (c.vectors) return *c.vectors * (c.inv_root.asDiagonal() * y);
+    return c.chol_inv.transpose().apply(y);
+  }
+  // A itself (formed for the spectral form: the divergence and Jacobian paths need it).
+  static BlockMatrix<Scalar> whitening_matrix(const Component& c) {
+    if (c.vectors)
+      return BlockMatrix<Scalar>::dense(c.inv_root.asDiagonal() * c.vectors->transpose());
+    return c.chol_inv;
+  }
   struct Evaluation {
     Vec<Scalar> log_density;
     Mat<Scalar> score;
@@ -254,7 +279,7 @@ class Marginal {
     std::vector<Mat<Scalar>> whitened(kk);
     for (int k = 0; k < kk; ++k) {
       const Component& c = comps_[k];
-      whitened[k] = c.chol_inv.apply(z.colwise() - c.mean.col(0));
+      whitened[k] = whiten(c, z.colwise() - c.mean.col(0));
       const Vec<Scalar> sq = whitened[k].colwise().squaredNorm().transpose();
       for (Eigen::Index j = 0; j < n; ++j)
         terms(k, j) = c.log_weight - (sq(j) + c.log_det + Scalar(dim) * log_2pi()) / 2;
@@ -318,7 +343,7 @@ class Marginal {
     // One Gaussian and no density asked for: score = -C^{-1} (z - m) with the precision
     // C^{-1} = A^T A formed once (2 d^3 flops), one product instead of two when n >= d.
     if (kk == 1 && !with_log_density && n >= dim) {
-      const Square& a = comps_[0].chol_inv.stored_block(0);
+      const Square a = whitening_matrix(comps_[0]).stored_block(0);
       const Square precision = -(a.transpose() * a);
       product(precision, zd.colwise() - comps_[0].mean.col(0), score);
       out.responsibilities.setOnes();
@@ -329,7 +354,20 @@ class Marginal {
     for (int k = 0; k < kk; ++k) {  // A_k (z - m_k) and log w_k + log N(z; m_k, C_k)
       const Component& c = comps_[k];
       whitened[k].resize(dim, n);
-      product(c.chol_inv.stored_block(0), zd.colwise() - c.mean.col(0), whitened[k]);
+      if constexpr (D == Eigen::Dynamic) {
+        if (c.vectors) {  // diag(inv_root) U^T (z - m_k): U^T read in place by the product
+          const Mat<Scalar> centred = zd.colwise() - c.mean.col(0);
+          if constexpr (std::is_same_v<Scalar, double>)
+            blas_gemm(true, 1.0, *c.vectors, centred.data(), n, 0.0, whitened[k].data());
+          else
+            whitened[k].noalias() = c.vectors->transpose() * centred;
+          whitened[k] = c.inv_root.asDiagonal() * whitened[k];
+        } else {
+          product(c.chol_inv.stored_block(0), zd.colwise() - c.mean.col(0), whitened[k]);
+        }
+      } else {
+        product(c.chol_inv.stored_block(0), zd.colwise() - c.mean.col(0), whitened[k]);
+      }
       const Scalar offset = c.log_weight - (c.log_det + Scalar(dim) * log_2pi()) / 2;
       terms.row(k) = (offset - whitened[k].colwise().squaredNorm().array() / 2).matrix();
     }
@@ -338,13 +376,26 @@ class Marginal {
     // the whitened residuals in place, before the product.
     for (int k = 0; k < kk; ++k) {
       if (kk > 1) whitened[k].array().rowwise() *= out.responsibilities.row(k).array();
-      const Square at = comps_[k].chol_inv.stored_block(0).transpose();
       if constexpr (D == Eigen::Dynamic) {  // accumulated by the product itself, no temporary
+        if (comps_[k].vectors) {            // A^T w = U (diag(inv_root) w)
+          whitened[k] = comps_[k].inv_root.asDiagonal() * whitened[k];
+          if constexpr (std::is_same_v<Scalar, double>)
+            blas_gemm(false, -1.0, *comps_[k].vectors, whitened[k].data(), n, k == 0 ? 0.0 : 1.0,
+                      score.data());
+          else if (k == 0)
+            score.noalias() = -(*comps_[k].vectors * whitened[k]);
+          else
+            score.noalias() -= *comps_[k].vectors * whitened[k];
+          continue;
+        }
+        // A^T read in place (transpose() is a view): no d x d copy per evaluation.
+        const auto at = comps_[k].chol_inv.stored_block(0).transpose();
         if (k == 0)
           score.noalias() = -(at * whitened[k]);
         else
           score.noalias() -= at * whitened[k];
       } else {
+        const Square at = comps_[k].chol_inv.stored_block(0).transpose();
         if (k == 0)
           score.noalias() = -(at.lazyProduct(whitened[k]));
         else
@@ -364,7 +415,7 @@ class Marginal {
     softmax(terms, out, with_log_density);
     for (int k = 0; k < kk; ++k) {
       whitened[k].array().rowwise() *= out.responsibilities.row(k).array();
-      out.score -= comps_[k].chol_inv.transpose().apply(whitened[k]);
+      out.score -= whiten_transpose(comps_[k], whitened[k]);
     }
     return out;
   }
