@@ -318,17 +318,20 @@ cases = [
     ("t_end_subnormal", edit(time__t_end=1e-320), "time.t_end = 1e-320: sigma(t_end) / alpha(t_end)"),
     ("t_end_underflows_mp50", edit(precision="mp50", time__t_end=1e-120), "underflows the run's precision (mp50, epsilon 1e-49)"),
     # Generated (image-sized) Gaussians and the double-precision exact reference.
-    ("generated_dim_zero", edit(target={"type": "gaussian", "generated": {"dim": 0}}), "target.generated.dim = 0: must be from 1 to 46340"),
-    ("generated_dim_huge", edit(target={"type": "gaussian", "generated": {"dim": 100000}}), "target.generated.dim = 100000: must be from 1 to 46340"),
+    ("generated_dim_zero", edit(target={"type": "gaussian", "generated": {"dim": 0}}), "target.generated.dim = 0: must be from 1 to 32000"),
+    ("generated_dim_huge", edit(target={"type": "gaussian", "generated": {"dim": 100000}}), "target.generated.dim = 100000: must be from 1 to 32000"),
     ("generated_too_steep", edit(target={"type": "gaussian", "generated": {"dim": 3072, "exponent": 5}}), "target.generated.exponent = 5: makes the smallest eigenvalue"),
     ("generated_beside_mean", edit(target={"type": "gaussian", "mean": [0.0, 0.0], "generated": {"dim": 2}}), "target.generated = (given): replaces 'mean' and 'cov'"),
     ("generated_not_object", edit(target={"type": "gaussian", "generated": 5}), "target.generated = 5: must be an object"),
     ("generated_unknown_spectrum", edit(target={"type": "gaussian", "generated": {"dim": 2, "spectrum": "flat"}}), "target.generated.spectrum = flat"),
     ("generated_unknown_key", edit(target={"type": "gaussian", "generated": {"dims": 2}}), "target.generated.dims = 2: unknown key (did you mean 'dim'?)"),
-    ("generated_largest_negative", edit(target={"type": "gaussian", "generated": {"dim": 2, "largest": -1}}), "target.generated.largest = -1: must be a positive finite eigenvalue"),
+    ("generated_largest_negative", edit(target={"type": "gaussian", "generated": {"dim": 2, "largest": -1}}), "target.generated.largest = -1: must be a positive eigenvalue from 1e-100 to 1e100"),
     ("generated_dim_mismatch_init", edit(target={"type": "gaussian", "generated": {"dim": 3}}), "init.points[0]"),
     ("reference_exact_double_mp50", edit(precision="mp50", reference="exact-double"), "reference = exact-double: evaluates the exact map in double: it needs precision \"double\""),
     ("reference_exact_double_trajectory", edit(kind="trajectory", reference="exact-double"), "reference = exact-double: applies to kinds \"convergence\" and \"work-precision\" only"),
+    ("reference_exact_double_cld", lambda c: dict(c, sde={"type": "cld"}, target={"type": "gaussian", "mean": [0.5], "cov": [[1.0]]}, solvers=["gddim"], time=dict(c["time"], grid="time-uniform"), init={"count": 2}, reference="exact-double"), "reference = exact-double: is the per-mode closed form of a scalar SDE; sde.type = cld has matrix coefficients"),
+    ("store_states_sample_kind", edit(kind="sample", store_states=False), "store_states = false: applies to kinds \"convergence\" and \"work-precision\" only"),
+    ("generated_mean_std_huge", edit(target={"type": "gaussian", "generated": {"dim": 2, "mean_std": 1e308}}), "target.generated.mean_std = 1e+308: must be from 0 to 1e100"),
     ("store_states_text", edit(store_states="no"), "store_states = \"no\": must be true or false"),
 ]
 

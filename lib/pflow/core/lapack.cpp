@@ -1,6 +1,7 @@
 #include "pflow/core/lapack.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -36,10 +37,20 @@ void lapack_threads() {
   std::call_once(once, [] { openblas_set_num_threads(1); });
 }
 
+// A square matrix's order: n^2 and the eigensolver's workspace (1 + 6n + 2n^2) must fit LAPACK's
+// 32-bit integers.
 int checked_dim(Eigen::Index n, const char* what) {
-  if (n > 46340)  // n^2 must fit LAPACK's 32-bit integers
-    throw NumericalError(std::string(what) + ": dimension " + std::to_string(n) +
-                         " exceeds LAPACK's 32-bit index range");
+  if (n > lapack_max_dim)
+    throw NumericalError(std::string(what) + ": order " + std::to_string(n) +
+                         " exceeds LAPACK's 32-bit index range (at most " +
+                         std::to_string(lapack_max_dim) + ")");
+  return static_cast<int>(n);
+}
+// Any other extent (a product's number of columns): it must fit an int.
+int checked_extent(Eigen::Index n, const char* what) {
+  if (n > std::numeric_limits<int>::max())
+    throw NumericalError(std::string(what) + ": extent " + std::to_string(n) +
+                         " exceeds BLAS's 32-bit integers");
   return static_cast<int>(n);
 }
 
@@ -96,9 +107,9 @@ Mat<double> lapack_orthogonal_factor(const Mat<double>& a) {
 void blas_gemm(bool transpose_a, double alpha, const Mat<double>& a, const double* b,
                Eigen::Index b_cols, double beta, double* c) {
   lapack_threads();
-  const int rows_a = checked_dim(a.rows(), "matrix product");
-  const int cols_a = checked_dim(a.cols(), "matrix product");
-  const int n = checked_dim(b_cols, "matrix product");
+  const int rows_a = checked_extent(a.rows(), "matrix product");
+  const int cols_a = checked_extent(a.cols(), "matrix product");
+  const int n = checked_extent(b_cols, "matrix product");
   const int m = transpose_a ? cols_a : rows_a, k = transpose_a ? rows_a : cols_a;
   if (m == 0 || n == 0) return;
   const int lda = std::max(rows_a, 1), ldb = std::max(k, 1), ldc = std::max(m, 1);
@@ -109,7 +120,7 @@ void blas_gemm(bool transpose_a, double alpha, const Mat<double>& a, const doubl
 Mat<double> lapack_gram(const Mat<double>& b) {
   lapack_threads();
   const int n = checked_dim(b.rows(), "Gram matrix");
-  const int k = checked_dim(b.cols(), "Gram matrix");
+  const int k = checked_extent(b.cols(), "Gram matrix");
   Mat<double> c = Mat<double>::Zero(n, n);
   const double one = 1, zero = 0;
   const int lda = std::max(n, 1);

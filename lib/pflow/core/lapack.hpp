@@ -33,6 +33,10 @@ Mat<double> lapack_gram(const Mat<double>& b);
 void blas_gemm(bool transpose_a, double alpha, const Mat<double>& a, const double* b,
                Eigen::Index b_cols, double beta, double* c);
 
+// The largest order of a square LAPACK factorisation here: the eigensolver's workspace,
+// 1 + 6n + 2n^2, must fit a 32-bit integer.
+inline constexpr int lapack_max_dim = 32000;
+
 // The dimension from which the symmetric eigensolver goes through LAPACK (below it Eigen's
 // SelfAdjointEigenSolver is as fast, and existing results keep their last bits).
 inline constexpr int lapack_eigen_min_dim = 64;

@@ -170,7 +170,13 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   c.target = f.raw("target");
   c.sde = f.raw("sde");
   c.data_dim = DataSource<double>::dim_of_config(c.target, "target");
-  c.state_dim = make_sde<double>(c.sde, c.data_dim, "sde")->state_dim();
+  const auto sde = make_sde<double>(c.sde, c.data_dim, "sde");
+  c.state_dim = sde->state_dim();
+  c.scalar_sde = dynamic_cast<const ScalarSde<double>*>(sde.get()) != nullptr;
+  require(c.reference != "exact-double" || c.scalar_sde, "reference", "exact-double",
+          "is the per-mode closed form of a scalar SDE; sde.type = " +
+              c.sde.value("type", std::string("?")) +
+              " has matrix coefficients (use \"exact\", its R-ODE map in 50 digits)");
   parse_denoiser(f.has("denoiser") ? f.raw("denoiser") : nlohmann::json{{"type", "analytic"}}, c);
   // A sample-only data set has no score and no density: a learned model samples it, and the
   // kinds without cells (kernel tables of mixture marginals) cannot use it.
@@ -345,6 +351,10 @@ void parse_nfe(const Fields& f, const std::vector<SolverInfo>& infos, Experiment
           "must be between 1 and 100 (each cell's solve is run this many times and its wall "
           "time is the best of them)");
   c.store_states = f.boolean("store_states", true);
+  require(c.store_states || c.kind == "convergence" || c.kind == "work-precision", "store_states",
+          "false",
+          "applies to kinds \"convergence\" and \"work-precision\" only (the states are "
+          "other kinds' results)");
   c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
   require(c.fit_levels >= 2 && c.fit_levels <= 20, "fit_levels", c.fit_levels,
           "must be between 2 and 20");
@@ -378,7 +388,7 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 
 bool exact_reference_in_run_precision(const ExperimentConfig& c) {
   if (c.reference == "exact-double") return true;
-  return c.reference == "auto" && c.precision == "double" &&
+  return c.reference == "auto" && c.precision == "double" && c.scalar_sde &&
          (c.kind == "convergence" || c.kind == "work-precision") &&
          c.data_dim >= exact_in_double_min_dim;
 }

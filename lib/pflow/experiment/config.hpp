@@ -48,13 +48,15 @@ struct ExperimentConfig {
   // elbo: {"T": [chain lengths], "samples": Monte-Carlo pairs per term, "seed": s}
   nlohmann::json elbo;
   int data_dim = 0, state_dim = 0;
+  bool scalar_sde = false;    // the SDE has scalar coefficients (alpha, sigma)
   nlohmann::json normalized;  // the config as run, defaults filled in
   std::string directory;      // of the config file: relative model paths start here
 };
 
 // Gaussian data's exact flow map is evaluated in the run's precision (double) from one
-// eigendecomposition, not in 50 digits: under reference "exact-double", and under "auto" in a
-// double run of kind convergence or work-precision from this dimension (a 50-digit
+// eigendecomposition, not in 50 digits: under reference "exact-double" (scalar SDEs), and under
+// "auto" in a double run of kind convergence or work-precision under a scalar SDE from this
+// dimension (a 50-digit
 // eigendecomposition costs ~d^3 50-digit operations: seconds at d = 128, hours at d = 3072).
 inline constexpr int exact_in_double_min_dim = 128;
 bool exact_reference_in_run_precision(const ExperimentConfig& c);

@@ -259,21 +259,22 @@ GeneratedGaussianSpec generated_gaussian_spec(const json& generated, const std::
   f.text("spectrum", "power-law", {"power-law"});
   GeneratedGaussianSpec spec;
   spec.dim = f.integer("dim");
-  // LAPACK's 32-bit indices hold dim^2 up to 46340^2; memory is checked by the run's plan.
-  require(spec.dim >= 1 && spec.dim <= 46340, f.at("dim"), spec.dim, "must be from 1 to 46340");
+  // LAPACK's 32-bit indices bound the order; memory is checked by the run's plan.
+  require(spec.dim >= 1 && spec.dim <= lapack_max_dim, f.at("dim"), spec.dim,
+          "must be from 1 to " + std::to_string(lapack_max_dim));
   spec.largest = to_double(f.number<double>("largest", 1.0));
-  require(std::isfinite(spec.largest) && spec.largest > 0, f.at("largest"), spec.largest,
-          "must be a positive finite eigenvalue");
+  require(spec.largest >= 1e-100 && spec.largest <= 1e100, f.at("largest"), spec.largest,
+          "must be a positive eigenvalue from 1e-100 to 1e100");
   spec.exponent = to_double(f.number<double>("exponent", 1.0));
   require(std::isfinite(spec.exponent) && spec.exponent >= 0 && spec.exponent <= 20,
           f.at("exponent"), spec.exponent, "must be from 0 to 20 (l_k = largest * k^-exponent)");
   const double smallest = spec.largest * std::pow(static_cast<double>(spec.dim), -spec.exponent);
-  require(smallest >= 1e-12 * spec.largest && smallest > 1e-300, f.at("exponent"), spec.exponent,
+  require(smallest >= 1e-12 * spec.largest, f.at("exponent"), spec.exponent,
           "makes the smallest eigenvalue " + to_text(smallest) + ", below 1e-12 of the largest: " +
               "the covariance would not be numerically positive definite in double");
   spec.mean_std = to_double(f.number<double>("mean_std", 0.0));
-  require(std::isfinite(spec.mean_std) && spec.mean_std >= 0, f.at("mean_std"), spec.mean_std,
-          "must be non-negative and finite");
+  require(spec.mean_std >= 0 && spec.mean_std <= 1e100, f.at("mean_std"), spec.mean_std,
+          "must be from 0 to 1e100");
   const double seed = f.has("seed") ? to_double(f.number<double>("seed")) : 0.0;
   require(seed >= 0 && seed == std::floor(seed) && seed < 9e15, f.at("seed"), seed,
           "must be a non-negative integer");

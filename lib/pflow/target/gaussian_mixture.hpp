@@ -134,7 +134,13 @@ class GaussianMixture {
       const Mat<Scalar>& cov = covs_[k].stored_block(0);
       if constexpr (std::is_same_v<Scalar, double>) {
         if (cov.rows() >= lapack_eigen_min_dim) {
-          SymmetricEigen eig = lapack_symmetric_eigen(cov);
+          SymmetricEigen eig;
+          try {
+            eig = lapack_symmetric_eigen(cov);
+          } catch (const NumericalError& e) {
+            throw InputError("covs[" + to_text(k) + "]", "(dense)",
+                             std::string("its eigendecomposition failed: ") + e.what());
+          }
           slot =
               std::make_unique<Spectrum>(Spectrum{std::move(eig.values), std::move(eig.vectors)});
           return slot.get();
