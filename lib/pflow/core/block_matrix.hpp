@@ -168,6 +168,13 @@ class BlockMatrix {
     return m;
   }
 
+  // The diagonal of a matrix of 1x1 blocks (block_size() == 1).
+  Vec<Scalar> diagonal_values() const {
+    Vec<Scalar> v(groups_);
+    for (int i = 0; i < groups_; ++i) v(i) = block(i)(0, 0);
+    return v;
+  }
+
   friend BlockMatrix operator*(const BlockMatrix& a, const BlockMatrix& b) {
     // A diagonal (1x1 blocks: a scalar SDE's Psi) times one dense block is a row or column
     // scaling, O(d^2): densifying the diagonal made it a d^3 product (60 GFLOP at d = 3072).
@@ -195,12 +202,6 @@ class BlockMatrix {
   }
 
  private:
-  // The diagonal of a matrix of 1x1 blocks.
-  Vec<Scalar> diagonal_values() const {
-    Vec<Scalar> v(groups_);
-    for (int i = 0; i < groups_; ++i) v(i) = block(i)(0, 0);
-    return v;
-  }
   BlockMatrix(int groups, int block, std::vector<M> blocks)
       : groups_(groups), block_(block), blocks_(std::move(blocks)) {}
 

@@ -116,6 +116,12 @@ void parse_denoiser(const nlohmann::json& block, ExperimentConfig& c) {
   }
 }
 
+// Kinds whose result is the final states against a reference at the flow's end point (no
+// trajectory, density or path): they alone take "exact-double" and "store_states": false.
+bool end_point_kind(const std::string& kind) {
+  return kind == "convergence" || kind == "work-precision";
+}
+
 // name, kind, precision, reference, seed, target, SDE and denoiser: every kind has them.
 void parse_common(const Fields& f, ExperimentConfig& c) {
   c.name = f.text("name");
@@ -152,8 +158,7 @@ void parse_common(const Fields& f, ExperimentConfig& c) {
   require(c.reference != "exact-double" || c.precision == "double", "reference", "exact-double",
           "evaluates the exact map in double: it needs precision \"double\" (\"exact\" is the "
           "same map in 50 digits)");
-  require(c.reference != "exact-double" || c.kind == "convergence" || c.kind == "work-precision",
-          "reference", "exact-double",
+  require(c.reference != "exact-double" || end_point_kind(c.kind), "reference", "exact-double",
           "applies to kinds \"convergence\" and \"work-precision\" only (whose reference is the "
           "flow's end point); use \"exact\"");
   require(c.reference != "float128" || c.precision == "double", "reference", "float128",
@@ -351,8 +356,7 @@ void parse_nfe(const Fields& f, const std::vector<SolverInfo>& infos, Experiment
           "must be between 1 and 100 (each cell's solve is run this many times and its wall "
           "time is the best of them)");
   c.store_states = f.boolean("store_states", true);
-  require(c.store_states || c.kind == "convergence" || c.kind == "work-precision", "store_states",
-          "false",
+  require(c.store_states || end_point_kind(c.kind), "store_states", "false",
           "applies to kinds \"convergence\" and \"work-precision\" only (the states are "
           "other kinds' results)");
   c.fit_levels = f.has("fit_levels") ? f.integer("fit_levels") : 4;
@@ -389,8 +393,7 @@ nlohmann::json normalised(const Fields& f, const ExperimentConfig& c, bool has_c
 bool exact_reference_in_run_precision(const ExperimentConfig& c) {
   if (c.reference == "exact-double") return true;
   return c.reference == "auto" && c.precision == "double" && c.scalar_sde &&
-         (c.kind == "convergence" || c.kind == "work-precision") &&
-         c.data_dim >= exact_in_double_min_dim;
+         end_point_kind(c.kind) && c.data_dim >= exact_in_double_min_dim;
 }
 
 ExperimentConfig parse_experiment(const nlohmann::json& j) {

@@ -61,9 +61,7 @@ Mat<Scalar> exact_flow_scalar(const ScalarSde<Scalar>& sde, const GaussianMixtur
     const Mat<Scalar>& u = spectrum->vectors;
     out = u * (gains(spectrum->values).asDiagonal() * (u.transpose() * centred));
   } else if (cov.block_size() == 1) {
-    Vec<Scalar> values(cov.dim());
-    for (int i = 0; i < cov.dim(); ++i) values(i) = cov.block(i)(0, 0);
-    out = gains(values).asDiagonal() * centred;
+    out = gains(cov.diagonal_values()).asDiagonal() * centred;
   } else {
     const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov.to_dense());
     const Mat<Scalar>& u = eig.eigenvectors();

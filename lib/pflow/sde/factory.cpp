@@ -181,6 +181,13 @@ std::unique_ptr<LinearSde<Scalar>> make_sde(const json& config, int data_dim,
       path, [&] { return std::make_unique<GenericLinear<Scalar>>(fbar, gbar, b0, b1, sigma0); });
 }
 
+// The spec of a gaussian target's "generated" field, which stands in for its mean and cov.
+static GeneratedGaussianSpec generated_spec_of(const Fields& gaussian) {
+  require(!gaussian.has("mean") && !gaussian.has("cov"), gaussian.at("generated"), "(given)",
+          "replaces 'mean' and 'cov': give either the generator or both of them");
+  return generated_gaussian_spec(gaussian.raw("generated"), gaussian.at("generated"));
+}
+
 // A gmm's weights, means and covariances (full or diagonal).
 template <class Scalar>
 GaussianMixture<Scalar> gmm_of(const Fields& f, const json& config, const std::string& path) {
@@ -217,10 +224,7 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
   if (type == "gaussian") {
     Fields f(config, path, {"type", "mean", "cov", "generated"});
     if (f.has("generated")) {
-      require(!f.has("mean") && !f.has("cov"), f.at("generated"), "(given)",
-              "replaces 'mean' and 'cov': give either the generator or both of them");
-      const auto generated =
-          generate_gaussian(generated_gaussian_spec(f.raw("generated"), f.at("generated")));
+      const auto generated = generate_gaussian(generated_spec_of(f));
       return at_path(path, [&] {
         return GaussianMixture<Scalar>::gaussian(generated.first.template cast<Scalar>(),
                                                  generated.second.template cast<Scalar>());
@@ -301,10 +305,7 @@ int generated_target_dim(const json& config, const std::string& path) {
   if (!(config.is_object() && config.contains("generated") && config.contains("type") &&
         config["type"] == "gaussian"))
     return 0;
-  const Fields check(config, path, {"type", "mean", "cov", "generated"});
-  require(!check.has("mean") && !check.has("cov"), check.at("generated"), "(given)",
-          "replaces 'mean' and 'cov': give either the generator or both of them");
-  return generated_gaussian_spec(check.raw("generated"), check.at("generated")).dim;
+  return generated_spec_of(Fields(config, path, {"type", "mean", "cov", "generated"})).dim;
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);
