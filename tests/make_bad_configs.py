@@ -333,6 +333,15 @@ cases = [
     ("store_states_sample_kind", edit(kind="sample", store_states=False), "store_states = false: applies to kinds \"convergence\" and \"work-precision\" only"),
     ("generated_mean_std_huge", edit(target={"type": "gaussian", "generated": {"dim": 2, "mean_std": 1e308}}), "target.generated.mean_std = 1e+308: must be from 0 to 1e100"),
     ("store_states_text", edit(store_states="no"), "store_states = \"no\": must be true or false"),
+    # The low-rank-plus-diagonal generator.
+    ("generated_rank_on_power_law", edit(target={"type": "gaussian", "generated": {"dim": 2, "rank": 1}}), "target.generated.rank = 1: belongs to the spectrum \"low-rank-plus-diagonal\", not \"power-law\""),
+    ("generated_rank_zero", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 0}}), "target.generated.rank = 0: must be from 1 to dim (2)"),
+    ("generated_rank_above_dim", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 3}}), "target.generated.rank = 3: must be from 1 to dim (2)"),
+    ("generated_rank_missing", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2}}), "target.generated.rank"),
+    ("generated_diagonal_min_zero", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 1, "diagonal_min": 0}}), "target.generated.diagonal_min = 0: must be from 1e-100 to 1e100"),
+    ("generated_diagonal_max_below_min", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 1, "diagonal_min": 1, "diagonal_max": 0.5}}), "target.generated.diagonal_max = 0.5: must be from diagonal_min (1) to 1e100"),
+    ("generated_diagonal_tiny", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 1, "largest": 1e6, "diagonal_min": 1e-9}}), "target.generated.diagonal_min = 1e-09: is below 1e-12 of the largest eigenvalue"),
+    ("generated_diagonal_text", edit(target={"type": "gaussian", "generated": {"spectrum": "low-rank-plus-diagonal", "dim": 2, "rank": 1, "diagonal_max": "big"}}), "target.generated.diagonal_max = \"big\""),
 ]
 
 # Nesting deeper than the parser's limit (64 levels), in every free-form and structured field:

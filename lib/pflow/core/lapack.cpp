@@ -80,24 +80,26 @@ SymmetricEigen lapack_symmetric_eigen(const Mat<double>& a) {
 
 Mat<double> lapack_orthogonal_factor(const Mat<double>& a) {
   lapack_threads();
-  const int n = checked_dim(a.rows(), "QR factorisation");
-  if (a.cols() != a.rows()) throw NumericalError("lapack_orthogonal_factor needs a square matrix");
+  const int m = checked_dim(a.rows(), "QR factorisation");
+  const int n = checked_dim(a.cols(), "QR factorisation");
+  if (n > m) throw NumericalError("lapack_orthogonal_factor needs rows >= columns");
   Mat<double> q = a;
+  if (n == 0) return q;
   std::vector<double> tau(static_cast<std::size_t>(n));
   int info = 0, lwork = -1;
   double query = 0;
-  dgeqrf_(&n, &n, q.data(), &n, tau.data(), &query, &lwork, &info);
+  dgeqrf_(&m, &n, q.data(), &m, tau.data(), &query, &lwork, &info);
   lwork = static_cast<int>(query);
   std::vector<double> work(static_cast<std::size_t>(std::max(lwork, 1)));
-  dgeqrf_(&n, &n, q.data(), &n, tau.data(), work.data(), &lwork, &info);
+  dgeqrf_(&m, &n, q.data(), &m, tau.data(), work.data(), &lwork, &info);
   if (info != 0) throw NumericalError("QR factorisation (LAPACK dgeqrf) failed");
   // R's diagonal, before dorgqr overwrites it with Q.
   const Vec<double> r_diag = q.diagonal();
   lwork = -1;
-  dorgqr_(&n, &n, &n, q.data(), &n, tau.data(), &query, &lwork, &info);
+  dorgqr_(&m, &n, &n, q.data(), &m, tau.data(), &query, &lwork, &info);
   lwork = static_cast<int>(query);
   work.assign(static_cast<std::size_t>(std::max(lwork, 1)), 0.0);
-  dorgqr_(&n, &n, &n, q.data(), &n, tau.data(), work.data(), &lwork, &info);
+  dorgqr_(&m, &n, &n, q.data(), &m, tau.data(), work.data(), &lwork, &info);
   if (info != 0) throw NumericalError("forming Q (LAPACK dorgqr) failed");
   for (int j = 0; j < n; ++j)
     if (r_diag(j) < 0) q.col(j) = -q.col(j);

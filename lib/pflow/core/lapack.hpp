@@ -19,9 +19,10 @@ struct SymmetricEigen {
 };
 SymmetricEigen lapack_symmetric_eigen(const Mat<double>& a);
 
-// The orthogonal factor Q of A = Q R (A square), by dgeqrf and dorgqr, with the signs of Q's
-// columns chosen so that R has a positive diagonal: for A with independent standard normal
-// entries Q is then Haar-distributed on the orthogonal group.
+// The orthogonal factor Q of A = Q R (A m x n, m >= n; Q m x n with orthonormal columns), by
+// dgeqrf and dorgqr, with the signs of Q's columns chosen so that R has a positive diagonal: for
+// A with independent standard normal entries Q is then Haar-distributed (on the orthogonal group
+// for square A, on the Stiefel manifold otherwise).
 Mat<double> lapack_orthogonal_factor(const Mat<double>& a);
 
 // B B^T (exactly symmetric: one triangle by dsyrk, mirrored).

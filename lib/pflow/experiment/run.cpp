@@ -765,7 +765,9 @@ double data_setup_seconds(const ExperimentConfig& c) {
   const auto sde = make_sde<double>(c.sde, c.data_dim, "sde");
   if (const auto* mixture = data.mixture();
       mixture && dynamic_cast<const ScalarSde<double>*>(sde.get()))
-    for (int k = 0; k < mixture->components(); ++k) mixture->spectrum(k);
+    for (int k = 0; k < mixture->components(); ++k)
+      if (const auto* low_rank = mixture->low_rank(k); !(low_rank && low_rank->scaled_identity))
+        mixture->spectrum(k);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 

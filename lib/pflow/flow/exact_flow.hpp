@@ -38,7 +38,8 @@ std::pair<Mat<Scalar>, BlockMatrix<Scalar>> gaussian_marginal(const LinearSde<Sc
 // Closed form for scalar SDEs, mode by mode: in the eigenbasis of S0 each coordinate is scaled
 // by sqrt((alpha_t^2 s_i + sigma_t^2) / (alpha_s^2 s_i + sigma_s^2)). A dense S0 uses the data's
 // cached spectrum (one eigendecomposition per run, O(d^2) per particle); a diagonal or scaled
-// identity one needs none (O(d) per particle).
+// identity one needs none (O(d) per particle), nor does a scaled identity plus low rank r
+// (O(d r) per particle).
 template <class Scalar>
 Mat<Scalar> exact_flow_scalar(const ScalarSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
                               const Mat<Scalar>& xs, const Scalar& s, const Scalar& t) {
@@ -57,7 +58,18 @@ Mat<Scalar> exact_flow_scalar(const ScalarSde<Scalar>& sde, const GaussianMixtur
   const Mat<Scalar> centred = xs.colwise() - as * mu;
   const BlockMatrix<Scalar>& cov = data.cov(0);
   Mat<Scalar> out;
-  if (const auto* spectrum = data.spectrum(0)) {
+  const LowRankPlusDiagonal* low_rank = data.low_rank(0);
+  if (low_rank && low_rank->scaled_identity) {
+    // S0 = c I + U diag(l) U^T: gain g(c) off the span of U, g(c + l_i) along u_i; O(d r).
+    const Vec<Scalar> c = Vec<Scalar>::Constant(1, from_double<Scalar>(low_rank->diagonal(0)));
+    const Scalar off_span = gains(c)(0);
+    const Vec<Scalar> along =
+        gains((low_rank->values.array() + low_rank->diagonal(0)).matrix().template cast<Scalar>())
+            .array() -
+        off_span;
+    const Mat<Scalar> u = low_rank->vectors.template cast<Scalar>();
+    out = off_span * centred + u * (along.asDiagonal() * (u.transpose() * centred));
+  } else if (const auto* spectrum = data.spectrum(0)) {
     const Mat<Scalar>& u = spectrum->vectors;
     out = u * (gains(spectrum->values).asDiagonal() * (u.transpose() * centred));
   } else if (cov.block_size() == 1) {

@@ -257,25 +257,56 @@ GaussianMixture<Scalar> make_target(const json& config, const std::string& path)
 
 GeneratedGaussianSpec generated_gaussian_spec(const json& generated, const std::string& path) {
   require(generated.is_object(), path, generated.dump(),
-          "must be an object: {\"spectrum\": \"power-law\", \"dim\": ..., \"largest\": ..., "
-          "\"exponent\": ..., \"mean_std\": ..., \"seed\": ...}");
-  Fields f(generated, path, {"spectrum", "dim", "largest", "exponent", "mean_std", "seed"});
-  f.text("spectrum", "power-law", {"power-law"});
+          "must be an object: {\"spectrum\": \"power-law\" or \"low-rank-plus-diagonal\", "
+          "\"dim\": ..., \"largest\": ..., \"exponent\": ..., \"mean_std\": ..., \"seed\": "
+          "...}");
+  Fields f(generated, path,
+           {"spectrum", "dim", "largest", "exponent", "mean_std", "seed", "rank", "diagonal_min",
+            "diagonal_max"});
   GeneratedGaussianSpec spec;
+  spec.spectrum = f.text("spectrum", "power-law", {"power-law", "low-rank-plus-diagonal"});
+  const bool low_rank = spec.spectrum == "low-rank-plus-diagonal";
   spec.dim = f.integer("dim");
   // LAPACK's 32-bit indices bound the order; memory is checked by the run's plan.
   require(spec.dim >= 1 && spec.dim <= lapack_max_dim, f.at("dim"), spec.dim,
           "must be from 1 to " + std::to_string(lapack_max_dim));
+  for (const char* field : {"rank", "diagonal_min", "diagonal_max"})
+    if (!low_rank && f.has(field))
+      throw InputError(
+          f.at(field), f.raw(field).dump(),
+          "belongs to the spectrum \"low-rank-plus-diagonal\", not \"" + spec.spectrum + "\"");
+  spec.rank = spec.dim;
+  if (low_rank) {
+    spec.rank = f.integer("rank");
+    require(spec.rank >= 1 && spec.rank <= spec.dim, f.at("rank"), spec.rank,
+            "must be from 1 to dim (" + std::to_string(spec.dim) + ")");
+  }
   spec.largest = to_double(f.number<double>("largest", 1.0));
   require(spec.largest >= 1e-100 && spec.largest <= 1e100, f.at("largest"), spec.largest,
           "must be a positive eigenvalue from 1e-100 to 1e100");
   spec.exponent = to_double(f.number<double>("exponent", 1.0));
   require(std::isfinite(spec.exponent) && spec.exponent >= 0 && spec.exponent <= 20,
           f.at("exponent"), spec.exponent, "must be from 0 to 20 (l_k = largest * k^-exponent)");
-  const double smallest = spec.largest * std::pow(static_cast<double>(spec.dim), -spec.exponent);
+  const double smallest = spec.largest * std::pow(static_cast<double>(spec.rank), -spec.exponent);
   require(smallest >= 1e-12 * spec.largest, f.at("exponent"), spec.exponent,
           "makes the smallest eigenvalue " + to_text(smallest) + ", below 1e-12 of the largest: " +
-              "the covariance would not be numerically positive definite in double");
+              (low_rank ? std::string("the low-rank part would not be numerically of that rank")
+                        : std::string("the covariance would not be numerically positive definite "
+                                      "in double")));
+  if (low_rank) {
+    spec.diagonal_min = to_double(f.number<double>("diagonal_min", 1.0));
+    require(spec.diagonal_min >= 1e-100 && spec.diagonal_min <= 1e100, f.at("diagonal_min"),
+            spec.diagonal_min, "must be from 1e-100 to 1e100");
+    spec.diagonal_max = to_double(f.number<double>("diagonal_max", spec.diagonal_min));
+    require(spec.diagonal_max >= spec.diagonal_min && spec.diagonal_max <= 1e100,
+            f.at("diagonal_max"), spec.diagonal_max,
+            "must be from diagonal_min (" + to_text(spec.diagonal_min) + ") to 1e100");
+    require(spec.diagonal_min >= 1e-12 * (spec.largest + spec.diagonal_max), f.at("diagonal_min"),
+            spec.diagonal_min,
+            "is below 1e-12 of the largest eigenvalue (" +
+                to_text(spec.largest + spec.diagonal_max) +
+                "): the covariance would not be numerically positive definite in double");
+  }
   spec.mean_std = to_double(f.number<double>("mean_std", 0.0));
   require(spec.mean_std >= 0 && spec.mean_std <= 1e100, f.at("mean_std"), spec.mean_std,
           "must be from 0 to 1e100");
@@ -287,18 +318,27 @@ GeneratedGaussianSpec generated_gaussian_spec(const json& generated, const std::
 }
 
 Vec<double> GeneratedGaussianSpec::eigenvalues() const {
-  Vec<double> l(dim);
-  for (int k = 0; k < dim; ++k) l(k) = largest * std::pow(static_cast<double>(k + 1), -exponent);
+  Vec<double> l(rank);
+  for (int k = 0; k < rank; ++k) l(k) = largest * std::pow(static_cast<double>(k + 1), -exponent);
   return l;
 }
 
 std::pair<Vec<double>, Mat<double>> generate_gaussian(const GeneratedGaussianSpec& spec) {
   Rng rng(spec.seed);
-  Mat<double> q = lapack_orthogonal_factor(rng.normal_matrix<double>(spec.dim, spec.dim));
+  // Q: dim x rank with orthonormal columns (square for the power law).
+  Mat<double> q = lapack_orthogonal_factor(rng.normal_matrix<double>(spec.dim, spec.rank));
   const Vec<double> mean = spec.mean_std * rng.normal_matrix<double>(spec.dim, 1).col(0);
-  // S = (Q diag(sqrt l)) (Q diag(sqrt l))^T, exactly symmetric.
+  // S = (Q diag(sqrt l)) (Q diag(sqrt l))^T, exactly symmetric, plus D for the low-rank form.
   q = q * spec.eigenvalues().cwiseSqrt().asDiagonal();
-  return {mean, lapack_gram(q)};
+  Mat<double> cov = lapack_gram(q);
+  if (spec.spectrum == "low-rank-plus-diagonal") {
+    // D_i log-uniform on [diagonal_min, diagonal_max] (exactly diagonal_min when they agree).
+    const double ratio = spec.diagonal_max / spec.diagonal_min;
+    for (int i = 0; i < spec.dim; ++i)
+      cov(i, i) +=
+          ratio == 1 ? spec.diagonal_min : spec.diagonal_min * std::pow(ratio, rng.uniform());
+  }
+  return {mean, cov};
 }
 
 int generated_target_dim(const json& config, const std::string& path) {

@@ -41,16 +41,21 @@ template <class Scalar>
 GaussianMixture<Scalar> make_target(const nlohmann::json& config,
                                     const std::string& path = "target");
 
-// A Gaussian with a dense covariance of prescribed spectrum, for image-sized test beds
-// (target {"type": "gaussian", "generated": {...}}): S = Q diag(l) Q^T with the power law
-// l_k = largest * k^-exponent (k = 1..dim) and Q Haar-random (the QR factor of a standard normal
-// matrix, signs fixed), so S is dense and has no structure to detect; the mean has independent
-// N(0, mean_std^2) entries. Deterministic in the seed (mt19937_64, one thread in LAPACK).
+// A Gaussian with a dense covariance of prescribed structure, for image-sized test beds
+// (target {"type": "gaussian", "generated": {...}}); the mean has independent N(0, mean_std^2)
+// entries. Deterministic in the seed (mt19937_64, one thread in LAPACK).
+//  - "power-law": S = Q diag(l) Q^T with l_k = largest * k^-exponent (k = 1..dim) and Q
+//    Haar-random (the QR factor of a standard normal matrix, signs fixed): S is dense and has no
+//    structure to detect.
+//  - "low-rank-plus-diagonal": S = D + Q diag(l) Q^T with l_k as above for k = 1..rank, Q dim x
+//    rank Haar-random, and D_i log-uniform on [diagonal_min, diagonal_max] (c I when they
+//    agree): a factor model, given to the run as a dense matrix for it to detect.
 struct GeneratedGaussianSpec {
-  int dim = 0;
-  double largest = 0, exponent = 0, mean_std = 0;
+  std::string spectrum = "power-law";
+  int dim = 0, rank = 0;  // rank = dim for the power law
+  double largest = 0, exponent = 0, mean_std = 0, diagonal_min = 0, diagonal_max = 0;
   std::uint64_t seed = 0;
-  Vec<double> eigenvalues() const;  // l_k, descending
+  Vec<double> eigenvalues() const;  // l_k, k = 1..rank, descending
 };
 GeneratedGaussianSpec generated_gaussian_spec(const nlohmann::json& generated,
                                               const std::string& path);

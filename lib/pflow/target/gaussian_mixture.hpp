@@ -21,6 +21,7 @@
 
 #include "pflow/core/block_matrix.hpp"
 #include "pflow/core/lapack.hpp"
+#include "pflow/target/low_rank.hpp"
 #include "pflow/target/random.hpp"
 
 namespace pflow {
@@ -31,11 +32,12 @@ class GaussianMixture {
   static GaussianMixture dirac(const Vec<Scalar>& point) {
     GaussianMixture g("dirac", Vec<Scalar>::Ones(1), point);
     g.covs_.push_back(BlockMatrix<Scalar>::zero(g.dim(), 1));
+    g.low_ranks_.emplace_back();
     return g;
   }
   static GaussianMixture gaussian(const Vec<Scalar>& mean, const Mat<Scalar>& cov) {
     GaussianMixture g("gaussian", Vec<Scalar>::Ones(1), mean);
-    g.covs_.push_back(checked_cov(cov, g.dim(), "cov"));
+    g.add_checked_cov(cov, "cov");
     return g;
   }
   // means: d x K; covs: K full d x d matrices.
@@ -44,8 +46,7 @@ class GaussianMixture {
     GaussianMixture g("gmm", weights, means);
     require(static_cast<Eigen::Index>(covs.size()) == weights.size(), "covs", covs.size(),
             "needs one covariance per weight (" + to_text(weights.size()) + ")");
-    for (size_t k = 0; k < covs.size(); ++k)
-      g.covs_.push_back(checked_cov(covs[k], g.dim(), "covs[" + to_text(k) + "]"));
+    for (size_t k = 0; k < covs.size(); ++k) g.add_checked_cov(covs[k], "covs[" + to_text(k) + "]");
     return g;
   }
   // means: d x K; diag_covs: d x K (column k is the diagonal of S_k).
@@ -60,6 +61,7 @@ class GaussianMixture {
         require(diag_covs(i, k) > 0, "diag_covs[" + to_text(k) + "][" + to_text(i) + "]",
                 diag_covs(i, k), "must be positive");
       g.covs_.push_back(BlockMatrix<Scalar>::diagonal(diag_covs.col(k)));
+      g.low_ranks_.emplace_back();
     }
     return g;
   }
@@ -99,11 +101,13 @@ class GaussianMixture {
     Mat<Scalar> m(dim(), w.size());
     GaussianMixture out(*this);
     out.covs_.clear();
+    out.low_ranks_.clear();
     out.spectra_ = std::make_shared<Spectra>();
     for (size_t i = 0; i < keep.size(); ++i) {
       w(static_cast<Eigen::Index>(i)) = weights_(keep[i]) / total;
       m.col(static_cast<Eigen::Index>(i)) = means_.col(keep[i]);
       out.covs_.push_back(covs_[keep[i]]);
+      out.low_ranks_.push_back(low_ranks_[keep[i]]);
     }
     out.weights_ = w;
     out.means_ = m;
@@ -117,6 +121,11 @@ class GaussianMixture {
   const Vec<Scalar>& weights() const { return weights_; }
   const Mat<Scalar>& means() const { return means_; }
   const BlockMatrix<Scalar>& cov(int k) const { return covs_[k]; }
+  // S_k = D + U diag(l) U^T when a dense covariance has that structure (low_rank.hpp; found for
+  // double data from d = 48 and rank <= d / 8), else null. The dense S_k is kept as given.
+  const LowRankPlusDiagonal* low_rank(int k) const {
+    return low_ranks_[static_cast<size_t>(k)].get();
+  }
 
   // S_k = U diag(values) U^T for a dense covariance (null for a structured one: zero, shared or
   // diagonal), made on first use and shared by copies of the mixture. Under a scalar SDE the
@@ -220,35 +229,49 @@ class GaussianMixture {
             "must sum to 1 (within 1e-12)");
   }
 
-  static BlockMatrix<Scalar> checked_cov(const Mat<Scalar>& cov, int d, const std::string& field) {
+  // Checks a covariance given as a d x d matrix and adds it in the structure it has: a multiple
+  // of the identity stays shared, a diagonal stays diagonal (and is checked entry by entry,
+  // without an O(d^3) factorisation), a dense one found to be low rank plus a positive diagonal
+  // is positive definite by that structure (no Cholesky factorisation either).
+  void add_checked_cov(const Mat<Scalar>& cov, const std::string& field) {
     using std::abs;
+    const int d = dim();
     require(cov.rows() == d && cov.cols() == d, field,
             to_text(cov.rows()) + "x" + to_text(cov.cols()),
             "must be " + to_text(d) + "x" + to_text(d) + " to match the mean");
     const Scalar asym = (cov - cov.transpose()).cwiseAbs().maxCoeff();
     require(asym <= Scalar(1e-12) * (1 + cov.cwiseAbs().maxCoeff()), field,
             "asymmetry " + to_text(asym), "must be symmetric");
-    // Keep structure: a multiple of the identity stays shared, a diagonal stays diagonal
-    // (and is checked entry by entry, without an O(d^3) factorisation).
+    low_ranks_.emplace_back();
     const Vec<Scalar> diag = cov.diagonal();
     if ((cov - Mat<Scalar>(diag.asDiagonal())).cwiseAbs().maxCoeff() == Scalar(0)) {
       for (int i = 0; i < d; ++i)
         require(diag(i) > 0, field + "[" + to_text(i) + "][" + to_text(i) + "]", diag(i),
                 "must be positive (the covariance must be positive definite)");
       if ((diag.array() == diag(0)).all())
-        return BlockMatrix<Scalar>::shared(d, Mat<Scalar>::Constant(1, 1, diag(0)));
-      return BlockMatrix<Scalar>::diagonal(diag);
+        covs_.push_back(BlockMatrix<Scalar>::shared(d, Mat<Scalar>::Constant(1, 1, diag(0))));
+      else
+        covs_.push_back(BlockMatrix<Scalar>::diagonal(diag));
+      return;
+    }
+    if constexpr (std::is_same_v<Scalar, double>) {
+      if (auto found = detect_low_rank_plus_diagonal(cov)) {
+        low_ranks_.back() = std::make_shared<const LowRankPlusDiagonal>(std::move(*found));
+        covs_.push_back(BlockMatrix<Scalar>::dense(cov));
+        return;
+      }
     }
     Eigen::LLT<Mat<Scalar>> llt(cov);
     require(llt.info() == Eigen::Success, field, to_text(cov.row(0)) + " ...",
             "must be positive definite (Cholesky failed)");
-    return BlockMatrix<Scalar>::dense(cov);
+    covs_.push_back(BlockMatrix<Scalar>::dense(cov));
   }
 
   std::string kind_;
   Vec<Scalar> weights_;
   Mat<Scalar> means_;
   std::vector<BlockMatrix<Scalar>> covs_;
+  std::vector<std::shared_ptr<const LowRankPlusDiagonal>> low_ranks_;  // one per component
   std::vector<int> labels_;
   struct Spectra {
     std::mutex mutex;

@@ -11,6 +11,8 @@
 #include <optional>
 #include <vector>
 
+#include <Eigen/QR>
+
 #include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/target/gaussian_mixture.hpp"
 
@@ -41,8 +43,11 @@ class Marginal {
       // Under a scalar SDE a dense S_k = U diag(l) U^T gives C_k = U diag(alpha^2 l + sigma^2)
       // U^T at every t: the whitening A = diag(v)^{-1/2} U^T (A^T A = C_k^{-1})
       // in O(d^2), with no factorisation per t (docs/NOTES.md sec. 3).
-      const auto* spectrum = scalar ? data.spectrum(k) : nullptr;
-      if (spectrum) {
+      const LowRankPlusDiagonal* low_rank = scalar ? data.low_rank(k) : nullptr;
+      const auto* spectrum = scalar && !low_rank ? data.spectrum(k) : nullptr;
+      if (low_rank) {
+        if (!low_rank_whitening(*low_rank, scalar->alpha(t), scalar->sigma(t), c)) throw singular();
+      } else if (spectrum) {
         const Scalar a = scalar->alpha(t), s = scalar->sigma(t);
         const Vec<Scalar> v = (a * a * spectrum->values.array() + s * s).matrix();
         if (!(v.minCoeff() > 0)) throw singular();
@@ -67,8 +72,9 @@ class Marginal {
       }
       comps_.push_back(std::move(c));
     }
-    dense_ = std::all_of(comps_.begin(), comps_.end(),
-                         [](const Component& c) { return c.vectors || c.chol_inv.groups() == 1; });
+    dense_ = std::all_of(comps_.begin(), comps_.end(), [](const Component& c) {
+      return c.vectors || c.low_rank || c.chol_inv.groups() == 1;
+    });
     // K with K K^T = Sigma(t), once per t. Sigma(0) = 0 has none: eps is then undefined, while
     // the score of non-degenerate data still is.
     try {
@@ -209,13 +215,21 @@ class Marginal {
   Mat<Scalar> sample(int n, Rng& rng) const {
     std::vector<BlockMatrix<Scalar>> chol;
     for (int k = 0; k < data_->components(); ++k)
-      chol.push_back(comps_[k].chol
-                         ? *comps_[k].chol
+      chol.push_back(comps_[k].chol || comps_[k].low_rank
+                         ? comps_[k].chol.value_or(BlockMatrix<Scalar>())
                          : sde_->marginal_covariance(data_->cov(k), psi_, sigma_).cholesky());
-    Mat<Scalar> z(sde_->state_dim(), n);
+    const int dim = sde_->state_dim();
+    Mat<Scalar> z(dim, n);
     for (int j = 0; j < n; ++j) {
       const int k = data_->pick_component(rng);
-      z.col(j) = comps_[k].mean + chol[k].apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
+      const Component& c = comps_[k];
+      if (c.low_rank) {  // C = F F^T with F = [diag(delta)^{1/2}, alpha U diag(l)^{1/2}]
+        const Mat<Scalar> xi = rng.normal_matrix<Scalar>(dim + c.low_rank_factor.cols(), 1);
+        z.col(j) = c.mean + c.inv_root.cwiseInverse().cwiseProduct(xi.topRows(dim)) +
+                   c.low_rank_factor * xi.bottomRows(c.low_rank_factor.cols());
+        continue;
+      }
+      z.col(j) = c.mean + chol[k].apply(rng.normal_matrix<Scalar>(dim, 1));
     }
     return sde_->from_spectral(z);
   }
@@ -230,21 +244,96 @@ class Marginal {
     // data's cached eigenvectors (chol_inv is then empty).
     const Mat<Scalar>* vectors = nullptr;
     Vec<Scalar> inv_root;
+    // Or, for S_k = D + U diag(l) U^T (low rank plus diagonal) under a scalar SDE,
+    // A = (I - Q diag(shrink) Q^T) diag(inv_root) with inv_root = delta^{-1/2}
+    // (low_rank_whitening); chol_inv is then empty too.
+    bool low_rank = false;
+    Mat<Scalar> low_rank_basis;   // Q, d x r, orthonormal columns
+    Vec<Scalar> low_rank_shrink;  // r
+    Mat<Scalar> low_rank_factor;  // alpha U diag(l)^{1/2}, for samples
     Scalar log_det;
   };
+
+  // C = alpha^2 S + sigma^2 I = diag(delta) + B0 B0^T with delta = alpha^2 D + sigma^2 and
+  // B0 = alpha U diag(l)^{1/2}. With B = diag(delta)^{-1/2} B0 = Q diag(s) V^T (thin SVD, from a QR
+  // factorisation of B), C^{-1} = diag(delta)^{-1/2} (I + B B^T)^{-1} diag(delta)^{-1/2} and (I + B
+  // B^T)^{-1/2} = I - Q diag(1 - (1 + s^2)^{-1/2}) Q^T, so A = (I - Q diag(shrink) Q^T)
+  // diag(delta)^{-1/2} has A^T A = C^{-1}, and log det C = sum log delta + sum log(1 + s^2).
+  // O(d r^2) per t (O(d r) when D = c I: then Q = U); false if C is singular.
+  static bool low_rank_whitening(const LowRankPlusDiagonal& s0, const Scalar& alpha,
+                                 const Scalar& sigma, Component& c) {
+    using std::log;
+    using std::sqrt;
+    const Eigen::Index d = s0.diagonal.size(), r = s0.rank();
+    const Vec<Scalar> delta =
+        (alpha * alpha * s0.diagonal.template cast<Scalar>().array() + sigma * sigma).matrix();
+    if (!(delta.minCoeff() > 0)) return false;
+    c.low_rank = true;
+    c.inv_root = delta.cwiseSqrt().cwiseInverse();
+    const Mat<Scalar> u = s0.vectors.template cast<Scalar>();
+    c.low_rank_factor = alpha * u * s0.values.template cast<Scalar>().cwiseSqrt().asDiagonal();
+    Vec<Scalar> s2(r);  // s^2
+    if (s0.scaled_identity) {
+      c.low_rank_basis = u;
+      s2 = (alpha * alpha / delta(0)) * s0.values.template cast<Scalar>();
+    } else {
+      const Mat<Scalar> b = c.inv_root.asDiagonal() * c.low_rank_factor;
+      const Eigen::HouseholderQR<Mat<Scalar>> qr(b);
+      const Mat<Scalar> q = qr.householderQ() * Mat<Scalar>::Identity(d, r);
+      // B = Q1 R and R R^T = W diag(s^2) W^T (r x r), so Q = Q1 W.
+      const Mat<Scalar> upper = qr.matrixQR().topRows(r).template triangularView<Eigen::Upper>();
+      const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(upper * upper.transpose());
+      c.low_rank_basis = q * eig.eigenvectors();
+      s2 = eig.eigenvalues().cwiseMax(Scalar(0));
+    }
+    c.low_rank_shrink.resize(r);
+    Scalar log_det = 0;
+    for (Eigen::Index i = 0; i < d; ++i) log_det += log(delta(i));
+    for (Eigen::Index i = 0; i < r; ++i) {
+      const Scalar root = sqrt(1 + s2(i));  // 1 - 1/root without cancellation
+      c.low_rank_shrink(i) = s2(i) / (root * (1 + root));
+      log_det += 2 * log(root);
+    }
+    c.log_det = log_det;
+    return true;
+  }
   // A (z - m_k) and A^T y for a component, whichever form its A has.
   static Mat<Scalar> whiten(const Component& c, const Mat<Scalar>& centred) {
     if (c.vectors) return c.inv_root.asDiagonal() * (c.vectors->transpose() * centred);
+    if (c.low_rank) return shrink(c, c.inv_root.asDiagonal() * centred);
     return c.chol_inv.apply(centred);
   }
   static Mat<Scalar> whiten_transpose(const Component& c, const Mat<Scalar>& y) {
     if (c.vectors) return *c.vectors * (c.inv_root.asDiagonal() * y);
+    if (c.low_rank) return c.inv_root.asDiagonal() * shrink(c, y);
     return c.chol_inv.transpose().apply(y);
   }
-  // A itself (formed for the spectral form: the divergence and Jacobian paths need it).
+  // (I - Q diag(shrink) Q^T) y, O(d r) per column; in double the two products go through
+  // OpenBLAS (1024 particles at d = 3072, r = 64: they are the score's cost).
+  static Mat<Scalar> shrink(const Component& c, Mat<Scalar> y) {
+    const Mat<Scalar>& q = c.low_rank_basis;
+    Mat<Scalar> coefficients(q.cols(), y.cols());
+    if constexpr (std::is_same_v<Scalar, double>)
+      blas_gemm(true, 1.0, q, y.data(), y.cols(), 0.0, coefficients.data());
+    else
+      coefficients.noalias() = q.transpose() * y;
+    coefficients = c.low_rank_shrink.asDiagonal() * coefficients;
+    if constexpr (std::is_same_v<Scalar, double>)
+      blas_gemm(false, -1.0, q, coefficients.data(), y.cols(), 1.0, y.data());
+    else
+      y.noalias() -= q * coefficients;
+    return y;
+  }
+  // A itself (formed for the spectral and low-rank forms: the divergence and Jacobian paths need
+  // it).
   static BlockMatrix<Scalar> whitening_matrix(const Component& c) {
     if (c.vectors)
       return BlockMatrix<Scalar>::dense(c.inv_root.asDiagonal() * c.vectors->transpose());
+    if (c.low_rank) {
+      const Eigen::Index d = c.inv_root.size();
+      return BlockMatrix<Scalar>::dense(shrink(c, Mat<Scalar>::Identity(d, d)) *
+                                        c.inv_root.asDiagonal());
+    }
     return c.chol_inv;
   }
   struct Evaluation {
@@ -342,7 +431,7 @@ class Marginal {
     };
     // One Gaussian and no density asked for: score = -C^{-1} (z - m) with the precision
     // C^{-1} = A^T A formed once (2 d^3 flops), one product instead of two when n >= d.
-    if (kk == 1 && !with_log_density && n >= dim) {
+    if (kk == 1 && !with_log_density && n >= dim && !comps_[0].low_rank) {
       const Square a = whitening_matrix(comps_[0]).stored_block(0);
       const Square precision = -(a.transpose() * a);
       product(precision, zd.colwise() - comps_[0].mean.col(0), score);
@@ -355,7 +444,9 @@ class Marginal {
       const Component& c = comps_[k];
       whitened[k].resize(dim, n);
       if constexpr (D == Eigen::Dynamic) {
-        if (c.vectors) {  // diag(inv_root) U^T (z - m_k): U^T read in place by the product
+        if (c.low_rank) {
+          whitened[k] = whiten(c, zd.colwise() - c.mean.col(0));
+        } else if (c.vectors) {  // diag(inv_root) U^T (z - m_k): U^T read in place by the product
           const Mat<Scalar> centred = zd.colwise() - c.mean.col(0);
           if constexpr (std::is_same_v<Scalar, double>)
             blas_gemm(true, 1.0, *c.vectors, centred.data(), n, 0.0, whitened[k].data());
@@ -377,7 +468,14 @@ class Marginal {
     for (int k = 0; k < kk; ++k) {
       if (kk > 1) whitened[k].array().rowwise() *= out.responsibilities.row(k).array();
       if constexpr (D == Eigen::Dynamic) {  // accumulated by the product itself, no temporary
-        if (comps_[k].vectors) {            // A^T w = U (diag(inv_root) w)
+        if (comps_[k].low_rank) {
+          if (k == 0)
+            score = -whiten_transpose(comps_[k], whitened[k]);
+          else
+            score -= whiten_transpose(comps_[k], whitened[k]);
+          continue;
+        }
+        if (comps_[k].vectors) {  // A^T w = U (diag(inv_root) w)
           whitened[k] = comps_[k].inv_root.asDiagonal() * whitened[k];
           if constexpr (std::is_same_v<Scalar, double>)
             blas_gemm(false, -1.0, *comps_[k].vectors, whitened[k].data(), n, k == 0 ? 0.0 : 1.0,
