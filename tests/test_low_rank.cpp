@@ -2,6 +2,7 @@
 // marginal's score and the exact flow that use it, against the dense computation in 50 digits
 // (which never looks for the structure: an independent computation).
 #include "helpers.hpp"
+#include "pflow/experiment/run.hpp"
 #include "pflow/flow/exact_flow.hpp"
 #include "pflow/target/low_rank.hpp"
 #include "pflow/target/marginal.hpp"
@@ -224,4 +225,57 @@ TEST_CASE("generated Gaussian: low rank plus diagonal, and its bad specs", "[tar
   bad["diagonal_min"] = 1e-15;
   bad["diagonal_max"] = 1e-15;
   CHECK_THAT(message(bad), Catch::Contains("below 1e-12 of the largest eigenvalue"));
+}
+
+// A run on a generated factor model (d = 96, rank 6): the cells use the O(d r) score, the
+// reference "exact-double" the O(d r) map (c I) or the dense spectrum (general D); "exact" is
+// the 50-digit map from the dense matrix, which 50-digit data never examines for structure.
+TEST_CASE("low rank plus diagonal: a run's exact-double reference agrees with the 50-digit map",
+          "[experiments]") {
+  for (double diagonal_max : {0.02, 0.2}) {
+    INFO("diagonal_max " << diagonal_max);
+    json c = {{"name", "factor96"},
+              {"sde", {{"type", "vp-linear"}}},
+              {"target",
+               {{"type", "gaussian"},
+                {"generated",
+                 {{"spectrum", "low-rank-plus-diagonal"},
+                  {"dim", 96},
+                  {"rank", 6},
+                  {"largest", 50.0},
+                  {"exponent", 1.0},
+                  {"diagonal_min", 0.02},
+                  {"diagonal_max", diagonal_max},
+                  {"mean_std", 0.5},
+                  {"seed", 3}}}}},
+              {"time", {{"t_start", 1.0}, {"t_end", 1e-3}, {"grid", "logsnr"}}},
+              {"init", {{"count", 6}, {"seed", 4}}},
+              {"solvers", {"ddim", "dpm-solver++-2m"}},
+              {"nfe", {16, 32, 64}},
+              {"reference", "exact-double"}};
+    const ExperimentResult fast = run_experiment(parse_experiment(c), {});
+    c["reference"] = "exact";
+    const ExperimentResult slow = run_experiment(parse_experiment(c), {});
+    CHECK(slow.reference_method == "exact flow map (50 digits)");
+    CHECK(fast.reference_method ==
+          (diagonal_max == 0.02
+               ? "exact flow map (double, per-mode closed form of c I plus rank 6, O(d r))"
+               : "exact flow map (double, per-mode closed form from one eigendecomposition)"));
+    REQUIRE(fast.reference.size() == 6 * 96);
+    double scale = 0, diff = 0;
+    for (size_t i = 0; i < fast.reference.size(); ++i) {
+      scale = std::max(scale, std::abs(slow.reference[i]));
+      diff = std::max(diff, std::abs(fast.reference[i] - slow.reference[i]));
+    }
+    INFO("max |exact-double - exact| = " << diff << " of max |x| = " << scale);
+    CHECK(diff < 1e-12 * scale);
+    CHECK(diff > 0);
+    // The same initial states and cells under both references; dpm-solver++-2m's error falls
+    // ~4x per doubling of NFE (order 2) from NFE 16.
+    CHECK(fast.init == slow.init);
+    const auto& cells = fast.solvers[1].cells;
+    INFO("errors " << cells[0].err_max << " " << cells[1].err_max << " " << cells[2].err_max);
+    CHECK(cells[1].err_max < cells[0].err_max / 3);
+    CHECK(cells[2].err_max < cells[1].err_max / 3);
+  }
 }

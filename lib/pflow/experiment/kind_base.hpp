@@ -205,8 +205,11 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
     // eigendecomposition, ~1e-13 relative at d = 64 against the 50-digit map (tests).
     chunked(s.sde, *s.data, from_double<Scalar>(s.flow_from()), from_double<Scalar>(s.flow_to()));
     stage.done("exact flow map", static_cast<size_t>(n));
-    method = "exact flow map (" + std::string(scalar_name<Scalar>()) +
-             ", per-mode closed form from one eigendecomposition)";
+    const LowRankPlusDiagonal* low_rank = s.data->low_rank(0);
+    method = "exact flow map (" + std::string(scalar_name<Scalar>()) + ", per-mode closed form " +
+             (low_rank && low_rank->scaled_identity
+                  ? "of c I plus rank " + std::to_string(low_rank->rank()) + ", O(d r))"
+                  : std::string("from one eigendecomposition)"));
   } else {
     chunked(s.sde50, *s.data50, from_double<mp50>(s.flow_from()), from_double<mp50>(s.flow_to()));
     stage.done("exact flow map", static_cast<size_t>(n));
