@@ -14,6 +14,7 @@
 #include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/sde/vp_discrete.hpp"
 #include "pflow/target/dataset.hpp"
+#include "pflow/target/low_rank.hpp"
 
 namespace pflow {
 
@@ -346,6 +347,14 @@ int generated_target_dim(const json& config, const std::string& path) {
         config["type"] == "gaussian"))
     return 0;
   return generated_spec_of(Fields(config, path, {"type", "mean", "cov", "generated"})).dim;
+}
+
+bool generated_target_low_rank(const json& config, const std::string& path) {
+  if (generated_target_dim(config, path) == 0) return false;
+  const GeneratedGaussianSpec spec =
+      generated_spec_of(Fields(config, path, {"type", "mean", "cov", "generated"}));
+  return spec.spectrum == "low-rank-plus-diagonal" && spec.dim >= low_rank_min_dim &&
+         spec.rank <= spec.dim / 8;
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);
