@@ -859,11 +859,11 @@ RunPlan plan_run(const ExperimentConfig& c, int threads, bool calibrate) {
   const bool data_in_double = exact_reference_in_run_precision(c) &&
                               c.denoiser.value("type", std::string("analytic")) == "analytic";
   const double square = components * c.data_dim * c.data_dim;
-  // A generated factor model the run finds low rank plus diagonal has no eigendecomposition and
-  // no d x d array per cell: the generated matrix and detection's two work arrays, before any
-  // state exists (vp_ppca3072: 264 MB measured on one thread against 465 MB estimated).
+  // A generated c I + low rank the run finds as such has no eigendecomposition and no d x d
+  // array per cell: the matrix, detection's two work arrays (or, later, the initial states'
+  // covariance and its Cholesky factor), before any state exists.
   plan.memory_data = data_in_double && generated_target_low_rank(c.target)
-                         ? square * sizeof(double) * 3
+                         ? square * sizeof(double) * 4
                      : data_in_double ? square * sizeof(double) * (6 + 2 * running)
                                       : square * (4 * sizeof(double) + 2 * sizeof(mp50));
   plan.memory = plan.memory_program + plan.memory_data + plan.memory_states +

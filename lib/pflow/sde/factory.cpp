@@ -353,8 +353,13 @@ bool generated_target_low_rank(const json& config, const std::string& path) {
   if (generated_target_dim(config, path) == 0) return false;
   const GeneratedGaussianSpec spec =
       generated_spec_of(Fields(config, path, {"type", "mean", "cov", "generated"}));
+  // c I only (a general D takes an eigendecomposition for the exact map), and well inside the
+  // detection's thresholds: the rank's smallest eigenvalue 1e-6 of the largest (the sketch's pivot
+  // threshold is 1e-10), the noise level 1e-6 of the largest eigenvalue.
   return spec.spectrum == "low-rank-plus-diagonal" && spec.dim >= low_rank_min_dim &&
-         spec.rank <= spec.dim / 8;
+         spec.rank <= spec.dim / 8 && spec.diagonal_min == spec.diagonal_max &&
+         spec.eigenvalues().minCoeff() >= 1e-6 * spec.largest &&
+         spec.diagonal_min >= 1e-6 * (spec.largest + spec.diagonal_max);
 }
 
 template std::unique_ptr<LinearSde<double>> make_sde<double>(const json&, int, const std::string&);

@@ -64,8 +64,9 @@ std::pair<Vec<double>, Mat<double>> generate_gaussian(const GeneratedGaussianSpe
 // A generated Gaussian's dimension from its validated spec, without generating it (0 for any
 // other target block).
 int generated_target_dim(const nlohmann::json& config, const std::string& path = "target");
-// Whether a generated Gaussian is one the run will find low rank plus diagonal (spectrum
-// "low-rank-plus-diagonal" with rank <= dim / 8 from dim 48: low_rank.hpp), for the memory plan.
+// Whether a generated Gaussian is one the run will find to be c I plus low rank (spectrum
+// "low-rank-plus-diagonal", equal diagonal bounds, rank <= dim / 8 from dim 48, well inside the
+// detection's thresholds: low_rank.hpp), for the memory plan.
 bool generated_target_low_rank(const nlohmann::json& config, const std::string& path = "target");
 
 extern template std::unique_ptr<LinearSde<double>> make_sde<double>(const nlohmann::json&, int,

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cmath>
+#include <limits>
 
 #include <Eigen/Eigenvalues>
 #include <Eigen/LU>
@@ -61,11 +62,18 @@ std::optional<LowRankPlusDiagonal> factor_and_check(const Mat<double>& s, const 
   out.values = eig.eigenvalues().reverse();
   out.vectors = q * eig.eigenvectors().rowwise().reverse();
   rest -= lapack_gram(out.vectors * out.values.cwiseSqrt().asDiagonal());
+  if (!rest.allFinite()) return std::nullopt;
   out.residual = rest.cwiseAbs().maxCoeff();
-  // Within the tolerance, and S positive definite: lambda_min(S) >= min D - ||E||_2 with
-  // ||E||_2 <= d max |E|.
+  // E = S - D - U diag(l) U^T: within the tolerance entry by entry; no larger (Frobenius) than
+  // the backward error a dense factorisation of S is allowed, 16 d eps ||S||_F, so the structure
+  // is as accurate as the dense path; and below min D / 2 <= lambda_min(D + U diag(l) U^T) / 2,
+  // so S is positive definite.
+  const double error = rest.norm();
+  out.relative_change = error / diag.minCoeff();
   if (!(out.residual <= low_rank_tolerance * scale)) return std::nullopt;
-  if (!(diag.minCoeff() > static_cast<double>(d) * out.residual)) return std::nullopt;
+  if (!(error <= 16.0 * static_cast<double>(d) * std::numeric_limits<double>::epsilon() * s.norm()))
+    return std::nullopt;
+  if (!(out.relative_change < 0.5)) return std::nullopt;
   return out;
 }
 
@@ -74,8 +82,9 @@ std::optional<LowRankPlusDiagonal> factor_and_check(const Mat<double>& s, const 
 std::optional<LowRankPlusDiagonal> detect_low_rank_plus_diagonal(const Mat<double>& s) {
   const Eigen::Index d = s.rows();
   if (d < low_rank_min_dim || s.cols() != d) return std::nullopt;
+  if (!s.allFinite()) return std::nullopt;
   const double scale = s.cwiseAbs().maxCoeff();
-  if (!(scale > 0) || !std::isfinite(scale)) return std::nullopt;
+  if (!(scale > 0)) return std::nullopt;
   const int max_rank = static_cast<int>(d / 8), sketch = max_rank + 8;
   // Three contiguous, disjoint index blocks; block g's rows against block g + 1's columns hold
   // no diagonal entry of S.

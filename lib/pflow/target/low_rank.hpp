@@ -14,9 +14,12 @@
 //     Then D = diag(S) - diag(W W^T), which must be positive.
 //  3. The factor. S - D has rank r: a sketch gives its range Q (d x r), and the eigenpairs of
 //     Q^T (S - D) Q give U and l.
-//  4. The check. max |S - D - U diag(l) U^T| <= 1e-12 max |S|, and min D > d times that residual
-//     (so that S is positive definite without a Cholesky factorisation). Anything else is left
-//     dense, so a false detection costs time, never accuracy.
+//  4. The check. E = S - D - U diag(l) U^T must have max |E| <= 1e-12 max |S|, ||E||_F <=
+//     16 d eps ||S||_F (the backward error allowed a dense Cholesky or eigendecomposition of S:
+//     the structure is then as faithful to S as the dense path) and ||E||_F < min D / 2 (then S
+//     is positive definite, lambda_min(D + U diag(l) U^T) >= min D, without a Cholesky
+//     factorisation). Anything else is left dense, so a false detection costs time, not
+//     accuracy.
 // The sketches come from a fixed seed: the result is deterministic.
 #pragma once
 
@@ -31,13 +34,14 @@ struct LowRankPlusDiagonal {
   Mat<double> vectors;   // U, d x r, orthonormal columns
   Vec<double> values;    // l, positive, descending
   bool scaled_identity = false;
-  double residual = 0;  // max |S - D - U diag(l) U^T|
+  double residual = 0;         // max |E|, E = S - D - U diag(l) U^T
+  double relative_change = 0;  // ||E||_F / min D: bounds the relative change of every C_t^{-1}
   int rank() const { return static_cast<int>(values.size()); }
 };
 
 // From this dimension on dense covariances are examined; the rank found must be at most d / 8.
 inline constexpr int low_rank_min_dim = 48;
-// The check's tolerance on max |S - D - U diag(l) U^T|, relative to max |S|.
+// The check's entrywise tolerance: max |E| relative to max |S|.
 inline constexpr double low_rank_tolerance = 1e-12;
 
 // The structure of a symmetric d x d matrix s, or nothing if it has none within the tolerance (or

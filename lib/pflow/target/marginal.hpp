@@ -75,6 +75,7 @@ class Marginal {
     dense_ = std::all_of(comps_.begin(), comps_.end(), [](const Component& c) {
       return c.vectors || c.low_rank || c.chol_inv.groups() == 1;
     });
+    spectral_is_identity_ = scalar != nullptr;
     // K with K K^T = Sigma(t), once per t. Sigma(0) = 0 has none: eps is then undefined, while
     // the score of non-degenerate data still is.
     try {
@@ -136,6 +137,7 @@ class Marginal {
   }
   // grad_x log p_t(x), D x n.
   Mat<Scalar> score(const Mat<Scalar>& x) const {
+    if (spectral_is_identity_) return evaluate(x).score;
     return sde_->from_spectral(evaluate(sde_->to_spectral(x)).score);
   }
   // tr(W grad_x score(x)) for each column of x, with W given in the SDE's spectral basis (the
@@ -213,23 +215,18 @@ class Marginal {
   // (The Cholesky factors of C_k, made here whatever factors the score uses, so that a seed
   // gives the same samples as it always did.)
   Mat<Scalar> sample(int n, Rng& rng) const {
+    // (Low rank plus diagonal data too: a structured factor would draw d + r normals, and double
+    // data, which is examined for structure, would no longer start from the states that 50-digit
+    // data with the same seed starts from.)
     std::vector<BlockMatrix<Scalar>> chol;
     for (int k = 0; k < data_->components(); ++k)
-      chol.push_back(comps_[k].chol || comps_[k].low_rank
-                         ? comps_[k].chol.value_or(BlockMatrix<Scalar>())
+      chol.push_back(comps_[k].chol
+                         ? *comps_[k].chol
                          : sde_->marginal_covariance(data_->cov(k), psi_, sigma_).cholesky());
-    const int dim = sde_->state_dim();
-    Mat<Scalar> z(dim, n);
+    Mat<Scalar> z(sde_->state_dim(), n);
     for (int j = 0; j < n; ++j) {
       const int k = data_->pick_component(rng);
-      const Component& c = comps_[k];
-      if (c.low_rank) {  // C = F F^T with F = [diag(delta)^{1/2}, alpha U diag(l)^{1/2}]
-        const Mat<Scalar> xi = rng.normal_matrix<Scalar>(dim + c.low_rank_factor.cols(), 1);
-        z.col(j) = c.mean + c.inv_root.cwiseInverse().cwiseProduct(xi.topRows(dim)) +
-                   c.low_rank_factor * xi.bottomRows(c.low_rank_factor.cols());
-        continue;
-      }
-      z.col(j) = c.mean + chol[k].apply(rng.normal_matrix<Scalar>(dim, 1));
+      z.col(j) = comps_[k].mean + chol[k].apply(rng.normal_matrix<Scalar>(sde_->state_dim(), 1));
     }
     return sde_->from_spectral(z);
   }
@@ -250,7 +247,6 @@ class Marginal {
     bool low_rank = false;
     Mat<Scalar> low_rank_basis;   // Q, d x r, orthonormal columns
     Vec<Scalar> low_rank_shrink;  // r
-    Mat<Scalar> low_rank_factor;  // alpha U diag(l)^{1/2}, for samples
     Scalar log_det;
   };
 
@@ -271,13 +267,13 @@ class Marginal {
     c.low_rank = true;
     c.inv_root = delta.cwiseSqrt().cwiseInverse();
     const Mat<Scalar> u = s0.vectors.template cast<Scalar>();
-    c.low_rank_factor = alpha * u * s0.values.template cast<Scalar>().cwiseSqrt().asDiagonal();
     Vec<Scalar> s2(r);  // s^2
     if (s0.scaled_identity) {
       c.low_rank_basis = u;
       s2 = (alpha * alpha / delta(0)) * s0.values.template cast<Scalar>();
     } else {
-      const Mat<Scalar> b = c.inv_root.asDiagonal() * c.low_rank_factor;
+      const Mat<Scalar> b = c.inv_root.asDiagonal() * alpha * u *
+                            s0.values.template cast<Scalar>().cwiseSqrt().asDiagonal();
       const Eigen::HouseholderQR<Mat<Scalar>> qr(b);
       const Mat<Scalar> q = qr.householderQ() * Mat<Scalar>::Identity(d, r);
       // B = Q1 R and R R^T = W diag(s^2) W^T (r x r), so Q = Q1 W.
@@ -434,7 +430,12 @@ class Marginal {
     if (kk == 1 && !with_log_density && n >= dim && !comps_[0].low_rank) {
       const Square a = whitening_matrix(comps_[0]).stored_block(0);
       const Square precision = -(a.transpose() * a);
-      product(precision, zd.colwise() - comps_[0].mean.col(0), score);
+      if constexpr (D == Eigen::Dynamic && std::is_same_v<Scalar, double>) {  // OpenBLAS's kernels
+        const Rows centred = zd.colwise() - comps_[0].mean.col(0);
+        blas_gemm(false, 1.0, precision, centred.data(), n, 0.0, out.score.data());
+      } else {
+        product(precision, zd.colwise() - comps_[0].mean.col(0), score);
+      }
       out.responsibilities.setOnes();
       return out;
     }
@@ -525,6 +526,8 @@ class Marginal {
   std::optional<BlockMatrix<Scalar>> noise_factor_;
   std::vector<Component> comps_;
   bool dense_ = false;  // every whitening one dense block: evaluate_dense
+  // A scalar SDE's spectral basis is the standard one: the score skips two copies of the states.
+  bool spectral_is_identity_ = false;
 };
 
 }  // namespace pflow
