@@ -3,9 +3,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +23,19 @@ namespace pflow::testing {
 template <class A, class B>
 double max_diff(const A& a, const B& b) {
   return to_double((a - b).cwiseAbs().maxCoeff());
+}
+
+// max |a_i - b_i| and max |b_i| over two equally long flat arrays (a result's states, row-major).
+struct DiffAndScale {
+  double diff = 0, scale = 0;
+};
+inline DiffAndScale diff_and_scale(const std::vector<double>& a, const std::vector<double>& b) {
+  DiffAndScale out;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    out.scale = std::max(out.scale, std::abs(b[i]));
+    out.diff = std::max(out.diff, std::abs(a[i] - b[i]));
+  }
+  return out;
 }
 
 // Tolerance that scales with the precision: `dbl` in double, `mp` in mp50.

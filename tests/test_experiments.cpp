@@ -378,11 +378,7 @@ TEST_CASE("exact-double reference agrees with the 50-digit exact map at d = 64",
   CHECK_THAT(fast.reference_method, Catch::Contains("double, per-mode closed form"));
   CHECK(slow.reference_method == "exact flow map (50 digits)");
   REQUIRE(fast.reference.size() == 8 * 64);
-  double scale = 0, diff = 0;
-  for (size_t i = 0; i < fast.reference.size(); ++i) {
-    scale = std::max(scale, std::abs(slow.reference[i]));
-    diff = std::max(diff, std::abs(fast.reference[i] - slow.reference[i]));
-  }
+  const auto [diff, scale] = pflow::testing::diff_and_scale(fast.reference, slow.reference);
   INFO("max |exact-double - exact| = " << diff << " of max |x| = " << scale);
   CHECK(diff < 1e-12 * scale);
   CHECK(diff > 0);  // two computations, not one

@@ -309,11 +309,7 @@ TEST_CASE("low rank plus diagonal: a run's exact-double reference agrees with th
                ? "exact flow map (double, per-mode closed form of c I plus rank 6, O(d r))"
                : "exact flow map (double, per-mode closed form from one eigendecomposition)"));
     REQUIRE(fast.reference.size() == 6 * 96);
-    double scale = 0, diff = 0;
-    for (size_t i = 0; i < fast.reference.size(); ++i) {
-      scale = std::max(scale, std::abs(slow.reference[i]));
-      diff = std::max(diff, std::abs(fast.reference[i] - slow.reference[i]));
-    }
+    const auto [diff, scale] = pflow::testing::diff_and_scale(fast.reference, slow.reference);
     INFO("max |exact-double - exact| = " << diff << " of max |x| = " << scale);
     CHECK(diff < 1e-12 * scale);
     CHECK(diff > 0);
