@@ -3,14 +3,17 @@
 // "Speed": against PyTorch). scripts/bench runs both over the README's table.
 //
 //   build/pflow_bench_sampler --n 10000 --d 16 --k 8 [--threads 1] [--steps 10] [--reps 3]
-//                             [--out FILE.h5]
+//                             [--reference 64] [--out FILE.h5]
 //
 // The problem: vp-linear (0.1, 20), the random mixture of bench_problems.hpp (d dimensions, k
 // components, full covariances), n standard normal states at t = 1, dpm-solver++-2m on the logsnr
 // grid of `steps` steps to t = 1e-3 with the exact score. The time is the best of `reps` solves
 // after `warmup` (default 1) untimed solves; it covers the solve alone (grid, model and states made
 // before). The file holds weights [K], means [K, d], covs [K, d, d], grid [steps + 1], x_start and
-// x_end [n, d], and the time as the attribute /@seconds.
+// x_end [n, d], and the time as the attribute /@seconds. With --reference M (default 64) it also
+// holds x_reference [M, d]: the same solve of the first M states in float128 (34 digits; the grid,
+// data and states are the double values, exactly), the rounding-free answer both programs' final
+// states are measured against (scripts/bench_peer.py reports each side's error).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -42,12 +45,27 @@ std::vector<double> flatten(const json& nested) {
   return out;
 }
 
+// The benchmark's solve in float128, from the same double grid, data and states.
+Mat<double> float128_solve(const json& mixture, const std::vector<double>& grid,
+                           const Mat<double>& x) {
+  const auto sde = make_sde<f128>(vp_linear, static_cast<int>(x.rows()), "sde");
+  const auto data = make_target<f128>(mixture);
+  const AnalyticDenoiser<f128> model(*sde, data);
+  const std::vector<f128> grid_q(grid.begin(), grid.end());
+  const auto solver = make_solver<f128>(json("dpm-solver++-2m"));
+  Problem<f128> problem;
+  problem.sde = sde.get();
+  problem.model = &model;
+  problem.threads = 1;
+  return solve(*solver, problem, grid_q, Mat<f128>(x.cast<f128>())).x.cast<double>();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   tune_allocator();  // as the pflow program does
   CLI::App app{"pflow_bench_sampler: one dpm-solver++-2m solve on a random mixture, timed"};
-  int n = 10000, d = 16, k = 8, threads = 1, steps = 10, reps = 3, warmup = 1;
+  int n = 10000, d = 16, k = 8, threads = 1, steps = 10, reps = 3, warmup = 1, reference = 64;
   std::string out;
   app.add_option("--n", n, "particles")->check(CLI::Range(1, 10000000))->capture_default_str();
   app.add_option("--d", d, "dimension")->check(CLI::Range(1, 4096))->capture_default_str();
@@ -59,6 +77,9 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "timed solves")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--warmup", warmup, "untimed solves first")
       ->check(CLI::Range(0, 100))
+      ->capture_default_str();
+  app.add_option("--reference", reference, "states solved again in float128 (0: none)")
+      ->check(CLI::Range(0, 100000))
       ->capture_default_str();
   app.add_option("--out", out, "HDF5 file of the problem and the result");
   CLI11_PARSE(app, argc, argv);
@@ -97,6 +118,11 @@ int main(int argc, char** argv) {
       f.dataset("/grid", {grid.size()}, grid);
       f.dataset("/x_start", {nn, dd}, row_major(x));
       f.dataset("/x_end", {nn, dd}, row_major(result.x));
+      if (reference > 0) {
+        const int m = std::min(reference, n);
+        f.dataset("/x_reference", {static_cast<size_t>(m), dd},
+                  row_major(float128_solve(mixture, grid, x.leftCols(m))));
+      }
       f.attribute("/", "seconds", best);
       f.attribute("/", "threads", static_cast<double>(threads));
       f.save();

@@ -4,7 +4,9 @@
 Reads the problem build/pflow_bench_sampler wrote (a Gaussian mixture, the time grid, the initial
 states and pflow's final states), runs the same DPM-Solver++(2M) solve in PyTorch, float64, on the
 same number of threads, and prints its time (best of --reps after one warm-up solve), pflow's
-time from the file, their ratio and the largest difference of the final states.
+time from the file, their ratio and the largest difference of the final states. When the file
+holds x_reference (the first M states solved in float128 by pflow_bench_sampler), it also prints
+each side's error against it: which program's rounding the difference is.
 
 The peer is written as a competent PyTorch user would write it: particles as a batch [n, d]; the
 model's work per call is batched over the K components, with one Cholesky factorisation of the
@@ -93,6 +95,7 @@ def main():
         x_start = torch.from_numpy(f["x_start"][...])
         x_pflow = f["x_end"][...]
         pflow_seconds = float(f.attrs["seconds"])
+        x_ref = f["x_reference"][...] if "x_reference" in f else None
     model = MixtureDenoiser(weights, means, covs)
     for _ in range(args.warmup):
         dpm_solver_pp_2m(model, x_start, grid)
@@ -101,10 +104,18 @@ def main():
         start = time.perf_counter()
         x = dpm_solver_pp_2m(model, x_start, grid)
         best = min(best, time.perf_counter() - start)
-    diff = float(np.abs(x.numpy() - x_pflow).max()) / max(1.0, float(np.abs(x_pflow).max()))
+    def relative(a, b):  # max |a - b| / max(1, max |b|)
+        return float(np.abs(a - b).max()) / max(1.0, float(np.abs(b).max()))
+
+    diff = relative(x.numpy(), x_pflow)
     n, d = x_start.shape
+    errors = ""
+    if x_ref is not None:
+        m = x_ref.shape[0]
+        errors = (f", against float128 ({m} states): pflow {relative(x_pflow[:m], x_ref):.2e} "
+                  f"torch {relative(x.numpy()[:m], x_ref):.2e}")
     print(f"n {n} d {d} K {weights.shape[0]} threads {args.threads}: torch {best:.6f} s, "
-          f"pflow {pflow_seconds:.6f} s, ratio {best / pflow_seconds:.2f}, "
+          f"pflow {pflow_seconds:.6f} s, ratio {best / pflow_seconds:.2f}{errors}, "
           f"max |x_torch - x_pflow| / max(1, max |x_pflow|) {diff:.2e}")
 
 

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <Eigen/Eigenvalues>
+
 #include "pflow/core/errors.hpp"
 
 // LAPACK and BLAS through their Fortran symbols (gfortran's convention: arguments by reference,
@@ -76,6 +78,14 @@ SymmetricEigen lapack_symmetric_eigen(const Mat<double>& a) {
     throw NumericalError("symmetric eigendecomposition (LAPACK dsyevd) did not converge (info " +
                          to_text(info) + ")");
   return out;
+}
+
+SymmetricEigen symmetric_eigen(const Mat<double>& a) {
+  if (a.rows() > quad_eigen_max_dim) return lapack_symmetric_eigen(a);
+  const Eigen::SelfAdjointEigenSolver<Mat<f128>> eig(a.cast<f128>());
+  if (eig.info() != Eigen::Success)
+    throw NumericalError("symmetric eigendecomposition (float128) did not converge");
+  return {eig.eigenvalues().cast<double>(), eig.eigenvectors().cast<double>()};
 }
 
 Mat<double> lapack_orthogonal_factor(const Mat<double>& a) {

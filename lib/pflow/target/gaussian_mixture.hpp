@@ -142,23 +142,20 @@ class GaussianMixture {
     if (!slot) {
       const Mat<Scalar>& cov = covs_[k].stored_block(0);
       if constexpr (std::is_same_v<Scalar, double>) {
-        if (cov.rows() >= lapack_eigen_min_dim) {
-          SymmetricEigen eig;
-          try {
-            eig = lapack_symmetric_eigen(cov);
-          } catch (const NumericalError& e) {
-            throw InputError("covs[" + to_text(k) + "]", "(dense)",
-                             std::string("its eigendecomposition failed: ") + e.what());
-          }
-          slot =
-              std::make_unique<Spectrum>(Spectrum{std::move(eig.values), std::move(eig.vectors)});
-          return slot.get();
+        SymmetricEigen eig;
+        try {
+          eig = symmetric_eigen(cov);
+        } catch (const NumericalError& e) {
+          throw InputError("covs[" + to_text(k) + "]", "(dense)",
+                           std::string("its eigendecomposition failed: ") + e.what());
         }
+        slot = std::make_unique<Spectrum>(Spectrum{std::move(eig.values), std::move(eig.vectors)});
+      } else {
+        const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov);
+        require(eig.info() == Eigen::Success, "covs[" + to_text(k) + "]", "(dense)",
+                "its eigendecomposition did not converge");
+        slot = std::make_unique<Spectrum>(Spectrum{eig.eigenvalues(), eig.eigenvectors()});
       }
-      const Eigen::SelfAdjointEigenSolver<Mat<Scalar>> eig(cov);
-      require(eig.info() == Eigen::Success, "covs[" + to_text(k) + "]", "(dense)",
-              "its eigendecomposition did not converge");
-      slot = std::make_unique<Spectrum>(Spectrum{eig.eigenvalues(), eig.eigenvectors()});
     }
     return slot.get();
   }

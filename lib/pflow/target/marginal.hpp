@@ -320,6 +320,16 @@ class Marginal {
       y.noalias() -= q * coefficients;
     return y;
   }
+  // The precision C_k^{-1} = A_k^T A_k of a dense whitening (d x d; a symmetric rank-d product,
+  // OpenBLAS's dsyrk in double).
+  static Mat<Scalar> precision(const Component& c) {
+    const Mat<Scalar> root = c.vectors ? Mat<Scalar>(*c.vectors * c.inv_root.asDiagonal())
+                                       : Mat<Scalar>(c.chol_inv.stored_block(0).transpose());
+    if constexpr (std::is_same_v<Scalar, double>)
+      return lapack_gram(root);
+    else
+      return root * root.transpose();
+  }
   // A itself (formed for the spectral and low-rank forms: the divergence and Jacobian paths need
   // it).
   static BlockMatrix<Scalar> whitening_matrix(const Component& c) {
@@ -394,19 +404,26 @@ class Marginal {
   // top + log(sum) when asked for. The exponentials run on a plain array, so that Eigen
   // vectorises them (one exp per component and particle).
   static void softmax(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density) {
+    softmax_columns(terms, out, with_log_density, 0, terms.cols());
+  }
+  // The same for the columns begin .. begin + count - 1 alone.
+  static void softmax_columns(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density,
+                              Eigen::Index begin, Eigen::Index count) {
     using Row = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
-    Mat<Scalar>& resp = out.responsibilities;
+    auto resp = out.responsibilities.middleCols(begin, count);
+    const auto a = terms.middleCols(begin, count);
     if (terms.rows() == 1) {
       resp.setOnes();
-      if (with_log_density) out.log_density = terms.row(0).transpose();
+      if (with_log_density) out.log_density.segment(begin, count) = a.row(0).transpose();
       return;
     }
-    const Row top = terms.colwise().maxCoeff();
-    resp.noalias() = terms - top.replicate(terms.rows(), 1);
+    const Row top = a.colwise().maxCoeff();
+    resp.noalias() = a - top.replicate(terms.rows(), 1);
     resp.array() = resp.array().exp();
     const Row total = resp.colwise().sum();
     resp.array().rowwise() /= total.array();
-    if (with_log_density) out.log_density = (top.array() + total.array().log()).transpose();
+    if (with_log_density)
+      out.log_density.segment(begin, count) = (top.array() + total.array().log()).transpose();
   }
 
   // Every whitening a single dense matrix (a scalar SDE): D = d rows, fixed for d <= 4.
@@ -425,18 +442,53 @@ class Marginal {
       else
         dst.noalias() = a.lazyProduct(x);
     };
-    // One Gaussian and no density asked for: score = -C^{-1} (z - m) with the precision
-    // C^{-1} = A^T A formed once (2 d^3 flops), one product instead of two when n >= d.
-    if (kk == 1 && !with_log_density && n >= dim && !comps_[0].low_rank) {
-      const Square a = whitening_matrix(comps_[0]).stored_block(0);
-      const Square precision = -(a.transpose() * a);
-      if constexpr (D == Eigen::Dynamic && std::is_same_v<Scalar, double>) {  // OpenBLAS's kernels
-        const Rows centred = zd.colwise() - comps_[0].mean.col(0);
-        blas_gemm(false, 1.0, precision, centred.data(), n, 0.0, out.score.data());
-      } else {
-        product(precision, zd.colwise() - comps_[0].mean.col(0), score);
+    // Precision form, once there are at least as many particles as dimensions and every
+    // whitening is dense: P_k = C_k^{-1} = A_k^T A_k is formed (d^3 per component, a symmetric
+    // rank-d product) and each component costs one product y_k = P_k (z - m_k) instead of two.
+    // The quadratic form is (z - m_k) . y_k and the score -sum_k gamma_k y_k: half the product
+    // flops of the whitened form below (N = 1e4, d = 64, K = 8: 1.9x).
+    const bool all_dense =
+        std::none_of(comps_.begin(), comps_.end(), [](const Component& c) { return c.low_rank; });
+    if (all_dense && n >= dim) {
+      const bool need_terms = kk > 1 || with_log_density;
+      // One component: y = -P (z - m) goes straight into the score.
+      const Scalar sign = kk == 1 ? Scalar(-1) : Scalar(1);
+      std::vector<Square> precisions;
+      for (const Component& c : comps_) precisions.push_back(sign * precision(c));
+      Mat<Scalar> terms(need_terms ? kk : 0, n);
+      // Columns in blocks whose K products stay in cache (256 KB): all K of them are read again
+      // once the responsibilities are known (d = 64, K = 8: 1.25x against whole chunks).
+      const Eigen::Index block =
+          std::min<Eigen::Index>(n, std::max<Eigen::Index>(64, 32768 / (kk * dim)));
+      Rows centred(dim, block);
+      std::vector<Rows> products(kk == 1 ? 0 : kk, Rows(dim, block));  // y_k
+      for (Eigen::Index begin = 0; begin < n; begin += block) {
+        const Eigen::Index m = std::min(block, n - begin);
+        for (int k = 0; k < kk; ++k) {
+          const Component& c = comps_[k];
+          centred.leftCols(m) = zd.middleCols(begin, m).colwise() - c.mean.col(0);
+          Eigen::Map<Rows> y(kk == 1 ? out.score.data() + begin * dim : products[k].data(), dim, m);
+          if constexpr (D == Eigen::Dynamic && std::is_same_v<Scalar, double>)
+            blas_gemm(false, 1.0, precisions[k], centred.data(), m, 0.0, y.data());  // OpenBLAS
+          else
+            product(precisions[k], centred.leftCols(m), y);
+          if (need_terms) {  // column by column: contiguous, vectorised dot products
+            const Scalar offset = c.log_weight - (c.log_det + Scalar(dim) * log_2pi()) / 2;
+            for (Eigen::Index j = 0; j < m; ++j)
+              terms(k, begin + j) = offset - sign * centred.col(j).dot(y.col(j)) / 2;
+          }
+        }
+        if (!need_terms) continue;
+        softmax_columns(terms, out, with_log_density, begin, m);
+        if (kk == 1) continue;
+        const Mat<Scalar>& resp = out.responsibilities;
+        for (Eigen::Index j = 0; j < m; ++j) {  // -sum_k gamma_k y_k, one column at a time
+          auto column = score.col(begin + j);
+          column.noalias() = -resp(0, begin + j) * products[0].col(j);
+          for (int k = 1; k < kk; ++k) column.noalias() -= resp(k, begin + j) * products[k].col(j);
+        }
       }
-      out.responsibilities.setOnes();
+      if (!need_terms) out.responsibilities.setOnes();
       return out;
     }
     Mat<Scalar> terms(kk, n);
