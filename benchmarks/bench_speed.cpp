@@ -8,10 +8,11 @@
 //   mixture_score/d/K/threads      the exact score of a K-component mixture with full
 //                                  covariances in d dimensions at N = 10,000 particles (double),
 //                                  the particles in `threads` equal parts on as many threads;
-//                                  GFLOP/s counted as the products the kernel makes: 4 d^2 N K
-//                                  for K > 1 (A_k (x - m_k) and A_k^T (...) per component), and
-//                                  2 d^2 N + 2 d^3 per part for K = 1 (the precision A^T A once,
-//                                  then one product)
+//                                  GFLOP/s counted as the products the kernel makes: per
+//                                  component the precision P_k = A_k^T A_k (d^3 per part, a
+//                                  symmetric product) and P_k (x - m_k) (2 d^2 N): K (2 d^2 N +
+//                                  d^3 parts); the time also covers the quadratic forms, the
+//                                  softmax and the responsibility-weighted sum
 //   eigen_gemm/d/threads           Eigen's own product of a d x d and a d x N matrix (2 d^2 N
 //                                  flops), the columns in `threads` parts on as many threads: the
 //                                  yardstick of the score kernel
@@ -82,7 +83,7 @@ void mixture_score(benchmark::State& state) {
     benchmark::DoNotOptimize(out[0].data());
   }
   const double n = static_cast<double>(score_particles);
-  const double flops = k == 1 ? 2.0 * d * d * n + 2.0 * d * d * d * threads : 4.0 * d * d * n * k;
+  const double flops = k * (2.0 * d * d * n + 1.0 * d * d * d * threads);
   state.counters["GFLOP"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
