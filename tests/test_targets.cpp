@@ -251,11 +251,11 @@ nlohmann::json random_dense_mixture(int d, int k, double s_min, std::uint64_t se
 
 }  // namespace
 
-// The dense mixture score has two kernels: the precision form for batches of at least d
-// particles (one product per component, in column blocks) and the whitened form below. Both are
-// checked against the 50-digit marginal of the same data, column blocks included (n = 1000 is
-// several blocks; 200 at d = 64 is two), with the double eigendecomposition's accuracy (float128 up
-// to d = 64).
+// From d = 5 the dense mixture score has two kernels: the precision form for batches of at
+// least d particles (one product per component, in column blocks) and the whitened form below
+// (d = 3: the fixed-size kernels). Both are checked against the 50-digit marginal of the same
+// data, column blocks included (n = 1000 is several blocks; 200 at d = 64 is two), with the
+// double eigendecomposition's accuracy (float128 for d = 5 to 64).
 TEST_CASE("Dense mixture score: both kernels agree with 50 digits to the conditioning",
           "[targets]") {
   for (const int d : {3, 16, 64}) {

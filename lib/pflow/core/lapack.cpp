@@ -82,6 +82,12 @@ SymmetricEigen lapack_symmetric_eigen(const Mat<double>& a) {
 
 SymmetricEigen symmetric_eigen(const Mat<double>& a) {
   if (a.rows() > quad_eigen_max_dim) return lapack_symmetric_eigen(a);
+  if (a.rows() < quad_eigen_min_dim) {
+    const Eigen::SelfAdjointEigenSolver<Mat<double>> eig(a);
+    if (eig.info() != Eigen::Success)
+      throw NumericalError("symmetric eigendecomposition did not converge");
+    return {eig.eigenvalues(), eig.eigenvectors()};
+  }
   const Eigen::SelfAdjointEigenSolver<Mat<f128>> eig(a.cast<f128>());
   if (eig.info() != Eigen::Success)
     throw NumericalError("symmetric eigendecomposition (float128) did not converge");

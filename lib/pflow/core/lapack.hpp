@@ -39,14 +39,16 @@ void blas_gemm(bool transpose_a, double alpha, const Mat<double>& a, const doubl
 inline constexpr int lapack_max_dim = 32000;
 
 // The symmetric eigendecomposition of double data (eigenvalues ascending; NumericalError if it
-// does not converge), as accurate as double allows where that is cheap. Up to
-// quad_eigen_max_dim it runs in float128 (Eigen's SelfAdjointEigenSolver; 47 ms at d = 64) and
-// is rounded: the eigenvalues and the orthogonality of the vectors are then right to the last
+// does not converge), as accurate as double allows where that is cheap. From quad_eigen_min_dim
+// to quad_eigen_max_dim it runs in float128 (Eigen's SelfAdjointEigenSolver; 47 ms at d = 64)
+// and is rounded: the eigenvalues and the orthogonality of the vectors are then right to the last
 // bits, where a double decomposition loses ~d ulps to rounding, and a dense Gaussian's score,
 // which is made from them, is as accurate as a Cholesky factor per t would make it (README
 // "Speed": a mixture solve's error against float128 fell 3.4x at d = 16). Above it, LAPACK's
 // dsyevd in double (0.35 s in float128 at d = 128, minutes at d = 3072).
-inline constexpr int quad_eigen_max_dim = 64;
+// Below quad_eigen_min_dim, Eigen's solver in double: a few ulps there, and every shipped 2-D
+// result keeps its last bits.
+inline constexpr int quad_eigen_min_dim = 5, quad_eigen_max_dim = 64;
 SymmetricEigen symmetric_eigen(const Mat<double>& a);
 
 }  // namespace pflow
