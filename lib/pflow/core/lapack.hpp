@@ -46,8 +46,8 @@ inline constexpr int lapack_max_dim = 32000;
 // which is made from them, is as accurate as a Cholesky factor per t would make it (README
 // "Speed": a mixture solve's error against float128 fell 3.4x at d = 16). Above it, LAPACK's
 // dsyevd in double (0.35 s in float128 at d = 128, minutes at d = 3072).
-// Below quad_eigen_min_dim, Eigen's solver in double: a few ulps there, and every shipped 2-D
-// result keeps its last bits.
+// Below quad_eigen_min_dim, Eigen's solver in double: a few ulps there, and the same arithmetic
+// as before for the 2-D runs.
 inline constexpr int quad_eigen_min_dim = 5, quad_eigen_max_dim = 64;
 SymmetricEigen symmetric_eigen(const Mat<double>& a);
 

@@ -406,21 +406,15 @@ class Marginal {
   // top + log(sum) when asked for. The exponentials run on a plain array, so that Eigen
   // vectorises them (one exp per component and particle).
   static void softmax(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density) {
-    softmax_columns(terms, out, with_log_density, 0, terms.cols());
-  }
-  // The same for the columns begin .. begin + count - 1 alone.
-  static void softmax_columns(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density,
-                              Eigen::Index begin, Eigen::Index count) {
     using Row = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
-    auto resp = out.responsibilities.middleCols(begin, count);
-    const auto a = terms.middleCols(begin, count);
+    Mat<Scalar>& resp = out.responsibilities;
     if (terms.rows() == 1) {
       resp.setOnes();
-      if (with_log_density) out.log_density.segment(begin, count) = a.row(0).transpose();
+      if (with_log_density) out.log_density = terms.row(0).transpose();
       return;
     }
-    const Row top = a.colwise().maxCoeff();
-    resp.noalias() = a - top.replicate(terms.rows(), 1);
+    const Row top = terms.colwise().maxCoeff();
+    resp.noalias() = terms - top.replicate(terms.rows(), 1);
     resp.array() = resp.array().exp();
     // Weights below the smallest normal double (a - top < -708: well-separated components at
     // small t) become zero: they change no sum by a representable amount, while subnormal
@@ -430,8 +424,17 @@ class Marginal {
       resp = (resp.array() < std::numeric_limits<double>::min()).select(0.0, resp);
     const Row total = resp.colwise().sum();
     resp.array().rowwise() /= total.array();
-    if (with_log_density)
-      out.log_density.segment(begin, count) = (top.array() + total.array().log()).transpose();
+    if (with_log_density) out.log_density = (top.array() + total.array().log()).transpose();
+  }
+  // The same for the columns begin .. begin + count - 1 alone (through a copy: the
+  // exponentials then run on a whole array, as above).
+  static void softmax_columns(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density,
+                              Eigen::Index begin, Eigen::Index count) {
+    Evaluation part{Vec<Scalar>(with_log_density ? count : 0), Mat<Scalar>(),
+                    Mat<Scalar>(terms.rows(), count)};
+    softmax(terms.middleCols(begin, count), part, with_log_density);
+    out.responsibilities.middleCols(begin, count) = part.responsibilities;
+    if (with_log_density) out.log_density.segment(begin, count) = part.log_density;
   }
 
   // Every whitening a single dense matrix (a scalar SDE): D = d rows, fixed for d <= 4.
@@ -454,8 +457,8 @@ class Marginal {
     // every whitening is dense: P_k = C_k^{-1} = A_k^T A_k is formed (d^3 per component, a
     // symmetric rank-d product) and each component costs one product y_k = P_k (z - m_k) instead
     // of two. The quadratic form is (z - m_k) . y_k and the score -sum_k gamma_k y_k: half the
-    // product flops of the whitened form below. (d <= 4 keeps the fixed-size kernels, and with
-    // them the last bits of every shipped 2-D result.)
+    // product flops of the whitened form below. (d <= 4 keeps the fixed-size kernels and the
+    // arithmetic it always had.)
     const bool all_dense =
         std::none_of(comps_.begin(), comps_.end(), [](const Component& c) { return c.low_rank; });
     if constexpr (D == Eigen::Dynamic) {
