@@ -19,6 +19,7 @@
 #include "orders.hpp"
 #include "pflow/core/allocator.hpp"
 #include "pflow/core/errors.hpp"
+#include "pflow/experiment/cluster.hpp"
 #include "pflow/experiment/run.hpp"
 #include "pflow/experiment/table.hpp"
 #include "pflow/model/mlp_file.hpp"
@@ -120,6 +121,9 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
+// Under mpirun or srun every rank runs this with the same arguments: the config is read and
+// checked by each (the same input gives the same error everywhere), the files are checked and
+// written by rank 0 alone, and only rank 0 prints (README "Many machines: MPI").
 int run_experiment(const RunArgs& a) {
   namespace fs = std::filesystem;
   // Everything is validated before any work, and an existing result is never overwritten
@@ -128,31 +132,37 @@ int run_experiment(const RunArgs& a) {
   pflow::require(a.threads >= 1 && a.threads <= 256, "--threads", a.threads,
                  "must be between 1 and 256");
   if (a.plan) {  // what the run would do and need; nothing is written
-    std::cout << pflow::format_plan(config, pflow::plan_run(config, a.threads, true), a.threads);
+    if (pflow::cluster::root())
+      std::cout << pflow::format_plan(config, pflow::plan_run(config, a.threads, true), a.threads);
     return 0;
   }
   const std::string out =
       a.out.empty() ? "results/" + config.name + "/" + config.name + ".h5" : a.out;
   const std::string checkpoint = out + ".checkpoint";
-  const bool has_checkpoint = fs::exists(checkpoint);
-  if (has_checkpoint && !a.resume && !a.force)
-    throw pflow::InputError("--out", out,
-                            "has the checkpoint of an interrupted run (" + checkpoint +
-                                "): pass --resume to continue it, or --force to start over");
-  if (fs::exists(out) && !a.force && !(a.resume && has_checkpoint))
-    throw pflow::InputError("--out", out, "exists; pass --force to overwrite it");
   const auto start = std::chrono::steady_clock::now();
-  if (has_checkpoint && !a.resume) fs::remove_all(checkpoint);  // --force: start over
+  pflow::cluster::on_root([&] {
+    const bool has_checkpoint = fs::exists(checkpoint);
+    if (has_checkpoint && !a.resume && !a.force)
+      throw pflow::InputError("--out", out,
+                              "has the checkpoint of an interrupted run (" + checkpoint +
+                                  "): pass --resume to continue it, or --force to start over");
+    if (fs::exists(out) && !a.force && !(a.resume && has_checkpoint))
+      throw pflow::InputError("--out", out, "exists; pass --force to overwrite it");
+    if (has_checkpoint && !a.resume) fs::remove_all(checkpoint);  // --force: start over
+  });
   pflow::RunOptions options;
+  options.distributed = pflow::cluster::size() > 1;
   options.threads = a.threads;
   options.checkpoint_dir = checkpoint;
   options.resume = a.resume;
   options.stop = &stop_requested;
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
-  options.progress = progress_printer(a.quiet);
+  const bool quiet = a.quiet || !pflow::cluster::root();
+  options.progress = progress_printer(quiet);
   const pflow::ExperimentResult result = pflow::run_experiment(config, options);
-  end_progress(a.quiet);
+  end_progress(quiet);
+  if (!pflow::cluster::root()) return 0;  // rank 0 holds the result and writes it
   if (result.cells_done < result.cells_total) {
     std::cerr << "pflow: interrupted: " << result.cells_done << " of " << result.cells_total
               << " cells done, kept in " << checkpoint << "\ncontinue with: pflow run "
@@ -207,32 +217,23 @@ void run_list() {
 }
 
 // Runs a subcommand and maps what it throws to the exit statuses of the header comment, with one
-// line on stderr.
+// line on stderr (under MPI from rank 0 alone: the other ranks fail with the same status
+// silently).
 template <class F>
 int with_exit_status(F&& subcommand) {
   try {
     return subcommand();
-  } catch (const pflow::InputError& e) {
-    std::cerr << "pflow: error: " << e.what() << "\n";
-    return 2;
-  } catch (const pflow::IoError& e) {
-    std::cerr << "pflow: I/O error: " << e.what() << "\n";
-    return 3;
-  } catch (const std::filesystem::filesystem_error& e) {
-    std::cerr << "pflow: I/O error: " << e.what() << "\n";
-    return 3;
-  } catch (const pflow::NumericalError& e) {
-    std::cerr << "pflow: numerical failure: " << e.what() << "\n";
-    return 4;
-  } catch (const std::exception& e) {
-    std::cerr << "pflow: internal error: " << e.what() << "\n";
-    return 4;
+  } catch (const pflow::cluster::RankFailure& e) {
+    return e.status;
+  } catch (...) {
+    const pflow::FailureReport report = pflow::report_failure(std::current_exception());
+    if (pflow::cluster::root()) std::cerr << report.line << "\n";
+    return report.status;
   }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The program's work (main adds MPI's start and end around it).
+int run_main(int argc, char** argv) {
   pflow::tune_allocator();
   CLI::App app{"pflow: exact solutions and samplers for linear-SDE diffusion models"};
   app.set_version_flag("--version", std::string("pflow ") + PFLOW_VERSION);
@@ -329,4 +330,13 @@ int main(int argc, char** argv) {
     if (*list) run_list();
     return 0;
   });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pflow::cluster::start(argc, argv);  // MPI, when started by mpirun or srun
+  const int status = run_main(argc, argv);
+  pflow::cluster::stop();
+  return status;
 }

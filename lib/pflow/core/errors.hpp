@@ -2,6 +2,8 @@
 #pragma once
 
 #include <charconv>
+#include <exception>
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -52,7 +54,36 @@ class IoError : public std::runtime_error {
  public:
   IoError(const std::string& path, const std::string& what)
       : std::runtime_error(path + ": " + what) {}
+  // The same error from its whole message (an error that another MPI rank raised).
+  static IoError from_message(const std::string& message) { return IoError(message); }
+
+ private:
+  explicit IoError(const std::string& message) : std::runtime_error(message) {}
 };
+
+// What a failure means for the program (app/main.cpp): its exit status (2 bad input, 3 I/O, 4
+// numerical or internal) and the one line it prints on stderr.
+struct FailureReport {
+  int status = 4;
+  std::string line;
+};
+inline FailureReport report_failure(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const InputError& e) {
+    return {2, std::string("pflow: error: ") + e.what()};
+  } catch (const IoError& e) {
+    return {3, std::string("pflow: I/O error: ") + e.what()};
+  } catch (const std::filesystem::filesystem_error& e) {
+    return {3, std::string("pflow: I/O error: ") + e.what()};
+  } catch (const NumericalError& e) {
+    return {4, std::string("pflow: numerical failure: ") + e.what()};
+  } catch (const std::exception& e) {
+    return {4, std::string("pflow: internal error: ") + e.what()};
+  } catch (...) {
+    return {4, "pflow: internal error: an unknown exception"};
+  }
+}
 
 // Prints a value for an error message; doubles in their shortest round-trip form (0.9, not
 // 0.90000000000000002).

@@ -165,11 +165,17 @@ Mat<Scalar> bulirsch_stoer_reference(const RunSetup<Scalar>& s, bool learned, Pr
   return bulirsch_stoer_flow<mp50>(s, learned, stage).template cast<Scalar>();
 }
 
-// The analytic flow of the data from the run's initial states: the exact map in 50 digits where
-// the data has one component (and the config does not ask for a Bulirsch-Stoer solve), else the
-// Bulirsch-Stoer solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
+// Whether the analytic flow of the run's data is its exact map (one-component data, and the config
+// does not ask for a Bulirsch-Stoer solve) rather than a Bulirsch-Stoer solve.
 template <class Scalar>
-Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
+bool exact_map_serves(const RunSetup<Scalar>& s) {
+  return s.exact_available && (s.config.reference == "auto" || s.config.reference == "exact" ||
+                               s.config.reference == "exact-double");
+}
+
+// Refuses a run whose data has no analytic flow, or no exact map where the config asks for one.
+template <class Scalar>
+void require_analytic_flow(const RunSetup<Scalar>& s) {
   require(s.data != nullptr, "target", s.config.target.dump(),
           "is a sample-only data set: it has no analytic flow");
   require(
@@ -177,13 +183,18 @@ Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double
       "reference", s.config.reference,
       "needs Gaussian or Dirac data (one component); use \"auto\", \"float128\" or "
       "\"mp50\"");
+}
+
+// The analytic flow of the data from the run's initial states: the exact map in 50 digits where
+// the data has one component (and the config does not ask for a Bulirsch-Stoer solve), else the
+// Bulirsch-Stoer solve of the PF-ODE with the exact score. `method` and `tolerance` describe it.
+template <class Scalar>
+Mat<Scalar> analytic_flow(const RunSetup<Scalar>& s, std::string& method, double& tolerance) {
+  require_analytic_flow(s);
   static const ProgressCallback none;
   ProgressStage stage(s.progress ? *s.progress : none, s.model50 ? "analytic flow" : "reference",
                       static_cast<size_t>(s.x0.cols()));
-  const bool exact =
-      s.exact_available && (s.config.reference == "auto" || s.config.reference == "exact" ||
-                            s.config.reference == "exact-double");
-  if (!exact) return bulirsch_stoer_reference(s, false, stage, method, tolerance);
+  if (!exact_map_serves(s)) return bulirsch_stoer_reference(s, false, stage, method, tolerance);
   // In chunks of particles on the run's threads: a 50-digit number takes 64 bytes, so the whole
   // state in 50 digits would take 8 times the run's own states (N = 1e6, d = 2: 128 MB per
   // copy). Each particle's map is independent, so the result is the same for any chunking.
@@ -335,5 +346,13 @@ struct KindDefaults {
     return "max over particles and coordinates of |x - x_ref| at t_end";
   }
 };
+
+// Whether a kind keeps the default reference (it does not declare its own `reference`): the flow
+// of each particle on its own, which the driver splits into chunks of particles over threads and
+// ranks (run.cpp run_particle_stage). A kind with its own reference has it computed whole.
+template <class Kind>
+constexpr bool reference_by_particle =
+    std::is_same_v<decltype(&Kind::template reference<double>),
+                   decltype(&KindDefaults::template reference<double>)>;
 
 }  // namespace pflow

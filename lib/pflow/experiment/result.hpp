@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "pflow/experiment/cluster.hpp"
 #include "pflow/experiment/config.hpp"
 #include "pflow/sampler/convergence.hpp"
 
@@ -106,7 +107,12 @@ struct ExperimentResult {
   double sw2_floor = std::nan(""), sw2_floor_spread = std::nan(""), data_mean_log_p0 = std::nan("");
   std::vector<SolverRun> solvers;
   size_t cells_total = 0, cells_done = 0;  // cells_done < cells_total: the run was stopped
-  std::vector<Table> tables;               // kinds without cells (kernel): their datasets
+  // Who ran each work item (reference chunks, cells) and when, on rank 0's clock from
+  // clock_origin (the run's start); the run's ranks and threads per rank (/provenance/schedule).
+  std::vector<cluster::TraceEntry> schedule;
+  double clock_origin = 0;
+  int ranks = 1, threads = 1;
+  std::vector<Table> tables;  // kinds without cells (kernel): their datasets
 };
 
 }  // namespace pflow

@@ -12,6 +12,7 @@
 #include <boost/version.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@
 
 #include "pflow/core/json_fields.hpp"
 #include "pflow/core/threads.hpp"
+#include "pflow/experiment/cluster.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
 #include "pflow/experiment/table.hpp"
@@ -278,6 +280,31 @@ std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& o
   return done;
 }
 
+// Runs one stage of a run (the reference, the analytic flow). A failure that is not about input or
+// I/O (a library's step control giving up, a factorisation failing) comes back as a
+// NumericalError naming the stage, its method (`method`, once known), the time span the config
+// sets and what to change, so that no raw library message reaches the user alone.
+template <class F>
+auto with_stage_context(const std::string& stage, const ExperimentConfig& c, F&& work,
+                        const std::string* method = nullptr) {
+  try {
+    return work();
+  } catch (const InputError&) {
+    throw;
+  } catch (const IoError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string where = stage, why = e.what();
+    if (method != nullptr && !method->empty()) where += " (" + *method + ")";
+    while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
+    throw NumericalError(
+        where + " failed between time.t_start = " + to_text(c.t_start) +
+        " and time.t_end = " + to_text(c.t_end) + ": " + why +
+        ". The end of the span is where the flow is stiffest (its rate grows like "
+        "1/sigma(t)^2): raise time.t_end, or for Gaussian data use \"reference\": \"exact\"");
+  }
+}
+
 // One cell through its kind; any failure is recorded in the cell (the sweep goes on).
 template <class Kind, class Scalar>
 void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
@@ -299,35 +326,251 @@ void run_cell(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>
   }
 }
 
-// The cells not yet done, taken one by one by `threads` workers (each cell is independent, so
-// the results do not depend on the thread count); each finished cell is checkpointed.
+// A cell's result as bytes and back (a cell another rank ran): its checkpoint JSON, a NUL, and
+// its final states as raw doubles.
+std::string pack_cell(CellResult&& cell) {
+  nlohmann::json j = cell_to_json(cell);
+  j["x"] = nullptr;
+  std::string out = j.dump();
+  out += '\0';
+  out.append(reinterpret_cast<const char*>(cell.x.data()), cell.x.size() * sizeof(double));
+  return out;
+}
+CellResult unpack_cell(const std::string& bytes) {
+  const size_t split = bytes.find('\0');
+  CellResult cell = cell_from_json(nlohmann::json::parse(bytes.substr(0, split)));
+  cell.x.resize((bytes.size() - split - 1) / sizeof(double));
+  std::memcpy(cell.x.data(), bytes.data() + split + 1, cell.x.size() * sizeof(double));
+  return cell;
+}
+
+// The order cells are handed out in: most expensive first, as estimated by their NFE (an adaptive
+// cell by its tolerance: ~tol^(-1/5) steps of a fifth-order pair), so that the longest cells do
+// not start last and leave the other ranks idle at the end.
+std::vector<size_t> cells_by_cost(const ExperimentResult& result, const CellPlan& plan,
+                                  const std::vector<char>& done) {
+  std::vector<std::pair<double, size_t>> cost;
+  for (size_t k = 0; k < plan.index.size(); ++k) {
+    if (done[k]) continue;
+    const auto [si, ci] = plan.index[k];
+    const CellResult& cell = result.solvers[si].cells[ci];
+    cost.emplace_back(result.solvers[si].adaptive ? 6 * std::pow(cell.tolerance, -0.2)
+                                                  : static_cast<double>(cell.nfe_target),
+                      k);
+  }
+  std::stable_sort(cost.begin(), cost.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<size_t> order;
+  for (const auto& [c, k] : cost) order.push_back(k);
+  return order;
+}
+
+// The cells not yet done, handed out most expensive first to `cell_threads` workers (per rank,
+// when the run is distributed); each cell is independent, so the results depend neither on the
+// thread count nor on the ranks. Rank 0 checkpoints each finished cell.
 template <class Kind, class Scalar>
 void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
                const Mat<Scalar>* analytic, const CellPlan& plan, const RunOptions& options,
                int cell_threads, std::vector<char>& done, ExperimentResult& result) {
   const size_t cells = plan.index.size();
-  std::mutex report;
   ProgressStage stage(options.progress, "cells",
                       cells - static_cast<size_t>(std::count(done.begin(), done.end(), 1)));
+  const auto cell_of = [&](size_t k) -> CellResult& {
+    const auto [si, ci] = plan.index[k];
+    return result.solvers[si].cells[ci];
+  };
+  cluster::Schedule schedule;
+  schedule.phase = "cells";
+  schedule.order = cells_by_cost(result, plan, done);
+  schedule.workers = cell_threads;
   // A cell's own failure is recorded in the cell (run_cell); a failure outside it (a checkpoint
   // that cannot be written) stops the sweep and is rethrown.
-  parallel_for_indices(cells, cell_threads, [&](size_t k) {
-    if (done[k]) return true;
-    if (options.stop && options.stop->load()) return false;
-    const auto [si, ci] = plan.index[k];
-    CellResult& cell = result.solvers[si].cells[ci];
-    run_cell(kind, setup, reference, analytic, plan.spec[k], cell);
+  schedule.run = [&](size_t k) {
+    run_cell(kind, setup, reference, analytic, plan.spec[k], cell_of(k));
+  };
+  schedule.pack = [&](size_t k) { return pack_cell(std::move(cell_of(k))); };
+  schedule.unpack = [&](size_t k, const std::string& bytes) {
+    CellResult& cell = cell_of(k);
+    const int nfe_target = cell.nfe_target;
+    cell = unpack_cell(bytes);
+    cell.nfe_target = nfe_target;
+  };
+  schedule.finished = [&](size_t k) {
+    const CellResult& cell = cell_of(k);
     if (!options.checkpoint_dir.empty()) write_cell_checkpoint(options.checkpoint_dir, k, cell);
     done[k] = 1;
-    const SolverRun& run = result.solvers[si];
-    const std::lock_guard<std::mutex> lock(report);
+    const SolverRun& run = result.solvers[plan.index[k].first];
     stage.done(run.label +
                (run.adaptive ? " tolerance " + to_text(cell.tolerance)
                              : " nfe " + std::to_string(cell.nfe_target)) +
                (cell.failed ? " failed: " + cell.failure : ""));
-    return true;
-  });
+  };
+  schedule.stop = options.stop;
+  schedule.trace = &result.schedule;
+  schedule.clock_origin = result.clock_origin;
+  cluster::run_schedule(schedule, options.distributed);
   result.cells_done = static_cast<size_t>(std::count(done.begin(), done.end(), 1));
+}
+
+// States as bytes and back (between ranks, and in the checkpoint of a reference chunk): doubles
+// and float128 numbers as their bytes, 50-digit numbers as decimal text with every digit
+// (max_digits10, which reads back exactly), one per line.
+template <class Scalar, class Derived>
+std::string pack_states(const Eigen::MatrixBase<Derived>& x) {
+  const Mat<Scalar> m = x;
+  if constexpr (std::is_same_v<Scalar, double>) {
+    return std::string(reinterpret_cast<const char*>(m.data()),
+                       static_cast<size_t>(m.size()) * sizeof(double));
+  } else if constexpr (std::is_same_v<Scalar, f128>) {
+    std::string out(static_cast<size_t>(m.size()) * sizeof(__float128), '\0');
+    for (Eigen::Index i = 0; i < m.size(); ++i) {
+      const __float128 v = m.data()[i].backend().value();
+      std::memcpy(out.data() + i * sizeof v, &v, sizeof v);
+    }
+    return out;
+  } else {
+    std::string out;
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+      out += m.data()[i].str(std::numeric_limits<Scalar>::max_digits10, std::ios_base::scientific) +
+             '\n';
+    return out;
+  }
+}
+// The rows x cols states of `bytes`; false if they are not that many.
+template <class Scalar>
+bool unpack_states(const std::string& bytes, Eigen::Index rows, Eigen::Index cols, Mat<Scalar>& x) {
+  x.resize(rows, cols);
+  const auto values = static_cast<size_t>(rows * cols);
+  if constexpr (std::is_same_v<Scalar, double> || std::is_same_v<Scalar, f128>) {
+    using Raw = std::conditional_t<std::is_same_v<Scalar, double>, double, __float128>;
+    if (bytes.size() != values * sizeof(Raw)) return false;
+    for (size_t i = 0; i < values; ++i) {
+      Raw v;
+      std::memcpy(&v, bytes.data() + i * sizeof v, sizeof v);
+      x.data()[i] = Scalar(v);
+    }
+    return true;
+  } else {
+    std::istringstream in(bytes);
+    std::string line;
+    for (size_t i = 0; i < values; ++i) {
+      if (!std::getline(in, line)) return false;
+      x.data()[i] = Scalar(line);
+    }
+    return !std::getline(in, line);
+  }
+}
+
+// Rank 0's states, with their method and tolerance, on every rank (x has its shape everywhere).
+template <class Scalar>
+void share_states(Mat<Scalar>& x, std::string& method, double& tolerance) {
+  std::string bytes;
+  if (cluster::root())
+    bytes = nlohmann::json{{"method", method}, {"tolerance", tolerance}}.dump() + '\0' +
+            pack_states<Scalar>(x);
+  cluster::broadcast(bytes);
+  if (cluster::root()) return;
+  const size_t split = bytes.find('\0');
+  const nlohmann::json h = nlohmann::json::parse(bytes.substr(0, split));
+  method = h.at("method").get<std::string>();
+  tolerance = h.at("tolerance").get<double>();
+  if (!unpack_states<Scalar>(bytes.substr(split + 1), x.rows(), x.cols(), x))
+    throw std::logic_error("rank 0 sent states of the wrong size");
+}
+
+// A stage computed particle by particle (a kind's default reference, the analytic flow of the
+// data): chunks of consecutive particles are its work items, handed out like cells and, on rank
+// 0, checkpointed as they finish (<stage>-K.json with the method, <stage>-K.states), so that a
+// resumed run recomputes none of them. Each particle's result does not depend on the others, so
+// the chunking changes no digit; the exact map keeps its chunks of 4096 (its products run over
+// a chunk's columns at once), a Bulirsch-Stoer solve takes chunks of ~n/256 particles, one
+// particle where n <= 256, so that many ranks share it. `compute` runs the stage on one chunk's
+// set-up and names its method and tolerance. Returns false if the run was stopped first.
+template <class Scalar, class Compute>
+bool run_particle_stage(const std::string& phase, bool exact_map, const RunSetup<Scalar>& setup,
+                        const RunOptions& options, ExperimentResult& result, Mat<Scalar>& out,
+                        std::string& method, double& tolerance, Compute&& compute) {
+  const ExperimentConfig& c = setup.config;
+  const Eigen::Index n = setup.x0.cols(), d = setup.x0.rows();
+  const Eigen::Index chunk = exact_map ? 4096 : std::max<Eigen::Index>(1, n / 256);
+  const auto chunks = static_cast<size_t>((n + chunk - 1) / chunk);
+  const auto first = [&](size_t k) { return static_cast<Eigen::Index>(k) * chunk; };
+  const auto cols = [&](size_t k) { return std::min(chunk, n - first(k)); };
+  out.resize(d, n);
+  std::vector<std::string> methods(chunks);
+  std::vector<double> tolerances(chunks, 0);
+  std::vector<char> done(chunks, 0);
+  std::string slug = phase;
+  std::replace(slug.begin(), slug.end(), ' ', '-');
+  const auto file = [&](size_t k, const char* ext) {
+    return options.checkpoint_dir + "/" + slug + "-" + std::to_string(k) + ext;
+  };
+  const auto header = [&](size_t k) {
+    return nlohmann::json{{"method", methods[k]}, {"tolerance", tolerances[k]}};
+  };
+  const auto store = [&](size_t k, const nlohmann::json& h, const std::string& states) {
+    Mat<Scalar> x;
+    if (!unpack_states<Scalar>(states, d, cols(k), x)) return false;
+    out.middleCols(first(k), cols(k)) = x;
+    methods[k] = h.at("method").get<std::string>();
+    tolerances[k] = h.at("tolerance").get<double>();
+    return true;
+  };
+  const auto read_text = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  if (cluster::root() && options.resume && !options.checkpoint_dir.empty()) {
+    for (size_t k = 0; k < chunks; ++k) {
+      if (!std::filesystem::exists(file(k, ".json"))) continue;
+      const nlohmann::json h = nlohmann::json::parse(read_text(file(k, ".json")), nullptr, false);
+      if (h.is_object() && h.contains("method") && h.contains("tolerance") &&
+          store(k, h, read_text(file(k, ".states"))))
+        done[k] = 1;  // else (not ours, or cut short): computed again
+    }
+  }
+  ProgressStage stage(options.progress, phase, static_cast<size_t>(n));
+  cluster::Schedule schedule;
+  schedule.phase = phase;
+  for (size_t k = 0; k < chunks; ++k) {
+    if (done[k]) stage.done("checkpointed particles", static_cast<size_t>(cols(k)));
+    if (!done[k]) schedule.order.push_back(k);
+  }
+  schedule.workers = options.threads;
+  schedule.run = [&](size_t k) {
+    RunSetup<Scalar> part = setup;
+    part.x0 = setup.x0.middleCols(first(k), cols(k));
+    part.threads = 1;
+    part.progress = nullptr;
+    out.middleCols(first(k), cols(k)) = with_stage_context(
+        phase, c, [&] { return compute(part, methods[k], tolerances[k]); }, &methods[k]);
+  };
+  schedule.pack = [&](size_t k) {
+    return header(k).dump() + '\0' + pack_states<Scalar>(out.middleCols(first(k), cols(k)));
+  };
+  schedule.unpack = [&](size_t k, const std::string& bytes) {
+    const size_t split = bytes.find('\0');
+    if (!store(k, nlohmann::json::parse(bytes.substr(0, split)), bytes.substr(split + 1)))
+      throw std::logic_error("a rank sent a " + phase + " chunk of the wrong size");
+  };
+  schedule.finished = [&](size_t k) {
+    if (!options.checkpoint_dir.empty()) {
+      write_text_atomically(file(k, ".states"),
+                            pack_states<Scalar>(out.middleCols(first(k), cols(k))));
+      write_text_atomically(file(k, ".json"), header(k).dump());
+    }
+    stage.done(methods[k], static_cast<size_t>(cols(k)));
+  };
+  schedule.stop = options.stop;
+  schedule.trace = &result.schedule;
+  schedule.clock_origin = result.clock_origin;
+  if (!cluster::run_schedule(schedule, options.distributed)) return false;
+  method = methods.front();
+  tolerance = tolerances.front();
+  if (options.distributed) share_states(out, method, tolerance);
+  return true;
 }
 
 // A path quoted for the shell.
@@ -388,19 +631,6 @@ std::optional<MlpModel> load_run_model(const ExperimentConfig& c, ExperimentResu
   return m;
 }
 
-// A learned or perturbed model: the analytic flow from the same initial states and the model
-// error (the model's flow against it).
-template <class Scalar>
-Mat<Scalar> split_model_error(const RunSetup<Scalar>& setup, const Mat<Scalar>& reference,
-                              ExperimentResult& result) {
-  double tolerance = 0;
-  const Mat<Scalar> analytic = analytic_flow(setup, result.analytic_method, tolerance);
-  result.analytic_flow = row_major(analytic);
-  std::tie(result.model_error_max, result.model_error_rms) =
-      max_and_rms<Scalar>(reference - analytic);
-  return analytic;
-}
-
 // The knee of each fixed-step solver: the smallest NFE from which the discretisation error of
 // every finished cell stays below the model error (0 when the largest NFE is not below it).
 void find_knees(ExperimentResult& result) {
@@ -448,25 +678,68 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
   setup.t_start = from_double<Scalar>(c.t_start);
   setup.t_end = from_double<Scalar>(c.t_end);
   setup.exact_available = exact_available;
-  setup.exact_reference =
-      setup.exact_available && analytic_model &&
-      (c.reference == "auto" || c.reference == "exact" || c.reference == "exact-double");
+  setup.exact_reference = analytic_model && exact_map_serves(setup);
   setup.exact_in_run_precision = exact_in_run_precision;
   setup.progress = &options.progress;
   setup.threads = options.threads;
   kind.configure(setup);
   result.particles = static_cast<int>(setup.x0.cols());
+  const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
+  // A learned or perturbed model: the analytic flow of the data from the same initial states
+  // (the error split needs a mixture target), and the model error (the model's flow against it).
+  const bool split_model_error =
+      !analytic_model && Kind::splits_model_error && data.mixture() && model->approximates_data();
+  // Input the analytic flow needs, checked before any file is made.
+  if ((reference_by_particle<Kind> && !setup.model50) || split_model_error)
+    require_analytic_flow(setup);
+  // Rank 0 alone opens (or, resuming, checks and reads) the checkpoint.
+  std::vector<char> done(plan.index.size(), 0);
+  cluster::on_root([&] { done = load_checkpoint(c, options, plan, result); });
 
-  const Mat<Scalar> reference = with_stage_context(
-      "reference", c, [&] { return kind.reference(setup, result); }, &result.reference_method);
+  // The reference: particle chunk by chunk where the kind keeps the default one; else computed
+  // whole (by rank 0, and shared).
+  Mat<Scalar> reference;
+  if constexpr (reference_by_particle<Kind>) {
+    const bool exact_map = !setup.model50 && exact_map_serves(setup);
+    if (!run_particle_stage(
+            "reference", exact_map, setup, options, result, reference, result.reference_method,
+            result.reference_tolerance,
+            [&](const RunSetup<Scalar>& part, std::string& method, double& tolerance) {
+              ExperimentResult r;
+              Mat<Scalar> x = kind.reference(part, r);
+              method = r.reference_method;
+              tolerance = r.reference_tolerance;
+              return x;
+            }))
+      return;  // stopped: the caller reports
+  } else {
+    const auto whole = [&] {
+      return with_stage_context(
+          "reference", c, [&] { return kind.reference(setup, result); }, &result.reference_method);
+    };
+    if (!options.distributed) {
+      reference = whole();
+    } else {
+      reference.resize(setup.x0.rows(), setup.x0.cols());
+      cluster::on_root([&] { reference = whole(); });
+      share_states(reference, result.reference_method, result.reference_tolerance);
+    }
+  }
   result.reference = row_major(reference);
   Mat<Scalar> analytic;
-  // The error split needs the data's analytic flow: a mixture target.
-  if (!analytic_model && Kind::splits_model_error && data.mixture() && model->approximates_data())
-    analytic = with_stage_context("analytic flow of the data (the model error's split)", c,
-                                  [&] { return split_model_error(setup, reference, result); });
-  const CellPlan plan = plan_cells(c, sde->covariance(setup.t_end).block_size(), result);
-  std::vector<char> done = load_checkpoint(c, options, plan, result);
+  if (split_model_error) {
+    double tolerance = 0;
+    if (!run_particle_stage(
+            "analytic flow", exact_map_serves(setup), setup, options, result, analytic,
+            result.analytic_method, tolerance,
+            [&](const RunSetup<Scalar>& part, std::string& method, double& tolerance) {
+              return analytic_flow(part, method, tolerance);
+            }))
+      return;
+    result.analytic_flow = row_major(analytic);
+    std::tie(result.model_error_max, result.model_error_rms) =
+        max_and_rms<Scalar>(reference - analytic);
+  }
   // --threads: when every cell's particles split into chunks (solve_chunks: many particles,
   // deterministic fixed-step solvers), cells run one at a time with their chunks on all threads;
   // else cells run side by side, one thread each. Either way the results are the same.
@@ -478,7 +751,8 @@ void run_with_cells(const Kind& kind, const ExperimentConfig& c, const RunOption
             split ? 1 : options.threads, done, result);
   // Copied only now, so that the cells' peak memory holds one copy of the initial states.
   result.init = row_major(setup.x0);
-  if (result.cells_done < result.cells_total) return;  // stopped: the caller reports
+  // Only rank 0 holds every cell; a stopped run is reported by the caller.
+  if (!cluster::root() || result.cells_done < result.cells_total) return;
   const double floor = 100 * to_double(eps<Scalar>()) *
                        std::max(1.0, to_double(Scalar(reference.cwiseAbs().maxCoeff())));
   kind.finish(result, floor);
@@ -518,6 +792,9 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const RunOptions
   require_memory_fits(config, options.threads);
   ExperimentResult result;
   result.config = config;
+  result.clock_origin = cluster::clock_seconds();
+  result.ranks = options.distributed ? cluster::size() : 1;
+  result.threads = options.threads;
   with_kind(config.kind, [&](const auto& kind) {
     if constexpr (std::decay_t<decltype(kind)>::has_cells) {
       if (config.precision == "mp50") {
@@ -527,8 +804,8 @@ ExperimentResult run_experiment(const ExperimentConfig& config, const RunOptions
       } else {
         run_with_cells<double>(kind, config, options, result);
       }
-    } else {
-      kind.run_tables(config, result);
+    } else if (!options.distributed || cluster::root()) {
+      kind.run_tables(config, result);  // tables: computed by rank 0 alone
     }
   });
   return result;
@@ -570,31 +847,6 @@ void write_atomically(const std::string& path, std::size_t expected_bytes, Fill&
     std::error_code ignored;
     fs::remove(temp, ignored);
     throw;
-  }
-}
-
-// Runs one stage of a run (the reference, the analytic flow). A failure that is not about input or
-// I/O (a library's step control giving up, a factorisation failing) comes back as a
-// NumericalError naming the stage, its method (`method`, once known), the time span the config
-// sets and what to change, so that no raw library message reaches the user alone.
-template <class F>
-auto with_stage_context(const std::string& stage, const ExperimentConfig& c, F&& work,
-                        const std::string* method = nullptr) {
-  try {
-    return work();
-  } catch (const InputError&) {
-    throw;
-  } catch (const IoError&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::string where = stage, why = e.what();
-    if (method != nullptr && !method->empty()) where += " (" + *method + ")";
-    while (!why.empty() && (why.back() == '.' || why.back() == ' ')) why.pop_back();
-    throw NumericalError(
-        where + " failed between time.t_start = " + to_text(c.t_start) +
-        " and time.t_end = " + to_text(c.t_end) + ": " + why +
-        ". The end of the span is where the flow is stiffest (its rate grows like "
-        "1/sigma(t)^2): raise time.t_end, or for Gaussian data use \"reference\": \"exact\"");
   }
 }
 
@@ -654,6 +906,34 @@ void write_solver(h5::File& f, const Kind& kind, const ExperimentResult& r, size
   kind.write_solver(f, g, s, r);
 }
 
+// /provenance/schedule: one row per work item this run computed (items read from a checkpoint
+// have none), in the order they finished: its phase (0 reference, 1 analytic flow, 2 cells), item
+// (chunk or cell index), rank, and start and end in seconds since the run began. The idle fraction
+// of each rank and the load balance follow from it (scripts/schedule.py).
+void write_schedule(h5::File& f, const ExperimentResult& r) {
+  const std::vector<std::string> phases = {"reference", "analytic flow", "cells"};
+  std::vector<long> phase, item, rank;
+  std::vector<double> start, end;
+  for (const cluster::TraceEntry& e : r.schedule) {
+    phase.push_back(std::find(phases.begin(), phases.end(), e.phase) - phases.begin());
+    item.push_back(static_cast<long>(e.item));
+    rank.push_back(e.rank);
+    start.push_back(e.start);
+    end.push_back(e.end);
+  }
+  f.group("/provenance");
+  f.group("/provenance/schedule");
+  f.dataset("/provenance/schedule/phase", phase);
+  f.dataset("/provenance/schedule/item", item);
+  f.dataset("/provenance/schedule/rank", rank);
+  f.dataset("/provenance/schedule/start_s", {start.size()}, start);
+  f.dataset("/provenance/schedule/end_s", {end.size()}, end);
+  f.attribute("/provenance/schedule", "phases",
+              std::string("0 reference, 1 analytic flow, 2 cells"));
+  f.attribute("/provenance/schedule", "ranks", static_cast<double>(r.ranks));
+  f.attribute("/provenance/schedule", "threads", static_cast<double>(r.threads));
+}
+
 template <class Kind>
 void write_cells(h5::File& f, const Kind& kind, const ExperimentResult& r) {
   const size_t n = static_cast<size_t>(r.particles), d = static_cast<size_t>(r.config.state_dim);
@@ -666,6 +946,7 @@ void write_cells(h5::File& f, const Kind& kind, const ExperimentResult& r) {
   }
   f.group("/solvers");
   for (size_t si = 0; si < r.solvers.size(); ++si) write_solver(f, kind, r, si);
+  write_schedule(f, r);
 }
 
 // The bytes of the states a result holds (initial, reference, each cell's final states): most of

@@ -26,6 +26,10 @@ struct RunOptions {
   // Set (e.g. by a signal handler) to stop at the next cell boundary: running cells finish and
   // are checkpointed, no new one starts.
   const std::atomic<bool>* stop = nullptr;
+  // Spread the work over the ranks of the MPI job (cluster.hpp; `pflow run` under mpirun or
+  // srun): every rank calls run_experiment with the same config and options, rank 0 alone holds
+  // the finished result and writes the checkpoint. The result is the same as one process's.
+  bool distributed = false;
 };
 
 // Runs an experiment of any kind (kinds.hpp): the cells (solver x NFE or tolerance) with the
