@@ -99,6 +99,7 @@ std::atomic<bool> stop_requested{false};
 extern "C" void request_stop(int signal_number) {
   stop_requested = true;
   std::signal(signal_number, SIG_DFL);
+  if (!pflow::cluster::root()) return;  // (under MPI rank 0 stops the job and says so)
   const char message[] = "\npflow: stopping after the running cells (again to abort)\n";
   [[maybe_unused]] const auto ignored = write(STDERR_FILENO, message, sizeof message - 1);
 }

@@ -22,17 +22,18 @@ grep -q "I/O error" <<<"$output" || fail "full disk: no 'I/O error' in: $output"
 cmp -s "$out" "$dir/before.h5" || fail "full disk: the earlier result was changed"
 ls "$dir" | grep -q 'tmp' && fail "full disk: a temporary file was left: $(ls "$dir")"
 
-# Disk full while the workers checkpoint their cells (1 KiB: the cell files already fail), on two
-# threads: the failure leaves a worker thread as an error, not as std::terminate.
-# 256 particles: each cell's checkpoint (its final states, 4 KiB as raw doubles) exceeds 1 KiB,
-# the config's does not.
-/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["init"] = {"count": 256}
+# Disk full while the workers checkpoint their work (1 KiB: the first files after the config's
+# fail), on two threads: the failure leaves a worker thread as an error, not as std::terminate.
+# 8200 particles: the exact reference is three chunks of up to 4096 particles, handed to both
+# workers, and each chunk's checkpoint (its states as raw doubles) exceeds 1 KiB.
+/usr/bin/python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["init"] = {"count": 8200}
 c["solvers"] = ["ddim"]; json.dump(c, open(sys.argv[2], "w"))' "$config" "$dir/many.json"
 output=$( (trap '' XFSZ; ulimit -f 1; "$pflow" run "$dir/many.json" --out "$out" --force --quiet \
   --threads 2) 2>&1)
 status=$?
 [ "$status" -eq 3 ] || fail "full disk, two threads: exit status $status, want 3: $output"
-grep -q "cell-" <<<"$output" || fail "full disk, two threads: not a cell's checkpoint: $output"
+grep -q "checkpoint/reference-[0-9]" <<<"$output" ||
+  fail "full disk, two threads: not a reference chunk's checkpoint: $output"
 cmp -s "$out" "$dir/before.h5" || fail "full disk, two threads: the earlier result was changed"
 rm -rf "$out.checkpoint"
 
