@@ -7,15 +7,18 @@ phase, item, rank, start and end of each work item, on rank 0's clock).
       x the span from the first item's start to the last item's end).
 
   schedule.py simulate --ranks R [--build build] [--out DIR] [--table FILE] [CONFIG.json ...]
-      runs every config (default: every experiments/*.json) in one process on one thread, timing
-      the whole run; then replays each run's items on R ranks of one thread each under pflow's
-      rule (rank 0 hands out the next item of the phase to whichever rank is free, in the order
-      the one-process run took them: reference chunks, then the analytic flow's chunks, then cells
-      most expensive first; a phase ends when its last item does). What the trace does not cover
-      (reading the config, building the data, the kind's fits, writing the file; a kind without
-      cells) stays serial. Prints, per config and in total, the one-process time, the simulated
-      time on R ranks, and its lower bound: the serial part plus, per phase, the larger of the
-      longest item and the phase's work over R.
+      the wall time of every config (default: every experiments/*.json) on R ranks of one thread,
+      from measured costs, under pflow's rule: rank 0 hands out the next item of a phase to
+      whichever rank is free first (reference chunks in order, then the analytic flow's chunks,
+      then cells most expensive first by NFE, an adaptive cell by 6 tol^(-1/5)); a phase ends
+      when its last item does. Costs: each cell's wall_s in the shipped result
+      (results/NAME/NAME.h5); the reference's and the analytic flow's chunks, and the serial rest
+      (reading the config, building the data, the fits, writing the file), from a run of the
+      config cut to its first two NFE levels (or tolerances) in one process on one thread, timed
+      whole. A kind without cells (or without a shipped result) is run whole and counted serial.
+      Prints, per config and in total, the one-process time, the simulated time on R ranks and
+      its lower bound: the serial part plus, per phase, the larger of the longest item and the
+      phase's work over R.
 """
 import argparse
 import heapq
@@ -72,39 +75,74 @@ def list_schedule(durations, ranks):
     return end
 
 
+def cell_costs(config, result):
+    """The shipped result's cells as (wall_s, NFE-rule cost), or None without one."""
+    if not result.exists():
+        return None
+    with h5py.File(result, "r") as f:
+        if "solvers" not in f:
+            return None
+        cells = []
+        for group in f["solvers"].values():
+            wall, tol = group["wall_s"][()], group["tolerance"][()]
+            for ci in range(len(wall)):
+                adaptive = not np.isnan(tol[ci])
+                cost = 6 * tol[ci] ** -0.2 if adaptive else config["nfe"][ci]
+                cells.append((float(wall[ci]), float(cost)))
+    return cells
+
+
 def simulate(args):
     root = pathlib.Path(__file__).resolve().parent.parent
-    configs = [pathlib.Path(c) for c in args.configs] or sorted((root / "experiments").glob("*.json"))
+    paths = [pathlib.Path(c) for c in args.configs] or sorted((root / "experiments").glob("*.json"))
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for config in configs:
-        name = json.loads(config.read_text())["name"]
+    for path in paths:
+        config = json.loads(path.read_text())
+        name = config["name"]
+        cells = cell_costs(config, root / "results" / name / f"{name}.h5")
+        run = dict(config)
+        if cells is not None:  # the reference and two levels: the rest of the run's costs
+            for key in ("nfe", "tolerances"):
+                if key in run:
+                    run[key] = run[key][:2]
+            if "fit_levels" in run:
+                run["fit_levels"] = min(run["fit_levels"], 2)
+        cut = out / f"{name}.json"
+        # Relative paths in a config (a model file) are read from the config's directory.
+        for key in ("denoiser",):
+            if isinstance(run.get(key), dict) and "path" in run[key]:
+                run[key]["path"] = str((path.parent / run[key]["path"]).resolve())
+        cut.write_text(json.dumps(run))
         result = out / f"{name}.h5"
         start = time.perf_counter()
-        subprocess.run([str(root / args.build / "pflow"), "run", str(config), "--out", str(result),
+        subprocess.run([str(root / args.build / "pflow"), "run", str(cut), "--out", str(result),
                         "--force", "--threads", "1", "--quiet"], check=True,
                        stdout=subprocess.DEVNULL)
-        total = time.perf_counter() - start
-        t = read_trace(result)
-        serial, phases = total, []
+        measured = time.perf_counter() - start
+        serial, phases = measured, []
+        t = read_trace(result) if cells is not None else None
         if t is not None and len(t["rank"]):
-            for p in range(len(PHASES)):
+            serial -= float((t["end_s"] - t["start_s"]).sum())
+            for p in range(2):  # the reference's and the analytic flow's chunks
                 mine = t["phase"] == p
                 order = np.argsort(t["start_s"][mine], kind="stable")  # hand-out order
                 d = (t["end_s"][mine] - t["start_s"][mine])[order]
                 if len(d):
                     phases.append(d)
-                    serial -= float(d.sum())
+        if cells is not None:
+            ordered = sorted(cells, key=lambda c: -c[1])  # most expensive first (stable)
+            phases.append(np.array([w for w, _ in ordered]))
         serial = max(serial, 0.0)
+        total = serial + sum(float(d.sum()) for d in phases)
         simulated = serial + sum(list_schedule(d, args.ranks) for d in phases)
         bound = serial + sum(max(float(d.max()), float(d.sum()) / args.ranks) for d in phases)
         longest = max((float(d.max()) for d in phases), default=0.0)
         rows.append((name, sum(len(d) for d in phases), total, serial, longest, simulated, bound))
         print(f"{name}: {total:.2f} s on one process", file=sys.stderr)
     lines = [f"Simulated schedule of every shipped config on {args.ranks} ranks of one thread "
-             f"(scripts/schedule.py simulate --ranks {args.ranks}); seconds, measured on one "
-             "process and one thread.", "",
+             f"(`scripts/schedule.py simulate --ranks {args.ranks}`); seconds.", "",
              "| config | items | one process | serial part | longest item | "
              f"{args.ranks} ranks (simulated) | lower bound | speed-up |",
              "|---|---|---|---|---|---|---|---|"]

@@ -16,12 +16,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <optional>
 #include <sstream>
 
 #include "pflow/core/json_fields.hpp"
-#include "pflow/core/threads.hpp"
 #include "pflow/experiment/cluster.hpp"
 #include "pflow/experiment/h5.hpp"
 #include "pflow/experiment/kinds.hpp"
@@ -389,12 +387,7 @@ void run_cells(const Kind& kind, const RunSetup<Scalar>& setup, const Mat<Scalar
     run_cell(kind, setup, reference, analytic, plan.spec[k], cell_of(k));
   };
   schedule.pack = [&](size_t k) { return pack_cell(std::move(cell_of(k))); };
-  schedule.unpack = [&](size_t k, const std::string& bytes) {
-    CellResult& cell = cell_of(k);
-    const int nfe_target = cell.nfe_target;
-    cell = unpack_cell(bytes);
-    cell.nfe_target = nfe_target;
-  };
+  schedule.unpack = [&](size_t k, const std::string& bytes) { cell_of(k) = unpack_cell(bytes); };
   schedule.finished = [&](size_t k) {
     const CellResult& cell = cell_of(k);
     if (!options.checkpoint_dir.empty()) write_cell_checkpoint(options.checkpoint_dir, k, cell);
