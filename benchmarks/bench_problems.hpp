@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pflow/core/scalar.hpp"
+#include "pflow/sde/factory.hpp"
 #include "pflow/target/random.hpp"
 
 namespace pflow::bench {
@@ -29,23 +30,14 @@ inline Mat<double> normal_states(Eigen::Index rows, Eigen::Index cols, std::uint
 // A K-component mixture in d dimensions with full covariances: S_k = A A^T / d + I / 10 for a
 // standard normal A, means of standard deviation 2, equal weights.
 inline json random_mixture(int d, int k) {
-  json means = json::array(), covs = json::array(), weights = json::array();
+  std::vector<Vec<double>> means;
+  std::vector<Mat<double>> covs;
   for (int c = 0; c < k; ++c) {
     const Mat<double> a = normal_states(d, d, 100 + static_cast<std::uint64_t>(c));
-    const Mat<double> s = a * a.transpose() / d + Mat<double>::Identity(d, d) / 10;
-    const Mat<double> m = 2 * normal_states(d, 1, 200 + static_cast<std::uint64_t>(c));
-    json mean = json::array(), cov = json::array();
-    for (int i = 0; i < d; ++i) {
-      mean.push_back(m(i, 0));
-      json row = json::array();
-      for (int j = 0; j < d; ++j) row.push_back(s(i, j));
-      cov.push_back(row);
-    }
-    means.push_back(mean);
-    covs.push_back(cov);
-    weights.push_back(1.0 / k);
+    covs.push_back(a * a.transpose() / d + Mat<double>::Identity(d, d) / 10);
+    means.push_back(2 * normal_states(d, 1, 200 + static_cast<std::uint64_t>(c)));
   }
-  return {{"type", "gmm"}, {"weights", weights}, {"means", means}, {"covs", covs}};
+  return gmm_config(std::vector<double>(static_cast<size_t>(k), 1.0 / k), means, covs);
 }
 
 }  // namespace pflow::bench

@@ -229,24 +229,16 @@ namespace {
 // to ~ (4 + S_min) / S_min) and means 2 N(0, I), fixed by the seed.
 nlohmann::json random_dense_mixture(int d, int k, double s_min, std::uint64_t seed) {
   Rng rng(seed);
-  nlohmann::json means = nlohmann::json::array(), covs = nlohmann::json::array();
-  nlohmann::json weights = nlohmann::json::array();
+  std::vector<double> weights;
+  std::vector<Vec<double>> means;
+  std::vector<Mat<double>> covs;
   for (int c = 0; c < k; ++c) {
     const Mat<double> a = rng.normal_matrix<double>(d, d);
-    const Mat<double> s = a * a.transpose() / d + s_min * Mat<double>::Identity(d, d);
-    const Mat<double> m = 2 * rng.normal_matrix<double>(d, 1);
-    nlohmann::json mean = nlohmann::json::array(), cov = nlohmann::json::array();
-    for (int i = 0; i < d; ++i) {
-      mean.push_back(m(i, 0));
-      nlohmann::json row = nlohmann::json::array();
-      for (int j = 0; j < d; ++j) row.push_back(s(i, j));
-      cov.push_back(row);
-    }
-    means.push_back(mean);
-    covs.push_back(cov);
+    covs.push_back(a * a.transpose() / d + s_min * Mat<double>::Identity(d, d));
+    means.push_back(2 * rng.normal_matrix<double>(d, 1));
     weights.push_back((1.0 + 0.1 * c) / (k + 0.05 * k * (k - 1)));  // sums to 1
   }
-  return {{"type", "gmm"}, {"weights", weights}, {"means", means}, {"covs", covs}};
+  return gmm_config(weights, means, covs);
 }
 
 }  // namespace

@@ -56,11 +56,27 @@ struct Problem {
   int brownian_levels = 12;  // the fixed Brownian path has 2^levels intervals
   // Threads for the particles of one solve (solve_in_chunks): results are the same for any count.
   int threads = 1;
+  // All particles as one batch, never split into chunks: for a model that is called from one
+  // thread and gains from large batches (a Python model: the Python module sets it).
+  bool one_batch = false;
   // The solve runs this many times (the same arithmetic, so the same result) and reports the
   // best wall time: one-off costs (first-touch memory, a second thread's arena) fall out. Not
   // with on_step, which would see every step again.
   int timing_repeats = 1;
 };
+
+// Where this thread's solve is evaluating its model: the solver, the step (the number of steps
+// it has completed) and t, set before each evaluation, so that a model that fails can be reported
+// with them (a Python model's exception in the Python module).
+struct ModelCallSite {
+  const std::string* solver = nullptr;
+  int step = 0;
+  double t = 0;
+};
+inline ModelCallSite& model_call_site() {
+  thread_local ModelCallSite site;
+  return site;
+}
 
 template <class Scalar>
 class SolveContext {
@@ -86,6 +102,7 @@ class SolveContext {
   // own output (docs/NOTES.md sec. 17).
   Mat<Scalar> score(const Mat<Scalar>& x, const Scalar& t) {
     ++nfe_;
+    model_call_site() = {&solver_, steps_, to_double(t)};
     const Denoiser<Scalar>& m = model();
     if (m.output() == ModelOutput::score) return m.score(x, t);
     return convert_output(m.output(), ModelOutput::score, m.predict(x, t), x, scalar_, t);
@@ -151,6 +168,7 @@ class SolveContext {
   // One model evaluation in the parameterisation `kind` (scalar SDEs).
   Mat<Scalar> prediction(ModelOutput kind, const Mat<Scalar>& x, const Scalar& t) {
     ++nfe_;
+    model_call_site() = {&solver_, steps_, to_double(t)};
     const Denoiser<Scalar>& m = model();
     return convert_output(m.output(), kind, m.predict(x, t), x, &scalar_sde(), t);
   }
@@ -200,12 +218,13 @@ constexpr Eigen::Index particle_chunk = 1024;
 
 // How many chunks the n particles of a solve are split into: one when the solve cannot be split
 // (a stochastic solver draws its noise for the whole batch, an adaptive one controls its steps
-// on the whole batch, a trajectory reports the whole state after every step), else
+// on the whole batch, a trajectory reports the whole state after every step) or should not be
+// (problem.one_batch), else
 // ceil(n / particle_chunk). It depends on n alone, never on the thread count, so that each
 // particle's arithmetic, and with it the result, is the same for any number of threads.
 template <class Scalar>
 Eigen::Index solve_chunks(const SolverInfo& info, const Problem<Scalar>& problem, Eigen::Index n) {
-  if (info.stochastic || info.adaptive || problem.on_step) return 1;
+  if (info.stochastic || info.adaptive || problem.on_step || problem.one_batch) return 1;
   return std::max<Eigen::Index>(1, (n + particle_chunk - 1) / particle_chunk);
 }
 

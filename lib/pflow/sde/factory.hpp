@@ -41,6 +41,24 @@ template <class Scalar>
 GaussianMixture<Scalar> make_target(const nlohmann::json& config,
                                     const std::string& path = "target");
 
+// The config of a "gmm" target that make_target reads back: weights, means (K vectors of d) and
+// full covariances (K matrices d x d).
+inline nlohmann::json gmm_config(const std::vector<double>& weights,
+                                 const std::vector<Vec<double>>& means,
+                                 const std::vector<Mat<double>>& covs) {
+  nlohmann::json m = nlohmann::json::array(), c = nlohmann::json::array();
+  for (size_t k = 0; k < weights.size(); ++k) {
+    m.push_back(std::vector<double>(means[k].data(), means[k].data() + means[k].size()));
+    nlohmann::json rows = nlohmann::json::array();
+    for (Eigen::Index i = 0; i < covs[k].rows(); ++i) {
+      const Vec<double> row = covs[k].row(i).transpose();
+      rows.push_back(std::vector<double>(row.data(), row.data() + row.size()));
+    }
+    c.push_back(rows);
+  }
+  return {{"type", "gmm"}, {"weights", weights}, {"means", m}, {"covs", c}};
+}
+
 // A Gaussian with a dense covariance of prescribed structure, for image-sized test beds
 // (target {"type": "gaussian", "generated": {...}}); the mean has independent N(0, mean_std^2)
 // entries. Deterministic in the seed (mt19937_64, one thread in LAPACK).

@@ -459,9 +459,9 @@ class Marginal {
     // of two. The quadratic form is (z - m_k) . y_k and the score -sum_k gamma_k y_k: half the
     // product flops of the whitened form below. (d <= 4 keeps the fixed-size kernels and the
     // arithmetic it always had.)
-    const bool all_dense =
-        std::none_of(comps_.begin(), comps_.end(), [](const Component& c) { return c.low_rank; });
     if constexpr (D == Eigen::Dynamic) {
+      const bool all_dense = std::none_of(comps_.begin(), comps_.end(),
+                                          [](const Component& c) { return c.low_rank; });
       if (all_dense && n >= dim) {
         const bool need_terms = kk > 1 || with_log_density;
         // One component: y = -P (z - m) goes straight into the score.
