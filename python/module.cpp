@@ -14,6 +14,7 @@
 
 #include "pflow/core/errors.hpp"
 #include "pflow/experiment/run.hpp"
+#include "pflow/flow/exact_flow.hpp"
 #include "pflow/model/denoisers.hpp"
 #include "pflow/model/mlp_file.hpp"
 #include "pflow/sampler/registry.hpp"
@@ -371,7 +372,16 @@ PYBIND11_MODULE(_core, m) {
             Rng rng(seed);
             return states_out(d.data.sample(n, rng));
           },
-          py::arg("n"), py::arg("seed") = 0);
+          py::arg("n"), py::arg("seed") = 0)
+      // The exact flow map x_s -> x_t of Gaussian (one-component) data.
+      .def(
+          "exact_flow",
+          [](const Target& d, const Sde& s, const py::handle& x, double t_from, double t_to) {
+            const LinearSde<double>& sde = s.at(d.data.dim());
+            return states_out(
+                exact_flow_map(sde, d.data, states_in(x, "x", sde.state_dim()), t_from, t_to));
+          },
+          py::arg("sde"), py::arg("x"), py::arg("t_from"), py::arg("t_to"));
   m.def("make_target", [](const py::handle& config) {
     json j = to_json(config, "target");
     return std::make_shared<Target>(Target{j, make_target<double>(j, "target")});

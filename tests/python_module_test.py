@@ -1,17 +1,19 @@
 #!/usr/bin/python3
-"""The Python module (README "Python"). Usage: python_module_test.py BUILD_PYTHON_DIR TINY_CONFIG
-SHIPPED_RESULT OUTDIR
+"""The Python module (README "Python"). Usage: python_module_test.py BUILD_PYTHON_DIR PFLOW
+TINY_CONFIG SHIPPED_RESULT OUTDIR
  1. python_model wrapping a numpy implementation of a mixture's eps gives the same final states,
     NFE and steps as pflow.analytic (same output, eps) within 1e-12 for every deterministic
     solver in the registry (a solver that refused the problem would have to refuse it for both
     models alike; none does);
  2. a model's exception comes back as itself with a note naming the solver, step and t; bad
-    input raises ValueError naming the field;
+    input raises ValueError naming the field; pflow.mlp equals the CLI's run of the same model
+    file bit for bit; the exact flow map of Gaussian data agrees with a tight Bulirsch-Stoer solve;
  3. pflow.read round-trips a shipped result (every dataset equal to h5py's reading); pflow.run
     writes a result that pflow.read reads back.
 """
 import json
 import pathlib
+import subprocess
 import sys
 
 sys.path.insert(0, sys.argv[1])
@@ -20,7 +22,7 @@ import numpy as np  # noqa: E402
 
 import pflow  # noqa: E402
 
-tiny, shipped, outdir = sys.argv[2], sys.argv[3], pathlib.Path(sys.argv[4])
+pflow_cli, tiny, shipped, outdir = sys.argv[2], sys.argv[3], sys.argv[4], pathlib.Path(sys.argv[5])
 outdir.mkdir(parents=True, exist_ok=True)
 failures = []
 
@@ -118,6 +120,35 @@ for call, field in [(lambda: pflow.solve("dpm-solver++2m", sde, exact, grid, x_T
     except ValueError as e:
         if field not in str(e):
             failures.append(f"the ValueError does not name {field}: {e}")
+
+# 2b. A model file (format 1) through pflow.mlp: bit for bit the CLI's run of the same file,
+# solver, grid and initial states (vp_gmm2d_mlp_silu cut to dpm-solver++-2m at NFE 12 and 48).
+root = pathlib.Path(__file__).resolve().parent.parent
+config = json.loads((root / "experiments/vp_gmm2d_mlp_silu.json").read_text())
+config.update(solvers=["dpm-solver++-2m"], nfe=[12, 48], fit_levels=2)
+config["denoiser"]["path"] = str(root / "experiments/models/vp_gmm2d_silu.h5")
+(outdir / "mlp.json").write_text(json.dumps(config))
+subprocess.run([pflow_cli, "run", str(outdir / "mlp.json"), "--out", str(outdir / "mlp.h5"),
+                "--force", "--quiet"], check=True, stdout=subprocess.DEVNULL)
+with h5py.File(outdir / "mlp.h5", "r") as f:
+    x_init, cli = f["init/x"][()], f["solvers/dpm-solver++-2m/x"][()]
+network = pflow.mlp(config["denoiser"]["path"])
+for level, nfe in enumerate(config["nfe"]):
+    r = pflow.solve("dpm-solver++-2m", sde, network,
+                    pflow.time_grid(sde, "logsnr", 1.0, 1e-3, nfe), x_init)
+    if not np.array_equal(r.x, cli[level]):
+        failures.append(f"pflow.mlp: {float(np.abs(r.x - cli[level]).max()):.3g} from the CLI's "
+                        f"run at NFE {nfe}")
+print("2b. pflow.mlp equals the CLI's run bit for bit at NFE", config["nfe"])
+
+# 2c. The exact flow map of Gaussian data against a tight solve of its PF-ODE.
+gauss = pflow.make_target({"type": "gaussian", "mean": [0.5, -1.0], "cov": [[1.0, 0.8], [0.8, 0.9]]})
+mapped = gauss.exact_flow(sde, x_T, 1.0, 1e-3)
+tight = pflow.solve({"name": "bulirsch-stoer", "tolerance": 1e-13}, sde, pflow.analytic(sde, gauss),
+                    [1.0, 1e-3], x_T)
+if not float(np.abs(mapped - tight.x).max()) <= 1e-9:
+    failures.append(f"exact_flow vs Bulirsch-Stoer: {float(np.abs(mapped - tight.x).max()):.3g}")
+print(f"2c. exact flow map vs Bulirsch-Stoer 1e-13: {float(np.abs(mapped - tight.x).max()):.3g}")
 
 # 3. read and run.
 result = pflow.read(shipped)
