@@ -199,7 +199,12 @@ json solver_spec(const py::handle& solver) {
 }
 
 Solved solve_states(const py::handle& solver_arg, const Sde& sde_arg, const Model& model_arg,
-                    const std::vector<double>& grid, const py::handle& x_arg) {
+                    const py::handle& grid_arg, const py::handle& x_arg) {
+  const auto times =
+      py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(grid_arg);
+  require(times && times.ndim() == 1, "grid",
+          std::string(py::str(py::repr(grid_arg))).substr(0, 80), "must be a 1-D array of times");
+  const std::vector<double> grid(times.data(), times.data() + times.size());
   // The analytic model's states have its data's dimension (CLD's state: twice that).
   const Mat<double> x0 = states_in(
       x_arg, "x", model_arg.target ? sde_arg.at(model_arg.target->data.dim()).state_dim() : -1);
@@ -226,7 +231,7 @@ Solved solve_states(const py::handle& solver_arg, const Sde& sde_arg, const Mode
   return {states_out(std::move(r.x)), r.nfe, r.steps, r.wall_s};
 }
 
-std::vector<double> grid_of(const Sde& sde, const py::handle& spec_arg, double t_start,
+py::array_t<double> grid_of(const Sde& sde, const py::handle& spec_arg, double t_start,
                             double t_end, int steps) {
   const json spec = to_json(spec_arg, "grid");
   GridSpec g;
@@ -244,7 +249,9 @@ std::vector<double> grid_of(const Sde& sde, const py::handle& spec_arg, double t
   require(std::find(grid_names().begin(), grid_names().end(), g.kind) != grid_names().end(), "grid",
           g.kind, "unknown time grid");
   require(steps >= 1, "steps", steps, "must be at least 1");
-  return make_time_grid<double>(sde.at(sde.dim()), g, t_start, t_end, steps);
+  const std::vector<double> grid =
+      make_time_grid<double>(sde.at(sde.dim()), g, t_start, t_end, steps);
+  return py::array_t<double>(static_cast<py::ssize_t>(grid.size()), grid.data());
 }
 
 py::list solver_list() {
