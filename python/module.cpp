@@ -284,6 +284,15 @@ py::object elementwise(const py::handle& t, F&& f) {
   return std::move(out);
 }
 
+// A scalar SDE's coefficient (alpha, sigma, lambda, t_of_lambda) as a method taking a number or
+// an array.
+auto coefficient(const char* name, double (ScalarSde<double>::*f)(const double&) const) {
+  return [name, f](const Sde& s, const py::object& t) {
+    const ScalarSde<double>& k = s.require_scalar(name);
+    return elementwise(t, [&](double v) { return (k.*f)(v); });
+  };
+}
+
 void run_config(const py::handle& config_arg, const std::string& out, int threads, bool force) {
   const ExperimentConfig config = py::isinstance<py::str>(config_arg)
                                       ? load_experiment(config_arg.cast<std::string>())
@@ -321,26 +330,10 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Sde>(m, "Sde")
       .def_property_readonly("dim", &Sde::dim)
       .def_property_readonly("config", [](const Sde& s) { return s.config().dump(); })
-      .def("alpha",
-           [](const Sde& s, py::object t) {
-             const auto& k = s.require_scalar("alpha");
-             return elementwise(t, [&](double v) { return k.alpha(v); });
-           })
-      .def("sigma",
-           [](const Sde& s, py::object t) {
-             const auto& k = s.require_scalar("sigma");
-             return elementwise(t, [&](double v) { return k.sigma(v); });
-           })
-      .def("lambda_",
-           [](const Sde& s, py::object t) {
-             const auto& k = s.require_scalar("lambda");
-             return elementwise(t, [&](double v) { return k.lambda(v); });
-           })
-      .def("t_of_lambda",
-           [](const Sde& s, py::object l) {
-             const auto& k = s.require_scalar("t_of_lambda");
-             return elementwise(l, [&](double v) { return k.t_of_lambda(v); });
-           })
+      .def("alpha", coefficient("alpha", &ScalarSde<double>::alpha))
+      .def("sigma", coefficient("sigma", &ScalarSde<double>::sigma))
+      .def("lambda_", coefficient("lambda", &ScalarSde<double>::lambda))
+      .def("t_of_lambda", coefficient("t_of_lambda", &ScalarSde<double>::t_of_lambda))
       .def(
           "covariance",
           [](const Sde& s, double t) { return square_out(s.ambient(s.at(s.dim()).covariance(t))); })
