@@ -460,8 +460,8 @@ class Marginal {
     // product flops of the whitened form below. (d <= 4 keeps the fixed-size kernels and the
     // arithmetic it always had.)
     if constexpr (D == Eigen::Dynamic) {
-      const bool all_dense = std::none_of(comps_.begin(), comps_.end(),
-                                          [](const Component& c) { return c.low_rank; });
+      const bool all_dense =
+          std::none_of(comps_.begin(), comps_.end(), [](const Component& c) { return c.low_rank; });
       if (all_dense && n >= dim) {
         const bool need_terms = kk > 1 || with_log_density;
         // One component: y = -P (z - m) goes straight into the score.
