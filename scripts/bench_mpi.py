@@ -15,20 +15,9 @@ import pathlib
 import subprocess
 import time
 
-import h5py
-import numpy as np
+from schedule import idle_fractions, read_trace
 
 root = pathlib.Path(__file__).resolve().parent.parent
-
-
-def idle_fractions(path):
-    with h5py.File(path, "r") as f:
-        s = f["provenance/schedule"]
-        rank, start, end = s["rank"][()], s["start_s"][()], s["end_s"][()]
-        ranks, threads = int(s.attrs["ranks"]), int(s.attrs["threads"])
-    span = end.max() - start.min()
-    return [1 - float((end[rank == r] - start[rank == r]).sum()) / (threads * span)
-            for r in range(ranks)]
 
 
 def main():
@@ -64,7 +53,7 @@ def main():
             base = base or wall
             same = subprocess.run(["/usr/bin/python3", str(root / "tests/compare_results.py"),
                                    str(single), str(result)], capture_output=True).returncode == 0
-            idle = ", ".join(f"{x:.2f}" for x in idle_fractions(result))
+            idle = ", ".join(f"{x:.2f}" for _, _, x in idle_fractions(read_trace(result)))
             print(f"| {name} | {n} | {wall:.2f} | {base / wall:.2f}x | {idle} | "
                   f"{'yes' if same else 'NO'} |", flush=True)
 

@@ -45,6 +45,17 @@ def read_trace(path):
         return trace
 
 
+def idle_fractions(t):
+    """Per rank of a trace: (items, busy seconds, idle fraction = 1 - busy / (threads x span))."""
+    span = t["end_s"].max() - t["start_s"].min()
+    out = []
+    for r in range(t["ranks"]):
+        mine = t["rank"] == r
+        busy = float((t["end_s"][mine] - t["start_s"][mine]).sum())
+        out.append((int(mine.sum()), busy, 1 - busy / (t["threads"] * span) if span > 0 else 0.0))
+    return out
+
+
 def report(paths):
     for path in paths:
         t = read_trace(path)
@@ -56,11 +67,8 @@ def report(paths):
               f"span {span:.3f} s (first item's start to last item's end)")
         print("| rank | items | busy s | idle fraction |")
         print("|---|---|---|---|")
-        for r in range(t["ranks"]):
-            mine = t["rank"] == r
-            busy = float((t["end_s"][mine] - t["start_s"][mine]).sum())
-            idle = 1 - busy / (t["threads"] * span) if span > 0 else 0.0
-            print(f"| {r} | {int(mine.sum())} | {busy:.3f} | {idle:.3f} |")
+        for r, (items, busy, idle) in enumerate(idle_fractions(t)):
+            print(f"| {r} | {items} | {busy:.3f} | {idle:.3f} |")
 
 
 def list_schedule(durations, ranks):
