@@ -1,5 +1,10 @@
 // Targets with analytic scores: scores and predictions against independent formulas.
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
 #include "helpers.hpp"
+#include "pflow/core/softmax_kernel.hpp"
 #include "pflow/flow/exact_flow.hpp"
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/factory.hpp"
@@ -283,6 +288,111 @@ TEST_CASE("Dense mixture score: both kernels agree with 50 digits to the conditi
         CHECK(single_error < 1e-12);
         CHECK(log_error < 1e-13);
       }
+    }
+  }
+}
+
+// The AVX-512 softmax (core/softmax_kernel.hpp) replaces Eigen's SSE2 code only where it gives
+// the same bits: the summation order first, against Eigen's own sum over column blocks that start
+// aligned and unaligned, with magnitudes spread so that any other order would round differently.
+TEST_CASE("Eigen's summation order is the one the softmax kernel follows", "[targets]") {
+  Rng rng(5);
+  Mat<double> values = rng.normal_matrix<double>(41, 3);
+  values.array() *= (rng.normal_matrix<double>(41, 3).array() * 12).exp();
+  int differs_from_left_to_right = 0;
+  for (Eigen::Index n = 1; n <= 40; ++n) {
+    for (Eigen::Index offset = 0; offset < 2; ++offset) {
+      CAPTURE(n, offset);
+      const auto column = values.col(1).segment(offset, n);  // 16-byte aligned iff offset even
+      const double* p = column.data();
+      const std::ptrdiff_t aligned_start = reinterpret_cast<std::uintptr_t>(p) % 16 == 0 ? 0 : 1;
+      const double eigen = column.sum();
+      CHECK(kernels::eigen_ordered_sum(p, n, aligned_start) == eigen);
+      double left_to_right = p[0];
+      for (Eigen::Index i = 1; i < n; ++i) left_to_right += p[i];
+      differs_from_left_to_right += left_to_right != eigen;
+    }
+  }
+  CHECK(differs_from_left_to_right > 20);  // the values do tell the orders apart
+}
+
+// Then the whole softmax, kernel against Eigen's code on the same machine, through the mixture
+// score and log-density: d = 1 to 4 (fixed-size kernels) and 16 (the precision form in column
+// blocks), K from 2 to 17, odd and even particle counts (Eigen's scalar exp for the last element
+// of an odd count), states far out (weights clamped and flushed below the smallest normal).
+TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
+  if (!kernels::have_simd_softmax()) {
+    WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
+    return;
+  }
+  struct Restore {
+    ~Restore() { kernels::enable_simd_softmax(true); }
+  } restore;
+  int compared = 0;
+  for (const int d : {1, 2, 3, 4, 16}) {
+    for (const int k : {2, 3, 8, 9, 17}) {
+      const nlohmann::json config = random_dense_mixture(d, k, 1e-2, 300 + 10 * d + k);
+      const auto data = make_target<double>(config);
+      const VpLinear<double> vp(0.1, 20, d);
+      Rng rng(d + k);
+      for (const Eigen::Index n : {1, 7, 64, 777}) {
+        for (const double spread : {1.5, 40.0}) {
+          const Mat<double> x = spread * rng.normal_matrix<double>(d, n);
+          for (const double t : {1e-3, 0.3, 1.0}) {
+            CAPTURE(d, k, n, spread, t);
+            const Marginal<double> p(vp, data, t);
+            kernels::enable_simd_softmax(true);
+            const Mat<double> score = p.score(x);
+            const Vec<double> log_density = p.log_density(x);
+            kernels::enable_simd_softmax(false);
+            const Mat<double> eigen_score = p.score(x);
+            const Vec<double> eigen_log_density = p.log_density(x);
+            REQUIRE(score.allFinite());
+            CHECK(std::memcmp(score.data(), eigen_score.data(), sizeof(double) * score.size()) ==
+                  0);
+            CHECK(std::memcmp(log_density.data(), eigen_log_density.data(),
+                              sizeof(double) * n) == 0);
+            ++compared;
+          }
+        }
+      }
+    }
+  }
+  CHECK(compared == 5 * 5 * 4 * 2 * 3);
+}
+
+// And the kernel alone on terms no score makes: exact ties, differences past exp's clamp
+// (-709.784) and in the subnormal range, -inf; against the same operations in Eigen.
+TEST_CASE("the AVX-512 softmax on extreme terms matches Eigen's operations", "[targets]") {
+  if (!kernels::have_simd_softmax()) {
+    WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
+    return;
+  }
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const Eigen::Index rows : {2, 5, 8, 11}) {
+    for (const Eigen::Index cols : {1, 3, 9}) {
+      CAPTURE(rows, cols);
+      Rng rng(rows * 100 + cols);
+      Mat<double> terms = 300 * rng.normal_matrix<double>(rows, cols);
+      terms(0, 0) = terms(rows - 1, 0);  // a tie for the maximum
+      if (cols > 1) terms(1, 1) = -inf;
+      for (Eigen::Index j = 0; j < cols; ++j)  // a weight near exp's clamp, one subnormal
+        terms(rows / 2, j) = terms.col(j).maxCoeff() - (j % 2 ? 709.9 : 740.0);
+      Mat<double> weights(rows, cols);
+      Vec<double> top(cols), total(cols);
+      kernels::simd_softmax(terms.data(), weights.data(), rows, cols, top.data(), total.data());
+      // Eigen, as Marginal's portable softmax computes it
+      using Row = Eigen::Matrix<double, 1, Eigen::Dynamic>;
+      const Row eigen_top = terms.colwise().maxCoeff();
+      Mat<double> eigen = terms - eigen_top.replicate(rows, 1);
+      eigen.array() = eigen.array().exp();
+      eigen = (eigen.array() < std::numeric_limits<double>::min()).select(0.0, eigen);
+      const Row eigen_total = eigen.colwise().sum();
+      eigen.array().rowwise() /= eigen_total.array();
+      CHECK(std::memcmp(weights.data(), eigen.data(), sizeof(double) * rows * cols) == 0);
+      CHECK(top.transpose() == eigen_top);
+      CHECK(std::memcmp(total.data(), eigen_total.data(), sizeof(double) * cols) == 0);
+      CHECK(weights.allFinite());
     }
   }
 }
