@@ -2,7 +2,10 @@
 // in float128 (what double runs use) against the same solve in mp50, thread-count invariance of
 // both, and how a run's config chooses between them. Threads inside a cell: a many-particle solve
 // split into chunks gives the same digits for any thread count.
+#include <cstring>
+
 #include "helpers.hpp"
+#include "pflow/core/simd.hpp"
 #include "pflow/experiment/config.hpp"
 #include "pflow/experiment/run.hpp"
 #include "pflow/flow/pf_ode.hpp"
@@ -125,6 +128,67 @@ TEST_CASE("a many-particle solve is bit-identical for any thread count", "[threa
   problem.sde = sde.get();
   problem.model = &model;
   CHECK(solve_chunks(make_solver<double>(json("euler-maruyama"))->info(), problem, 2500) == 1);
+}
+
+// The AVX-512 kernels (core/simd.hpp: the mixture softmax, the model-output conversion, the
+// finiteness check) change no bit of a solve: every solver in the registry, on the headline's
+// mixture (d = 2, K = 3) and on a 16-dimensional K = 4 mixture (the precision form), with the
+// kernels and with Eigen's code. (Stochastic solvers draw the same noise both ways.)
+TEST_CASE("every solver's states are bit-identical with the AVX-512 kernels and without",
+          "[threads]") {
+  if (!kernels::have_simd()) {
+    WARN("this CPU has no AVX-512: the kernels are not used here, nothing to compare");
+    return;
+  }
+  struct Restore {
+    ~Restore() { kernels::enable_simd(true); }
+  } restore;
+  Rng rng(11);
+  std::vector<double> weights{0.1, 0.2, 0.3, 0.4};
+  std::vector<Vec<double>> means;
+  std::vector<Mat<double>> covs;
+  for (int k = 0; k < 4; ++k) {
+    const Mat<double> a = rng.normal_matrix<double>(16, 16);
+    covs.push_back(a * a.transpose() / 16 + 0.05 * Mat<double>::Identity(16, 16));
+    means.push_back(2 * rng.normal_matrix<double>(16, 1));
+  }
+  struct Case {
+    int dim;
+    json target;
+    Eigen::Index n;
+  };
+  for (const Case& c :
+       {Case{2, headline_mixture(), 301}, Case{16, gmm_config(weights, means, covs), 40}}) {
+    const auto sde = make_sde<double>(vp_linear, c.dim, "sde");
+    const auto data = make_target<double>(c.target);
+    const AnalyticDenoiser<double> model(*sde, data);
+    const Mat<double> x = rng.normal_matrix<double>(c.dim, c.n);
+    const auto grid = make_time_grid<double>(*sde, grid_named("logsnr"), 1.0, 1e-3, 8);
+    Problem<double> problem;
+    problem.sde = sde.get();
+    problem.model = &model;
+    int compared = 0, skipped = 0;
+    for (const auto& record : solver_table<double>()) {
+      const auto solver = make_solver<double>(json(record.name));
+      CAPTURE(c.dim, record.name);
+      kernels::enable_simd(true);
+      SolveResult<double> fast;
+      try {
+        fast = solve(*solver, problem, grid, x);
+      } catch (const InputError&) {  // a solver this grid does not suit (abm: uneven steps)
+        ++skipped;
+        continue;
+      }
+      kernels::enable_simd(false);
+      const SolveResult<double> portable = solve(*solver, problem, grid, x);
+      REQUIRE(fast.x.allFinite());
+      CHECK(std::memcmp(fast.x.data(), portable.x.data(), sizeof(double) * x.size()) == 0);
+      CHECK(fast.nfe == portable.nfe);
+      ++compared;
+    }
+    CHECK(compared >= 29);
+    CHECK(skipped <= 2);
+  }
 }
 
 TEST_CASE("a run's cells are the same for any thread count", "[threads]") {

@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "helpers.hpp"
-#include "pflow/core/softmax_kernel.hpp"
+#include "pflow/core/simd.hpp"
 #include "pflow/flow/exact_flow.hpp"
 #include "pflow/sde/cld.hpp"
 #include "pflow/sde/factory.hpp"
@@ -292,7 +292,7 @@ TEST_CASE("Dense mixture score: both kernels agree with 50 digits to the conditi
   }
 }
 
-// The AVX-512 softmax (core/softmax_kernel.hpp) replaces Eigen's SSE2 code only where it gives
+// The AVX-512 softmax (core/simd.hpp) replaces Eigen's SSE2 code only where it gives
 // the same bits: the summation order first, against Eigen's own sum over column blocks that start
 // aligned and unaligned, with magnitudes spread so that any other order would round differently.
 TEST_CASE("Eigen's summation order is the one the softmax kernel follows", "[targets]") {
@@ -321,12 +321,12 @@ TEST_CASE("Eigen's summation order is the one the softmax kernel follows", "[tar
 // blocks), K from 2 to 17, odd and even particle counts (Eigen's scalar exp for the last element
 // of an odd count), states far out (weights clamped and flushed below the smallest normal).
 TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
-  if (!kernels::have_simd_softmax()) {
+  if (!kernels::have_simd()) {
     WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
     return;
   }
   struct Restore {
-    ~Restore() { kernels::enable_simd_softmax(true); }
+    ~Restore() { kernels::enable_simd(true); }
   } restore;
   int compared = 0;
   for (const int d : {1, 2, 3, 4, 16}) {
@@ -341,17 +341,17 @@ TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
           for (const double t : {1e-3, 0.3, 1.0}) {
             CAPTURE(d, k, n, spread, t);
             const Marginal<double> p(vp, data, t);
-            kernels::enable_simd_softmax(true);
+            kernels::enable_simd(true);
             const Mat<double> score = p.score(x);
             const Vec<double> log_density = p.log_density(x);
-            kernels::enable_simd_softmax(false);
+            kernels::enable_simd(false);
             const Mat<double> eigen_score = p.score(x);
             const Vec<double> eigen_log_density = p.log_density(x);
             REQUIRE(score.allFinite());
             CHECK(std::memcmp(score.data(), eigen_score.data(), sizeof(double) * score.size()) ==
                   0);
-            CHECK(std::memcmp(log_density.data(), eigen_log_density.data(),
-                              sizeof(double) * n) == 0);
+            CHECK(std::memcmp(log_density.data(), eigen_log_density.data(), sizeof(double) * n) ==
+                  0);
             ++compared;
           }
         }
@@ -364,7 +364,7 @@ TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
 // And the kernel alone on terms no score makes: exact ties, differences past exp's clamp
 // (-709.784) and in the subnormal range, -inf; against the same operations in Eigen.
 TEST_CASE("the AVX-512 softmax on extreme terms matches Eigen's operations", "[targets]") {
-  if (!kernels::have_simd_softmax()) {
+  if (!kernels::have_simd()) {
     WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
     return;
   }

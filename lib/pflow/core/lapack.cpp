@@ -139,10 +139,11 @@ Mat<double> lapack_gram(const Mat<double>& b) {
   lapack_threads();
   const int n = checked_dim(b.rows(), "Gram matrix");
   const int k = checked_extent(b.cols(), "Gram matrix");
-  Mat<double> c = Mat<double>::Zero(n, n);
+  Mat<double> c(n, n);  // dsyrk with beta = 0 writes the lower triangle without reading it
   const double one = 1, zero = 0;
   const int lda = std::max(n, 1);
-  if (n > 0 && k > 0) dsyrk_("L", "N", &n, &k, &one, b.data(), &lda, &zero, c.data(), &lda, 1, 1);
+  if (k == 0) return Mat<double>::Zero(n, n);
+  if (n > 0) dsyrk_("L", "N", &n, &k, &one, b.data(), &lda, &zero, c.data(), &lda, 1, 1);
   c.triangularView<Eigen::StrictlyUpper>() = c.transpose();
   return c;
 }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "pflow/core/simd.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/target/marginal.hpp"
 
@@ -59,6 +60,15 @@ Mat<Scalar> convert_output(ModelOutput from, ModelOutput to, const Mat<Scalar>& 
                            const Mat<Scalar>& x, const ScalarSde<Scalar>* sde, const Scalar& t) {
   if (from == to) return out;
   const auto [a_from, b_from] = score_slope(from, sde, t);
+  if constexpr (std::is_same_v<Scalar, double>) {
+    if (to != ModelOutput::score && kernels::have_simd()) {  // both passes in one, same bits
+      const auto [a_to, b_to] = score_slope(to, sde, t);
+      Mat<double> result(out.rows(), out.cols());
+      kernels::convert_affine(out.data(), x.data(), out.size(), a_from, b_from, b_to, a_to,
+                              result.data());
+      return result;
+    }
+  }
   const Mat<Scalar> score = a_from * out + b_from * x;
   if (to == ModelOutput::score) return score;
   const auto [a_to, b_to] = score_slope(to, sde, t);

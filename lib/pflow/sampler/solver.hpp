@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "pflow/core/simd.hpp"
 #include "pflow/core/threads.hpp"
 #include "pflow/sampler/brownian.hpp"
 #include "pflow/sampler/denoiser.hpp"
@@ -152,9 +153,16 @@ class SolveContext {
   }
   void set_grid(const std::vector<Scalar>& grid) { grid_ = grid; }
   // Called after every step: a non-finite state stops the solve where it appeared.
+  // Eigen's allFinite() is a scalar loop: at N = 100, d = 64 it was a tenth of a step's
+  // non-BLAS time. In double the AVX-512 kernel answers the same.
+  static bool all_finite(const Mat<Scalar>& x) {
+    if constexpr (std::is_same_v<Scalar, double>)
+      if (kernels::have_simd()) return kernels::all_finite(x.data(), x.size());
+    return x.allFinite();
+  }
   void step_done(int step, const Scalar& t, const Mat<Scalar>& x) {
     ++steps_;
-    if (!x.allFinite())
+    if (!all_finite(x))
       throw NumericalError("solver " + solver_ + ": non-finite state at step " + to_text(step) +
                            " (t = " + to_text(t) + ")");
     if (problem_.on_step) problem_.on_step(step, t, x);

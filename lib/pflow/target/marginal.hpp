@@ -13,7 +13,7 @@
 
 #include <Eigen/QR>
 
-#include "pflow/core/softmax_kernel.hpp"
+#include "pflow/core/simd.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
 #include "pflow/target/gaussian_mixture.hpp"
 
@@ -441,17 +441,16 @@ class Marginal {
   }
 
   // The two above in one AVX-512 pass per column, with the same bits, where the CPU has it
-  // (core/softmax_kernel.hpp; double only, at least two components). False: not run.
+  // (core/simd.hpp; double only, at least two components). False: not run.
   static bool simd_softmax(const Mat<Scalar>& terms, Evaluation& out, bool with_log_density,
                            Eigen::Index begin, Eigen::Index count) {
     if constexpr (std::is_same_v<Scalar, double>) {
-      if (!kernels::have_simd_softmax()) return false;
+      if (!kernels::have_simd()) return false;
       const Eigen::Index rows = terms.rows();
       using Row = Eigen::Matrix<double, 1, Eigen::Dynamic>;
       Row top(with_log_density ? count : 0), total(with_log_density ? count : 0);
-      kernels::simd_softmax(terms.data() + begin * rows,
-                            out.responsibilities.data() + begin * rows, rows, count,
-                            with_log_density ? top.data() : nullptr,
+      kernels::simd_softmax(terms.data() + begin * rows, out.responsibilities.data() + begin * rows,
+                            rows, count, with_log_density ? top.data() : nullptr,
                             with_log_density ? total.data() : nullptr);
       if (with_log_density)  // as in softmax: Eigen's log on a fresh row
         out.log_density.segment(begin, count) = (top.array() + total.array().log()).transpose();

@@ -1,18 +1,19 @@
-// AVX-512 softmax with Eigen 3.4's SSE2 arithmetic (softmax_kernel.hpp). The AVX-512 code is
+// AVX-512 kernels with Eigen 3.4's SSE2 arithmetic (simd.hpp). The AVX-512 code is
 // confined to functions with a target attribute, so the rest of this translation unit (and
 // anything inlined from headers) stays baseline x86-64; dispatch is by cpuid at run time.
 //
 // Products and sums are separate intrinsics: no multiply-add is fused (fp contraction off), as
 // in Eigen's SSE2 build, where pmadd(a, b, c) is padd(pmul(a, b), c).
-#include "pflow/core/softmax_kernel.hpp"
+#include "pflow/core/simd.hpp"
 
 #include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 #if defined(__x86_64__) && defined(__clang__)
-#define PFLOW_SIMD_SOFTMAX 1
+#define PFLOW_SIMD 1
 #include <immintrin.h>
 #endif
 
@@ -52,7 +53,7 @@ double eigen_ordered_sum(const double* p, std::ptrdiff_t n, std::ptrdiff_t align
   return sum;
 }
 
-#ifdef PFLOW_SIMD_SOFTMAX
+#ifdef PFLOW_SIMD
 namespace {
 
 #define PFLOW_AVX512 __attribute__((target("avx512f,avx512dq")))
@@ -62,7 +63,7 @@ namespace {
 PFLOW_AVX512 inline __m512d eigen_exp(__m512d input) {
   const __m512d one = _mm512_set1_pd(1.0), two = _mm512_set1_pd(2.0), half = _mm512_set1_pd(0.5);
   __m512d x = _mm512_min_pd(_mm512_set1_pd(709.784), input);  // pmin(x, 709.784)
-  x = _mm512_max_pd(_mm512_set1_pd(-709.784), x);              // pmax(x, -709.784)
+  x = _mm512_max_pd(_mm512_set1_pd(-709.784), x);             // pmax(x, -709.784)
   // n = floor(x log2(e) + 1/2)
   __m512d fx = _mm512_add_pd(_mm512_mul_pd(_mm512_set1_pd(1.4426950408889634073599), x), half);
   fx = _mm512_roundscale_pd(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
@@ -70,9 +71,8 @@ PFLOW_AVX512 inline __m512d eigen_exp(__m512d input) {
   x = _mm512_sub_pd(x, _mm512_mul_pd(fx, _mm512_set1_pd(0.693145751953125)));
   x = _mm512_sub_pd(x, _mm512_mul_pd(fx, _mm512_set1_pd(1.42860682030941723212e-6)));
   const __m512d x2 = _mm512_mul_pd(x, x);
-  auto madd = [](__m512d a, __m512d b, __m512d c) PFLOW_AVX512 {
-    return _mm512_add_pd(_mm512_mul_pd(a, b), c);
-  };
+  auto madd = [](__m512d a, __m512d b, __m512d c)
+                  PFLOW_AVX512 { return _mm512_add_pd(_mm512_mul_pd(a, b), c); };
   __m512d px = _mm512_set1_pd(1.26177193074810590878e-4);
   px = madd(px, x2, _mm512_set1_pd(3.02994407707441961300e-2));
   px = madd(px, x2, _mm512_set1_pd(9.99999999999999999910e-1));
@@ -96,7 +96,8 @@ PFLOW_AVX512 inline __m512d eigen_exp(__m512d input) {
   };
   const __m512d c = power(b);
   __m512d out = _mm512_mul_pd(_mm512_mul_pd(_mm512_mul_pd(x, c), c), c);
-  out = _mm512_mul_pd(out, power(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(ei, b), b), b)));
+  out =
+      _mm512_mul_pd(out, power(_mm256_sub_epi32(_mm256_sub_epi32(_mm256_sub_epi32(ei, b), b), b)));
   return _mm512_max_pd(input, out);  // pmax(2^n exp(g), input): non-finite inputs
 }
 
@@ -120,8 +121,8 @@ PFLOW_AVX512 void softmax_avx512(const double* terms, double* weights, std::ptrd
       const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
       const __m512d value = _mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, a + i), shift);
       __m512d weight = eigen_exp(value);
-      weight = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(weight, smallest_normal, _CMP_LT_OQ),
-                                    weight, _mm512_setzero_pd());
+      weight = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(weight, smallest_normal, _CMP_LT_OQ), weight,
+                                    _mm512_setzero_pd());
       _mm512_mask_storeu_pd(w + i, lanes, weight);
     }
     if (scalar_tail && j == cols - 1) {
@@ -141,29 +142,66 @@ PFLOW_AVX512 void softmax_avx512(const double* terms, double* weights, std::ptrd
   }
 }
 
-}  // namespace
-
-namespace {
-std::atomic<bool> simd_enabled{true};
+PFLOW_AVX512 void convert_avx512(const double* out, const double* x, std::ptrdiff_t n,
+                                 double a_from, double b_from, double b_to, double a_to,
+                                 double* result) {
+  for (std::ptrdiff_t i = 0; i < n; ++i) {  // vectorised by the compiler, eight lanes
+    const double score = a_from * out[i] + b_from * x[i];
+    result[i] = (score - b_to * x[i]) / a_to;
+  }
 }
 
-bool have_simd_softmax() {
+PFLOW_AVX512 bool all_finite_avx512(const double* p, std::ptrdiff_t n) {
+  const double largest = std::numeric_limits<double>::max();
+  bool finite = true;
+  for (std::ptrdiff_t i = 0; i < n; ++i) finite &= std::fabs(p[i]) <= largest;  // NaN: false
+  return finite;
+}
+
+std::atomic<bool> simd_enabled{true};
+
+}  // namespace
+
+bool have_simd() {
   static const bool available =
       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
   return available && simd_enabled.load(std::memory_order_relaxed);
 }
-void enable_simd_softmax(bool enabled) { simd_enabled = enabled; }
+void enable_simd(bool enabled) {
+  simd_enabled = enabled;
+}
 
 void simd_softmax(const double* terms, double* weights, std::ptrdiff_t rows, std::ptrdiff_t cols,
                   double* top, double* total) {
   softmax_avx512(terms, weights, rows, cols, top, total);
 }
+void convert_affine(const double* out, const double* x, std::ptrdiff_t n, double a_from,
+                    double b_from, double b_to, double a_to, double* result) {
+  convert_avx512(out, x, n, a_from, b_from, b_to, a_to, result);
+}
+bool all_finite(const double* p, std::ptrdiff_t n) {
+  return all_finite_avx512(p, n);
+}
 
-#else  // not x86-64 with clang: callers keep Eigen's code
+#else  // not x86-64 with clang: have_simd() is false and callers keep Eigen's code
 
-bool have_simd_softmax() { return false; }
-void enable_simd_softmax(bool) {}
-void simd_softmax(const double*, double*, std::ptrdiff_t, std::ptrdiff_t, double*, double*) {}
+bool have_simd() {
+  return false;
+}
+void enable_simd(bool) {}
+void simd_softmax(const double*, double*, std::ptrdiff_t, std::ptrdiff_t, double*, double*) {
+  throw std::logic_error("simd_softmax: this build has no AVX-512 kernels (see have_simd)");
+}
+void convert_affine(const double* out, const double* x, std::ptrdiff_t n, double a_from,
+                    double b_from, double b_to, double a_to, double* result) {
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    result[i] = ((a_from * out[i] + b_from * x[i]) - b_to * x[i]) / a_to;
+}
+bool all_finite(const double* p, std::ptrdiff_t n) {
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
 
 #endif
 
