@@ -13,7 +13,9 @@
 // x_end [n, d], and the time as the attribute /@seconds. With --reference M (default 64) it also
 // holds x_reference [M, d]: the same solve of the first M states in float128 (34 digits; the grid,
 // data and states are the double values, exactly), the rounding-free answer both programs' final
-// states are measured against (scripts/bench_peer.py reports each side's error).
+// states are measured against (scripts/bench_peer.py reports each side's error). With
+// --reference-at J it solves only state J in float128 and writes x_reference_at [1, d]:
+// scripts/bench asks for the state where the two programs' final states differ most.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -81,6 +83,12 @@ int main(int argc, char** argv) {
   app.add_option("--reference", reference, "states solved again in float128 (0: none)")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  int reference_at = -1;
+  app.add_option("--reference-at", reference_at,
+                 "only solve state J (0-based) in float128 and write it to --out as "
+                 "x_reference_at [1, d] (no timed solves): the reference at the particle where "
+                 "the two programs differ most")
+      ->check(CLI::Range(0, 10000000 - 1));
   app.add_option("--out", out, "HDF5 file of the problem and the result");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -92,6 +100,17 @@ int main(int argc, char** argv) {
     spec.kind = "logsnr";
     const auto grid = make_time_grid<double>(*sde, spec, 1.0, 1e-3, steps);
     const Mat<double> x = normal_states(d, n, 3);
+    if (reference_at >= 0) {
+      if (reference_at >= n || out.empty())
+        throw InputError("--reference-at", std::to_string(reference_at),
+                         "needs a state index below --n and an --out file");
+      h5::File f = h5::File::create(out);
+      f.dataset("/x_reference_at", {1, static_cast<size_t>(d)},
+                row_major(float128_solve(mixture, grid, x.col(reference_at))));
+      f.attribute("/", "index", static_cast<double>(reference_at));
+      f.save();
+      return 0;
+    }
     const auto solver = make_solver<double>(json("dpm-solver++-2m"));
     Problem<double> problem;
     problem.sde = sde.get();

@@ -17,7 +17,10 @@ responsibilities by torch.softmax; vp-linear's alpha and sigma in closed form
 Lu et al. 2022b, Alg. 2 (first step first order, then 2M), the update
 x_t = (sigma_t / sigma_s) x - alpha_t expm1(-h) D in lambda = log(alpha / sigma).
 
-Usage: scripts/bench_peer.py FILE.h5 [--threads T] [--reps 3] [--warmup 1]"""
+With --states it also saves its final states (.npy), and it names the particle where the two
+programs differ most: scripts/bench measures both sides against a float128 solve of that state.
+
+Usage: scripts/bench_peer.py FILE.h5 [--threads T] [--reps 3] [--warmup 1] [--states X.npy]"""
 import argparse
 import time
 
@@ -85,6 +88,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1, help="untimed solves first")
+    parser.add_argument("--states", help="write PyTorch's final states here (.npy, [n, d])")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with h5py.File(args.file, "r") as f:
@@ -108,6 +112,9 @@ def main():
         return float(np.abs(a - b).max()) / max(1.0, float(np.abs(b).max()))
 
     diff = relative(x.numpy(), x_pflow)
+    worst = int(np.abs(x.numpy() - x_pflow).max(axis=1).argmax())  # the particle of diff
+    if args.states:
+        np.save(args.states, x.numpy())
     n, d = x_start.shape
     errors = ""
     if x_ref is not None:
@@ -116,7 +123,7 @@ def main():
                   f"torch {relative(x.numpy()[:m], x_ref):.2e}")
     print(f"n {n} d {d} K {weights.shape[0]} threads {args.threads}: torch {best:.6f} s, "
           f"pflow {pflow_seconds:.6f} s, ratio {best / pflow_seconds:.2f}{errors}, "
-          f"max |x_torch - x_pflow| / max(1, max |x_pflow|) {diff:.2e}")
+          f"max |x_torch - x_pflow| / max(1, max |x_pflow|) {diff:.2e} at particle {worst}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,21 @@ double eigen_ordered_sum(const double* p, std::ptrdiff_t n, std::ptrdiff_t align
   return sum;
 }
 
+double lane_dot(const double* a, const double* b, std::ptrdiff_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (std::ptrdiff_t i = 0; i < n; ++i) lane[i % 8] += a[i] * b[i];
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+namespace {
+void portable_quadratic_terms(const double* c, const double* y, std::ptrdiff_t rows,
+                              std::ptrdiff_t cols, double offset, double sign, double* terms,
+                              std::ptrdiff_t stride) {
+  for (std::ptrdiff_t j = 0; j < cols; ++j)
+    terms[j * stride] = offset - sign * lane_dot(c + j * rows, y + j * rows, rows) / 2;
+}
+}  // namespace
+
 #ifdef PFLOW_SIMD
 namespace {
 
@@ -151,6 +166,61 @@ PFLOW_AVX512 void convert_avx512(const double* out, const double* x, std::ptrdif
   }
 }
 
+PFLOW_AVX512 void weighted_sum_avx512(const double* const* parts, const double* weights,
+                                      std::ptrdiff_t components, std::ptrdiff_t rows,
+                                      std::ptrdiff_t cols, double* score) {
+  // Eight rows per register, the last ones masked (at d = 16 a compiler-vectorised loop of
+  // 32-element strides ran scalar).
+  for (std::ptrdiff_t j = 0; j < cols; ++j) {
+    const double* w = weights + j * components;
+    const std::ptrdiff_t offset = j * rows;
+    for (std::ptrdiff_t i = 0; i < rows; i += 8) {
+      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      __m512d sum =
+          _mm512_mul_pd(_mm512_set1_pd(w[0]), _mm512_maskz_loadu_pd(lanes, parts[0] + offset + i));
+      for (std::ptrdiff_t k = 1; k < components; ++k)
+        sum =
+            _mm512_add_pd(sum, _mm512_mul_pd(_mm512_set1_pd(w[k]),
+                                             _mm512_maskz_loadu_pd(lanes, parts[k] + offset + i)));
+      _mm512_mask_storeu_pd(score + offset + i, lanes, _mm512_xor_pd(sum, _mm512_set1_pd(-0.0)));
+    }
+  }
+}
+
+PFLOW_AVX512 void subtract_mean_avx512(const double* z, const double* mean, std::ptrdiff_t rows,
+                                       std::ptrdiff_t cols, double* out) {
+  for (std::ptrdiff_t j = 0; j < cols; ++j)
+    for (std::ptrdiff_t i = 0; i < rows; i += 8) {
+      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      _mm512_mask_storeu_pd(out + j * rows + i, lanes,
+                            _mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, z + j * rows + i),
+                                          _mm512_maskz_loadu_pd(lanes, mean + i)));
+    }
+}
+
+PFLOW_AVX512 void quadratic_terms_avx512(const double* c, const double* y, std::ptrdiff_t rows,
+                                         std::ptrdiff_t cols, double offset, double sign,
+                                         double* terms, std::ptrdiff_t stride) {
+  for (std::ptrdiff_t j = 0; j < cols; ++j) {
+    const double* a = c + j * rows;
+    const double* b = y + j * rows;
+    __m512d lane = _mm512_setzero_pd();
+    for (std::ptrdiff_t i = 0; i < rows; i += 8) {
+      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      // masked-off lanes add 0 * 0: no change (a lane is never -0: it starts at +0)
+      lane = _mm512_add_pd(lane, _mm512_mul_pd(_mm512_maskz_loadu_pd(lanes, a + i),
+                                               _mm512_maskz_loadu_pd(lanes, b + i)));
+    }
+    // ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), as lane_dot
+    const __m256d half =
+        _mm256_add_pd(_mm512_castpd512_pd256(lane), _mm512_extractf64x4_pd(lane, 1));
+    const __m128d quarter =
+        _mm_add_pd(_mm256_castpd256_pd128(half), _mm256_extractf128_pd(half, 1));
+    const double dot = _mm_cvtsd_f64(quarter) + _mm_cvtsd_f64(_mm_unpackhi_pd(quarter, quarter));
+    terms[j * stride] = offset - sign * dot / 2;
+  }
+}
+
 PFLOW_AVX512 bool all_finite_avx512(const double* p, std::ptrdiff_t n) {
   const double largest = std::numeric_limits<double>::max();
   bool finite = true;
@@ -179,6 +249,19 @@ void convert_affine(const double* out, const double* x, std::ptrdiff_t n, double
                     double b_from, double b_to, double a_to, double* result) {
   convert_avx512(out, x, n, a_from, b_from, b_to, a_to, result);
 }
+void weighted_sum(const double* const* parts, const double* weights, std::ptrdiff_t components,
+                  std::ptrdiff_t rows, std::ptrdiff_t cols, double* score) {
+  weighted_sum_avx512(parts, weights, components, rows, cols, score);
+}
+void subtract_mean(const double* z, const double* mean, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                   double* out) {
+  subtract_mean_avx512(z, mean, rows, cols, out);
+}
+void quadratic_terms(const double* c, const double* y, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                     double offset, double sign, double* terms, std::ptrdiff_t stride) {
+  if (have_simd()) return quadratic_terms_avx512(c, y, rows, cols, offset, sign, terms, stride);
+  portable_quadratic_terms(c, y, rows, cols, offset, sign, terms, stride);
+}
 bool all_finite(const double* p, std::ptrdiff_t n) {
   return all_finite_avx512(p, n);
 }
@@ -196,6 +279,19 @@ void convert_affine(const double* out, const double* x, std::ptrdiff_t n, double
                     double b_from, double b_to, double a_to, double* result) {
   for (std::ptrdiff_t i = 0; i < n; ++i)
     result[i] = ((a_from * out[i] + b_from * x[i]) - b_to * x[i]) / a_to;
+}
+void weighted_sum(const double*, const double*, std::ptrdiff_t, std::ptrdiff_t, std::ptrdiff_t,
+                  double*) {
+  throw std::logic_error("weighted_sum: this build has no AVX-512 kernels (see have_simd)");
+}
+void subtract_mean(const double* z, const double* mean, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                   double* out) {
+  for (std::ptrdiff_t j = 0; j < cols; ++j)
+    for (std::ptrdiff_t i = 0; i < rows; ++i) out[j * rows + i] = z[j * rows + i] - mean[i];
+}
+void quadratic_terms(const double* c, const double* y, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                     double offset, double sign, double* terms, std::ptrdiff_t stride) {
+  portable_quadratic_terms(c, y, rows, cols, offset, sign, terms, stride);
 }
 bool all_finite(const double* p, std::ptrdiff_t n) {
   for (std::ptrdiff_t i = 0; i < n; ++i)

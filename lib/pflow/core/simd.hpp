@@ -16,8 +16,9 @@
 //     alignment of the column's start, the scalar ends);
 //   - subtraction of the column's maximum, the flush of subnormal weights and the division are
 //     per element.
-// Per-element kernels (any width gives the same bits): a model output's conversion
-// (convert_output) and the finiteness check after every step.
+// Per-element kernels (any width gives the same bits): the weighted sum of the component scores
+// (the precision form, d >= 5), a model output's conversion (convert_output) and the finiteness
+// check after every step.
 #pragma once
 
 #include <cstddef>
@@ -50,6 +51,29 @@ double eigen_ordered_sum(const double* p, std::ptrdiff_t n, std::ptrdiff_t align
 // (a_from * out + b_from * x) stored, then (score - b_to * x) / a_to (convert_output).
 void convert_affine(const double* out, const double* x, std::ptrdiff_t n, double a_from,
                     double b_from, double b_to, double a_to, double* result);
+
+// score_ij = -(((w_0j y0_ij + w_1j y1_ij) + w_2j y2_ij) + ...) for i < rows, j < cols: the
+// mixture score's weighted sum of the K component terms y_k (rows x cols each, column-major, at
+// parts[k]) with the responsibilities w (K x cols, column-major), summed in component order as
+// Marginal's Eigen loop does.
+void weighted_sum(const double* const* parts, const double* weights, std::ptrdiff_t components,
+                  std::ptrdiff_t rows, std::ptrdiff_t cols, double* score);
+
+// out_ij = z_ij - m_i for i < rows, j < cols (column-major): the residuals of a column block
+// from a component's mean, as Eigen's colwise() difference makes them.
+void subtract_mean(const double* z, const double* mean, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                   double* out);
+
+// The precision form's quadratic terms: terms[j * stride] = offset - sign * dot(c_j, y_j) / 2 for
+// the columns j < cols of c and y (rows x cols, column-major), each dot in eight lanes as
+// lane_dot sums it. Unlike the others, runs on any CPU (portably where have_simd() is false).
+void quadratic_terms(const double* c, const double* y, std::ptrdiff_t rows, std::ptrdiff_t cols,
+                     double offset, double sign, double* terms, std::ptrdiff_t stride);
+
+// sum_i a_i b_i in the kernels' order, portable (the fallback of quadratic_terms, and the
+// reference its test compares with): lane l (0..7) sums the products of i = l mod 8 in increasing
+// i, then ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)).
+double lane_dot(const double* a, const double* b, std::ptrdiff_t n);
 
 // Whether every p_i (i < n) is finite: Eigen's allFinite() (whose loop is scalar).
 bool all_finite(const double* p, std::ptrdiff_t n);

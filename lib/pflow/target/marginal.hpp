@@ -503,17 +503,27 @@ class Marginal {
           const Eigen::Index m = std::min(block, n - begin);
           for (int k = 0; k < kk; ++k) {
             const Component& c = comps_[k];
-            centred.leftCols(m) = zd.middleCols(begin, m).colwise() - c.mean.col(0);
             Eigen::Map<Rows> y(kk == 1 ? out.score.data() + begin * dim : products[k].data(), dim,
                                m);
-            if constexpr (std::is_same_v<Scalar, double>)
+            const Scalar offset = c.log_weight - (c.log_det + Scalar(dim) * log_2pi()) / 2;
+            if constexpr (std::is_same_v<Scalar, double>) {
+              // The residuals and the quadratic forms through the AVX-512 kernels where the CPU
+              // has them; the dot products in their eight-lane order either way (core/simd.hpp).
+              if (kernels::have_simd())
+                kernels::subtract_mean(zd.data() + begin * dim, c.mean.data(), dim, m,
+                                       centred.data());
+              else
+                centred.leftCols(m) = zd.middleCols(begin, m).colwise() - c.mean.col(0);
               blas_gemm(false, 1.0, precisions[k], centred.data(), m, 0.0, y.data());  // OpenBLAS
-            else
+              if (need_terms)
+                kernels::quadratic_terms(centred.data(), y.data(), dim, m, offset, sign,
+                                         terms.data() + begin * kk + k, kk);
+            } else {
+              centred.leftCols(m) = zd.middleCols(begin, m).colwise() - c.mean.col(0);
               product(precisions[k], centred.leftCols(m), y);
-            if (need_terms) {  // column by column: contiguous, vectorised dot products
-              const Scalar offset = c.log_weight - (c.log_det + Scalar(dim) * log_2pi()) / 2;
-              for (Eigen::Index j = 0; j < m; ++j)
-                terms(k, begin + j) = offset - sign * centred.col(j).dot(y.col(j)) / 2;
+              if (need_terms)  // column by column: contiguous, vectorised dot products
+                for (Eigen::Index j = 0; j < m; ++j)
+                  terms(k, begin + j) = offset - sign * centred.col(j).dot(y.col(j)) / 2;
             }
           }
           if (!need_terms) continue;
@@ -521,6 +531,15 @@ class Marginal {
           if (kk == 1) continue;
           // -sum_k gamma_k y_k, one column at a time, summed in a small buffer and stored once.
           const Mat<Scalar>& resp = out.responsibilities;
+          if constexpr (std::is_same_v<Scalar, double>) {
+            if (kernels::have_simd()) {  // the same operations, eight rows at a time
+              std::vector<const double*> parts(kk);
+              for (int k = 0; k < kk; ++k) parts[k] = products[k].data();
+              kernels::weighted_sum(parts.data(), resp.data() + begin * kk, kk, dim, m,
+                                    out.score.data() + begin * dim);
+              continue;
+            }
+          }
           for (Eigen::Index j = 0; j < m; ++j) {
             sum.noalias() = resp(0, begin + j) * products[0].col(j);
             for (int k = 1; k < kk; ++k) sum.noalias() += resp(k, begin + j) * products[k].col(j);
