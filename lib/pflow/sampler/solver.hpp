@@ -152,7 +152,6 @@ class SolveContext {
     return sqrt(s - t) * rng_.normal_matrix<Scalar>(rows, cols);
   }
   void set_grid(const std::vector<Scalar>& grid) { grid_ = grid; }
-  // Called after every step: a non-finite state stops the solve where it appeared.
   // Eigen's allFinite() is a scalar loop: at N = 100, d = 64 it was a tenth of a step's
   // non-BLAS time. In double the AVX-512 kernel answers the same.
   static bool all_finite(const Mat<Scalar>& x) {
@@ -160,6 +159,7 @@ class SolveContext {
       if (kernels::have_simd()) return kernels::all_finite(x.data(), x.size());
     return x.allFinite();
   }
+  // Called after every step: a non-finite state stops the solve where it appeared.
   void step_done(int step, const Scalar& t, const Mat<Scalar>& x) {
     ++steps_;
     if (!all_finite(x))

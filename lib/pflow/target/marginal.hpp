@@ -499,6 +499,8 @@ class Marginal {
         Rows centred(dim, block);
         Eigen::Matrix<Scalar, D, 1> sum(dim);
         std::vector<Rows> products(kk == 1 ? 0 : kk, Rows(dim, block));  // y_k
+        std::vector<const Scalar*> parts;  // their data, for the weighted-sum kernel
+        for (const Rows& p : products) parts.push_back(p.data());
         for (Eigen::Index begin = 0; begin < n; begin += block) {
           const Eigen::Index m = std::min(block, n - begin);
           for (int k = 0; k < kk; ++k) {
@@ -533,8 +535,6 @@ class Marginal {
           const Mat<Scalar>& resp = out.responsibilities;
           if constexpr (std::is_same_v<Scalar, double>) {
             if (kernels::have_simd()) {  // the same operations, eight rows at a time
-              std::vector<const double*> parts(kk);
-              for (int k = 0; k < kk; ++k) parts[k] = products[k].data();
               kernels::weighted_sum(parts.data(), resp.data() + begin * kk, kk, dim, m,
                                     out.score.data() + begin * dim);
               continue;
