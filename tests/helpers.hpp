@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pflow/core/scalar.hpp"
+#include "pflow/core/simd.hpp"
 #include "pflow/sampler/time_grid.hpp"
 #include "pflow/sde/factory.hpp"
 #include "pflow/sde/scalar_sdes.hpp"
@@ -24,6 +25,18 @@ template <class A, class B>
 double max_diff(const A& a, const B& b) {
   return to_double((a - b).cwiseAbs().maxCoeff());
 }
+
+// For the tests that compare the AVX-512 kernels (core/simd.hpp) with Eigen's code on one
+// machine: whether this CPU runs them (a warning when not: nothing to compare), and a guard that
+// enables them again however the test ends.
+inline bool simd_to_compare() {
+  if (kernels::have_simd()) return true;
+  WARN("this CPU has no AVX-512: the kernels are not used here, nothing to compare");
+  return false;
+}
+struct SimdRestore {
+  ~SimdRestore() { kernels::enable_simd(true); }
+};
 
 // max |a_i - b_i| and max |b_i| over two equally long flat arrays (a result's states, row-major).
 struct DiffAndScale {

@@ -136,13 +136,8 @@ TEST_CASE("a many-particle solve is bit-identical for any thread count", "[threa
 // kernels and with Eigen's code. (Stochastic solvers draw the same noise both ways.)
 TEST_CASE("every solver's states are bit-identical with the AVX-512 kernels and without",
           "[threads]") {
-  if (!kernels::have_simd()) {
-    WARN("this CPU has no AVX-512: the kernels are not used here, nothing to compare");
-    return;
-  }
-  struct Restore {
-    ~Restore() { kernels::enable_simd(true); }
-  } restore;
+  if (!pflow::testing::simd_to_compare()) return;
+  const pflow::testing::SimdRestore restore;
   Rng rng(11);
   std::vector<double> weights{0.1, 0.2, 0.3, 0.4};
   std::vector<Vec<double>> means;

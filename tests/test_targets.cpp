@@ -321,13 +321,8 @@ TEST_CASE("Eigen's summation order is the one the softmax kernel follows", "[tar
 // blocks), K from 2 to 17, odd and even particle counts (Eigen's scalar exp for the last element
 // of an odd count), states far out (weights clamped and flushed below the smallest normal).
 TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
-  if (!kernels::have_simd()) {
-    WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
-    return;
-  }
-  struct Restore {
-    ~Restore() { kernels::enable_simd(true); }
-  } restore;
+  if (!pflow::testing::simd_to_compare()) return;
+  const pflow::testing::SimdRestore restore;
   int compared = 0;
   for (const int d : {1, 2, 3, 4, 16}) {
     for (const int k : {2, 3, 8, 9, 17}) {
@@ -364,10 +359,7 @@ TEST_CASE("the AVX-512 softmax is bit-identical to Eigen's", "[targets]") {
 // And the kernel alone on terms no score makes: exact ties, differences past exp's clamp
 // (-709.784) and in the subnormal range, -inf; against the same operations in Eigen.
 TEST_CASE("the AVX-512 softmax on extreme terms matches Eigen's operations", "[targets]") {
-  if (!kernels::have_simd()) {
-    WARN("this CPU has no AVX-512: the kernel is not used here, nothing to compare");
-    return;
-  }
+  if (!pflow::testing::simd_to_compare()) return;
   const double inf = std::numeric_limits<double>::infinity();
   for (const Eigen::Index rows : {2, 5, 8, 11}) {
     for (const Eigen::Index cols : {1, 3, 9}) {

@@ -73,6 +73,11 @@ namespace {
 
 #define PFLOW_AVX512 __attribute__((target("avx512f,avx512dq")))
 
+// The lanes of an eight-double register that hold data when `remaining` elements are left.
+PFLOW_AVX512 inline __mmask8 lanes_for(std::ptrdiff_t remaining) {
+  return remaining >= 8 ? 0xff : static_cast<__mmask8>((1u << remaining) - 1);
+}
+
 // Eigen 3.4's pexp_double (GenericPacketMathFunctions.h) with its SSE2 pldexp, eight lanes.
 // Operand orders follow Eigen's pmin/pmax (arguments swapped, so NaN propagates as there).
 PFLOW_AVX512 inline __m512d eigen_exp(__m512d input) {
@@ -127,13 +132,13 @@ PFLOW_AVX512 void softmax_avx512(const double* terms, double* weights, std::ptrd
     double* w = weights + j * rows;
     __m512d peak = lowest;
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       peak = _mm512_max_pd(peak, _mm512_mask_loadu_pd(lowest, lanes, a + i));
     }
     const double column_top = _mm512_reduce_max_pd(peak);
     const __m512d shift = _mm512_set1_pd(column_top);
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       const __m512d value = _mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, a + i), shift);
       __m512d weight = eigen_exp(value);
       weight = _mm512_mask_blend_pd(_mm512_cmp_pd_mask(weight, smallest_normal, _CMP_LT_OQ), weight,
@@ -148,7 +153,7 @@ PFLOW_AVX512 void softmax_avx512(const double* terms, double* weights, std::ptrd
     const double sum = eigen_ordered_sum(w, rows, (j * rows) % 2);
     const __m512d divisor = _mm512_set1_pd(sum);
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       _mm512_mask_storeu_pd(w + i, lanes,
                             _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, w + i), divisor));
     }
@@ -175,7 +180,7 @@ PFLOW_AVX512 void weighted_sum_avx512(const double* const* parts, const double* 
     const double* w = weights + j * components;
     const std::ptrdiff_t offset = j * rows;
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       __m512d sum =
           _mm512_mul_pd(_mm512_set1_pd(w[0]), _mm512_maskz_loadu_pd(lanes, parts[0] + offset + i));
       for (std::ptrdiff_t k = 1; k < components; ++k)
@@ -191,7 +196,7 @@ PFLOW_AVX512 void subtract_mean_avx512(const double* z, const double* mean, std:
                                        std::ptrdiff_t cols, double* out) {
   for (std::ptrdiff_t j = 0; j < cols; ++j)
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       _mm512_mask_storeu_pd(out + j * rows + i, lanes,
                             _mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, z + j * rows + i),
                                           _mm512_maskz_loadu_pd(lanes, mean + i)));
@@ -206,7 +211,7 @@ PFLOW_AVX512 void quadratic_terms_avx512(const double* c, const double* y, std::
     const double* b = y + j * rows;
     __m512d lane = _mm512_setzero_pd();
     for (std::ptrdiff_t i = 0; i < rows; i += 8) {
-      const __mmask8 lanes = rows - i >= 8 ? 0xff : static_cast<__mmask8>((1u << (rows - i)) - 1);
+      const __mmask8 lanes = lanes_for(rows - i);
       // masked-off lanes add 0 * 0: no change (a lane is never -0: it starts at +0)
       lane = _mm512_add_pd(lane, _mm512_mul_pd(_mm512_maskz_loadu_pd(lanes, a + i),
                                                _mm512_maskz_loadu_pd(lanes, b + i)));
