@@ -35,6 +35,12 @@ json to_json(const py::handle& o, const std::string& path) {
   if (py::isinstance<py::int_>(o)) return o.cast<long long>();
   if (py::isinstance<py::float_>(o)) return o.cast<double>();
   if (py::isinstance<py::str>(o)) return o.cast<std::string>();
+  // numpy's scalars (np.int64(3), np.float32(0.5), np.bool_(True)) as the Python values they
+  // hold: configs built from arrays carry them, and only np.float64 is a Python float.
+  // (Held for the process's life, never released: a static py::object would be released after
+  // the interpreter has gone.)
+  static const auto* numpy_scalar = new py::object(py::module_::import("numpy").attr("generic"));
+  if (py::isinstance(o, *numpy_scalar)) return to_json(o.attr("item")(), path);
   if (py::isinstance<py::dict>(o)) {
     json j = json::object();
     for (const auto& [k, v] : o.cast<py::dict>()) {

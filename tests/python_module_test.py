@@ -152,6 +152,28 @@ if not float(np.abs(mapped - tight.x).max()) <= 1e-9:
     failures.append(f"exact_flow vs Bulirsch-Stoer: {float(np.abs(mapped - tight.x).max()):.3g}")
 print(f"2c. exact flow map vs Bulirsch-Stoer 1e-13: {float(np.abs(mapped - tight.x).max()):.3g}")
 
+# 2d. numpy scalars in configs (values taken from arrays) act as the Python numbers they hold.
+np_sde = pflow.make_sde({"type": "vp-linear", "beta_min": np.float64(0.1),
+                         "beta_max": np.int64(20)}, dim=np.int64(2))
+np_target = pflow.make_target({"type": "gmm", "weights": [np.float32(0.5), np.float64(0.5)],
+                               "means": [[np.int64(-1), np.int32(0)], [np.int16(1), 0]],
+                               "covs": [np.eye(2), np.eye(2)]})
+plain_target = pflow.make_target({"type": "gmm", "weights": [0.5, 0.5], "means": [[-1, 0], [1, 0]],
+                                  "covs": [np.eye(2).tolist()] * 2})
+np_grid = pflow.time_grid(np_sde, "logsnr", 1.0, 1e-3, np.int64(8))
+np_solve = pflow.solve("dpm-solver++-2m", np_sde, pflow.analytic(np_sde, np_target), np_grid, x_T)
+plain_solve = pflow.solve("dpm-solver++-2m", sde, pflow.analytic(sde, plain_target),
+                          pflow.time_grid(sde, "logsnr", 1.0, 1e-3, 8), x_T)
+if not np.array_equal(np_solve.x, plain_solve.x):
+    failures.append("numpy scalars in configs: a different solve from the plain numbers'")
+try:
+    pflow.make_sde({"type": "vp-linear", "beta_min": np.float64(-1.0)}, dim=2)
+    failures.append("no ValueError for a negative np.float64 beta_min")
+except ValueError as e:
+    if "beta_min" not in str(e):
+        failures.append(f"the ValueError does not name beta_min: {e}")
+print("2d. numpy scalars (int16/32/64, float32/64) in configs: the same solve as plain numbers")
+
 # 3. read and run.
 result = pflow.read(shipped)
 with h5py.File(shipped, "r") as f:
