@@ -54,7 +54,7 @@ class UniPc : public Solver<Scalar> {
         d1s.push_back((past[m].x0 - m0) / rks(m - 1));
       }
       rks(p - 1) = 1;
-      const Scalar b_h = bh2_ ? Scalar(hh * phi(1, hh)) : hh;  // e^{hh} - 1 or hh
+      const Scalar b_h = bh2_ ? Scalar(boost::math::expm1(hh)) : hh;  // e^{hh} - 1 or hh
       Mat<Scalar> r(p, p);
       Vec<Scalar> b(p);
       Scalar factorial = 1;
@@ -63,7 +63,7 @@ class UniPc : public Solver<Scalar> {
         for (int col = 0; col < p; ++col) r(row - 1, col) = pow_int(rks(col), row - 1);
         b(row - 1) = hh * phi(row + 1, hh) * factorial / b_h;
       }
-      const Mat<Scalar> base = (t.sigma / s.sigma) * x - (t.alpha * hh * phi(1, hh)) * m0;
+      const Mat<Scalar> base = (t.sigma / s.sigma) * x - (t.alpha * boost::math::expm1(hh)) * m0;
       Mat<Scalar> predicted = base;
       if (p >= 2) {
         Vec<Scalar> rhos_p(p - 1);
