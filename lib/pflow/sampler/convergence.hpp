@@ -48,23 +48,10 @@ struct OrderProblem {
     set_reference([value = std::move(value)] { return value; });
   }
 
-  Problem<Scalar> problem() const {
-    Problem<Scalar> p;
-    p.sde = sde.get();
-    p.model = model.get();
-    auto sde_ = sde;
-    auto data_ = data;
-    if (data->components() == 1) {
-      p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
-        return exact_flow_map(*sde_, *data_, x, s, t);
-      };
-    } else {
-      p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
-        return reference_flow(*sde_, *data_, x, s, t);
-      };
-    }
-    return p;
-  }
+  // The problem as the solvers see it: the SDE, the analytic model and the exact flow (the closed
+  // form for one component, the reference flow for a mixture). Defined below, instantiated once
+  // for double, mp50 and f128 (order_problems.cpp).
+  Problem<Scalar> problem() const;
 
  private:
   struct LazyReference {
@@ -74,6 +61,25 @@ struct OrderProblem {
   };
   std::shared_ptr<LazyReference> reference_ = std::make_shared<LazyReference>();
 };
+
+template <class Scalar>
+Problem<Scalar> OrderProblem<Scalar>::problem() const {
+  Problem<Scalar> p;
+  p.sde = sde.get();
+  p.model = model.get();
+  auto sde_ = sde;
+  auto data_ = data;
+  if (data->components() == 1) {
+    p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
+      return exact_flow_map(*sde_, *data_, x, s, t);
+    };
+  } else {
+    p.exact_flow = [sde_, data_](const Mat<Scalar>& x, const Scalar& s, const Scalar& t) {
+      return reference_flow(*sde_, *data_, x, s, t);
+    };
+  }
+  return p;
+}
 
 struct Level {
   int steps = 0;
@@ -181,5 +187,16 @@ std::vector<std::string> order_problem_names();
 extern template const OrderProblem<double>& order_problem<double>(const std::string&);
 extern template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
 extern template const OrderProblem<f128>& order_problem<f128>(const std::string&);
+
+// Compiled once, in order_problems.cpp: every user (the orders command, the tests) links these
+// instead of instantiating the solve driver and the reference flow again in each precision.
+#define PFLOW_CONVERGENCE_INSTANTIATION(PREFIX, S)                                        \
+  PREFIX template Problem<S> OrderProblem<S>::problem() const;                            \
+  PREFIX template std::vector<Level> convergence_levels<S>(                               \
+      const nlohmann::json&, const OrderProblem<S>&, const std::vector<int>&, Direction); \
+  PREFIX template double roundoff_floor<S>(const OrderProblem<S>&, Direction);
+PFLOW_CONVERGENCE_INSTANTIATION(extern, double)
+PFLOW_CONVERGENCE_INSTANTIATION(extern, mp50)
+PFLOW_CONVERGENCE_INSTANTIATION(extern, f128)
 
 }  // namespace pflow

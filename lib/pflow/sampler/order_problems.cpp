@@ -115,5 +115,8 @@ const OrderProblem<Scalar>& order_problem(const std::string& name) {
 template const OrderProblem<double>& order_problem<double>(const std::string&);
 template const OrderProblem<mp50>& order_problem<mp50>(const std::string&);
 template const OrderProblem<f128>& order_problem<f128>(const std::string&);
+PFLOW_CONVERGENCE_INSTANTIATION(, double)
+PFLOW_CONVERGENCE_INSTANTIATION(, mp50)
+PFLOW_CONVERGENCE_INSTANTIATION(, f128)
 
 }  // namespace pflow
