@@ -2,6 +2,8 @@
 #include "pflow/core/json_fields.hpp"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <utility>
 #include <vector>
 
@@ -88,6 +90,15 @@ void require_bounded_depth(const json& value, const std::string& field) {
                        too_deep(""));
     for (const json& child : *v) stack.emplace_back(&child, depth + 1);
   }
+}
+
+std::optional<std::string> read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return std::move(text).str();
 }
 
 }  // namespace pflow

@@ -36,6 +36,10 @@ int json_nesting_excess(const std::string& text, int limit);
 // the caller's own message.
 json parse_json_text(const std::string& text, const std::string& field, const std::string& value);
 
+// The whole content of a file, bytes as they are (a config, a checkpoint's JSON or states);
+// std::nullopt if it cannot be opened or read.
+std::optional<std::string> read_text_file(const std::string& path);
+
 // The same bound on a value built in memory (a config given as an object, not as text): an
 // InputError on `field` when it nests deeper than max_json_depth. Walks without recursion.
 void require_bounded_depth(const json& value, const std::string& field);

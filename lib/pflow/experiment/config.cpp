@@ -6,9 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "pflow/core/json_fields.hpp"
 #include "pflow/experiment/kinds.hpp"
@@ -441,11 +439,9 @@ ExperimentConfig parse_experiment_text(const std::string& text, const std::strin
 }
 
 ExperimentConfig load_experiment(const std::string& path) {
-  std::ifstream in(path);
-  require(static_cast<bool>(in), "config file", path, "cannot be read");
-  std::stringstream text;
-  text << in.rdbuf();
-  ExperimentConfig c = parse_experiment_text(text.str(), path);
+  const std::optional<std::string> text = read_text_file(path);
+  require(text.has_value(), "config file", path, "cannot be read");
+  ExperimentConfig c = parse_experiment_text(*text, path);
   c.directory = std::filesystem::path(path).parent_path().string();
   return c;
 }

@@ -188,10 +188,8 @@ void open_checkpoint(const std::string& dir, const ExperimentConfig& c, bool res
   nlohmann::json expected = c.normalized;
   if (!model_sha256.empty()) expected["checkpoint_model_sha256"] = model_sha256;
   if (resume && fs::exists(config_file)) {
-    std::ifstream in(config_file);
-    std::stringstream text;
-    text << in.rdbuf();
-    const nlohmann::json saved = parse_json_text(text.str(), "--resume", config_file);
+    const nlohmann::json saved =
+        parse_json_text(read_text_file(config_file).value_or(""), "--resume", config_file);
     require(!saved.is_discarded() && saved == expected, "--resume", dir,
             "holds the checkpoint of a different config (or model file); pass --force instead "
             "to start over");
@@ -263,11 +261,9 @@ std::vector<char> load_checkpoint(const ExperimentConfig& c, const RunOptions& o
   for (size_t k = 0; options.resume && k < plan.index.size(); ++k) {
     const std::string file = cell_file(options.checkpoint_dir, k);
     if (!std::filesystem::exists(file)) continue;
-    std::ifstream in(file);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (json_nesting_excess(text.str(), max_json_depth) >= 0) continue;  // not ours: run it again
-    const nlohmann::json j = nlohmann::json::parse(text.str(), nullptr, false);
+    const std::string text = read_text_file(file).value_or("");
+    if (json_nesting_excess(text, max_json_depth) >= 0) continue;  // not ours: run it again
+    const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded()) continue;  // (cannot happen: cell files are renamed into place)
     CellResult cell = cell_from_json(j);
     if (!read_cell_states(options.checkpoint_dir, j.at("x"), cell)) continue;  // run it again
@@ -509,12 +505,7 @@ bool run_particle_stage(const std::string& phase, bool exact_map, const RunSetup
     tolerances[k] = h.at("tolerance").get<double>();
     return true;
   };
-  const auto read_text = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
+  const auto read_text = [](const std::string& path) { return read_text_file(path).value_or(""); };
   if (cluster::root() && options.resume && !options.checkpoint_dir.empty()) {
     for (size_t k = 0; k < chunks; ++k) {
       if (!std::filesystem::exists(file(k, ".json"))) continue;

@@ -259,4 +259,12 @@ Mat<Scalar> exact_flow_map(const LinearSde<Scalar>& sde, const GaussianMixture<S
   return sde.from_spectral(map.apply(zs.colwise() - ms.col(0)).colwise() + mt.col(0));
 }
 
+// Compiled once for double, mp50 and f128 (instantiate_mixture.cpp).
+#define PFLOW_EXACT_FLOW_INSTANTIATION(PREFIX, S)                                          \
+  PREFIX template Mat<S> exact_flow_map<S>(const LinearSde<S>&, const GaussianMixture<S>&, \
+                                           const Mat<S>&, const S&, const S&);
+PFLOW_EXACT_FLOW_INSTANTIATION(extern, double)
+PFLOW_EXACT_FLOW_INSTANTIATION(extern, mp50)
+PFLOW_EXACT_FLOW_INSTANTIATION(extern, f128)
+
 }  // namespace pflow

@@ -87,4 +87,16 @@ Mat<Scalar> reference_flow(const LinearSde<Scalar>& sde, const GaussianMixture<S
                                 stats);
 }
 
+// Compiled once for double, mp50 and f128 (instantiate_mixture.cpp): the Bulirsch-Stoer driver
+// in each number type is not compiled again by every user.
+#define PFLOW_REFERENCE_FLOW_INSTANTIATION(PREFIX, S)                                              \
+  PREFIX template Mat<S> reference_flow<S>(const LinearSde<S>&, const Denoiser<S>&, const Mat<S>&, \
+                                           const S&, const S&, const S&, ReferenceStats*);         \
+  PREFIX template Mat<S> reference_flow<S>(const LinearSde<S>&, const GaussianMixture<S>&,         \
+                                           const Mat<S>&, const S&, const S&, const S&,            \
+                                           ReferenceStats*);
+PFLOW_REFERENCE_FLOW_INSTANTIATION(extern, double)
+PFLOW_REFERENCE_FLOW_INSTANTIATION(extern, mp50)
+PFLOW_REFERENCE_FLOW_INSTANTIATION(extern, f128)
+
 }  // namespace pflow

@@ -41,8 +41,8 @@ Scalar phi(int k, const Scalar& z) {
     for (int j = n; j >= 1; --j) nested = 1 + z * nested / (k + j);
     return nested / factorial;
   }
-  Scalar value = boost::math::expm1(z) / z;  // phi_1
-  Scalar inverse_factorial = 1;              // 1/i! for the step phi_i -> phi_{i+1}
+  Scalar value = phi(1, z);
+  Scalar inverse_factorial = 1;  // 1/i! for the step phi_i -> phi_{i+1}
   for (int i = 1; i < k; ++i) {
     value = (value - inverse_factorial) / z;
     inverse_factorial /= (i + 1);

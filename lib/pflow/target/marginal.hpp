@@ -482,8 +482,8 @@ class Marginal {
 };
 
 // The members that instantiate the factorisations and products, defined out of the class: for
-// double, mp50 and f128 they are compiled once (target/marginal.cpp) and every other translation
-// unit links them (the declarations at the end), instead of compiling them again.
+// double, mp50 and f128 they are compiled once (instantiate_mixture.cpp) and every other
+// translation unit links them (the declarations at the end), instead of compiling them again.
 
 template <class Scalar>
 Marginal<Scalar>::Marginal(const LinearSde<Scalar>& sde, const GaussianMixture<Scalar>& data,
