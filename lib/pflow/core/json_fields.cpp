@@ -96,8 +96,7 @@ std::optional<std::string> read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return std::nullopt;
   std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
+  text << in.rdbuf();  // an empty file, or a directory (which opens on Linux), gives ""
   return std::move(text).str();
 }
 

@@ -37,7 +37,7 @@ int json_nesting_excess(const std::string& text, int limit);
 json parse_json_text(const std::string& text, const std::string& field, const std::string& value);
 
 // The whole content of a file, bytes as they are (a config, a checkpoint's JSON or states);
-// std::nullopt if it cannot be opened or read.
+// std::nullopt if it cannot be opened.
 std::optional<std::string> read_text_file(const std::string& path);
 
 // The same bound on a value built in memory (a config given as an object, not as text): an
